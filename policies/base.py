@@ -1,0 +1,129 @@
+"""The policy interface: what a policy sees and what it returns.
+
+The simulator steps a batch of sessions in lockstep (all sessions are at the same chunk
+index). Before each chunk it hands the policy an :class:`Observation` of arrays with a
+leading session axis and expects one rung index per session back. Everything fixed for
+the run (ladder, chunk qualities under the QoE in use, decode times on the device) comes
+once, in the :class:`PolicyContext` given to :meth:`Policy.reset`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+import numpy as np
+
+from abr.errors import InputError
+from abr.ladder import Ladder
+from abr.qoe import QoE
+
+__all__ = ["Observation", "Policy", "PolicyContext", "parse_params"]
+
+
+@dataclass(frozen=True, eq=False)
+class PolicyContext:
+    """What is fixed for a run.
+
+    :param ladder: the ladder.
+    :param qoe: the QoE in use.
+    :param quality: q of every chunk and rung under ``qoe``, shape ``(chunks, rungs)``.
+    :param decode_s: decode time of every chunk and rung on the device, seconds.
+    :param buffer_cap_s: the player's buffer cap, seconds.
+    """
+
+    ladder: Ladder
+    qoe: QoE
+    quality: np.ndarray
+    decode_s: np.ndarray
+    buffer_cap_s: float
+
+    @property
+    def chunk_s(self) -> np.ndarray:
+        return self.ladder.duration_s
+
+
+@dataclass(frozen=True, eq=False)
+class Observation:
+    """The state of every session just before chunk ``chunk`` is requested.
+
+    Histories have shape ``(sessions, history)``, oldest first, NaN where no chunk has been
+    downloaded yet.
+
+    :param chunk: index of the chunk to choose (same for all sessions).
+    :param buffer_s: downloaded but unplayed video, seconds.
+    :param last_rung: rung of the previous chunk, -1 before the first.
+    :param throughput_mbps: observed throughput of past chunks (size / delay), Mbit/s.
+    :param delay_s: download delay of past chunks, seconds.
+    :param decode_backlog_s: decode work still queued on the device, seconds.
+    :param clock_s: session time, seconds.
+    :param stall_s: total stall time so far, seconds (startup excluded).
+    """
+
+    chunk: int
+    buffer_s: np.ndarray
+    last_rung: np.ndarray
+    throughput_mbps: np.ndarray
+    delay_s: np.ndarray
+    decode_backlog_s: np.ndarray
+    clock_s: np.ndarray
+    stall_s: np.ndarray
+
+    @property
+    def n_sessions(self) -> int:
+        return len(self.buffer_s)
+
+
+class Policy(ABC):
+    """An ABR policy: ``reset`` once per run, then ``act`` before every chunk.
+
+    Subclasses set ``name`` (the registry key) and, if they take parameters, ``Params``
+    (a frozen dataclass whose fields are the ``--policy name:key=value`` options).
+    """
+
+    name: ClassVar[str]
+    Params: ClassVar[type | None] = None
+
+    def __init__(self, params=None):
+        if self.Params is not None:
+            self.params = params if params is not None else self.Params()
+        else:
+            self.params = None
+        self.ctx: PolicyContext | None = None
+
+    def reset(self, ctx: PolicyContext, n_sessions: int) -> None:
+        """Start a run of ``n_sessions`` sessions."""
+        self.ctx = ctx
+
+    @abstractmethod
+    def act(self, obs: Observation) -> np.ndarray:
+        """Rung index for every session, shape ``(sessions,)``, int."""
+
+
+def parse_params(cls: type, options: str, where: str) -> object:
+    """``key=value,key=value`` -> an instance of the dataclass ``cls`` (types from its fields)."""
+    kinds = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for item in filter(None, (s.strip() for s in options.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or key not in kinds:
+            raise InputError(f"bad option {item!r} for {where}; valid keys: {', '.join(kinds) or 'none'}")
+        default = getattr(cls(), key)
+        try:
+            if isinstance(default, bool):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                kwargs[key] = value.lower() in ("true", "1")
+            elif isinstance(default, int):
+                kwargs[key] = int(value)
+            elif isinstance(default, float):
+                kwargs[key] = float(value)
+            else:
+                kwargs[key] = value
+        except ValueError:
+            raise InputError(f"bad value {value!r} for {where} option {key!r}") from None
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise InputError(f"{where}: {exc}") from None

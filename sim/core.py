@@ -1,0 +1,268 @@
+"""The batched simulator core: every session's state is one numpy array.
+
+Model, per session (read top to bottom in :meth:`BatchSimulator.step`):
+
+1. The policy picks rung r for chunk k; the request leaves at the session clock.
+2. Network (``sim.network``): the chunk of ``size[k, r]`` bytes arrives at a_k.
+3. Decoder: decoding ends at e_k = max(a_k, e_{k-1}) + D_k, with D_k = frames_k x the
+   device's per-frame decode time of the rung's decoder.
+4. Player: chunk k plays at p_k = max(e_k, p_{k-1} + L_{k-1}); the wait beyond the end of
+   chunk k-1 is a stall (for k = 0, p_0 is the startup delay).
+5. Buffer cap: when more than ``buffer_cap_s`` of downloaded video is unplayed, the
+   downloader waits until it is not (in ``sleep_quantum_s`` steps, as Pensieve sleeps).
+6. QoE of the chunk from ``abr.qoe`` (stall_0 = startup delay).
+
+A decoder slower than real time therefore stalls playback even on a fast network. All
+sessions advance one chunk per step, so a run of K chunks is K numpy steps whatever the
+number of sessions; a single Gymnasium env is a batch of one on the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from abr.errors import InputError
+from abr.ladder import Ladder
+from abr.qoe import QoE
+from policies.base import Observation, PolicyContext
+from sim.device import DeviceProfile
+from sim.network import NetworkConfig, TraceBank
+from sim.rng import uniform
+from traces.trace import Trace
+
+__all__ = ["BatchSimulator", "PlayerConfig", "SimConfig", "SIM_PRESETS", "StepInfo"]
+
+_STREAM_START, _STREAM_NOISE = 0, 1
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerConfig:
+    """The client.
+
+    :param buffer_cap_s: most downloaded-but-unplayed video the player holds, seconds.
+    :param sleep_quantum_s: the downloader waits in steps of this length (0 = exact).
+    :param history: number of past chunks in the observation.
+    """
+
+    buffer_cap_s: float = 60.0
+    sleep_quantum_s: float = 0.5
+    history: int = 8
+
+    def __post_init__(self) -> None:
+        if self.buffer_cap_s <= 0:
+            raise ValueError(f"PlayerConfig.buffer_cap_s must be > 0, got {self.buffer_cap_s}")
+        if self.sleep_quantum_s < 0:
+            raise ValueError(f"PlayerConfig.sleep_quantum_s must be >= 0, got {self.sleep_quantum_s}")
+        if self.history < 1:
+            raise ValueError(f"PlayerConfig.history must be >= 1, got {self.history}")
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """Network plus player."""
+
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    player: PlayerConfig = field(default_factory=PlayerConfig)
+
+
+#: ``pensieve``: Pensieve's simulator; ``latency``: per-request latency, Sabre-like client.
+SIM_PRESETS: dict[str, SimConfig] = {
+    "pensieve": SimConfig(),
+    "latency": SimConfig(
+        NetworkConfig(mode="latency", payload_fraction=1.0, noise_low=1.0, noise_high=1.0, random_start=False),
+        PlayerConfig(buffer_cap_s=25.0, sleep_quantum_s=0.0),
+    ),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class StepInfo:
+    """Per-chunk metrics of one step, arrays of shape ``(sessions,)``."""
+
+    chunk: int
+    rung: np.ndarray
+    size_bytes: np.ndarray
+    delay_s: np.ndarray
+    throughput_mbps: np.ndarray
+    decode_s: np.ndarray
+    stall_s: np.ndarray
+    wait_s: np.ndarray
+    buffer_s: np.ndarray
+    quality: np.ndarray
+    lpips: np.ndarray
+    severe_frac: np.ndarray
+    reward: np.ndarray
+
+
+class BatchSimulator:
+    """Steps many streaming sessions of the same ladder at once.
+
+    :param traces: the traces sessions can run on.
+    :param ladder: the ladder.
+    :param device: the receiving device.
+    :param qoe: the QoE that scores each chunk.
+    :param config: network and player configuration.
+    """
+
+    def __init__(self, traces: list[Trace], ladder: Ladder, device: DeviceProfile, qoe: QoE, config: SimConfig | None = None):
+        self.config = config or SimConfig()
+        net = self.config.network
+        self.bank = TraceBank(traces, payload_fraction=net.payload_fraction, default_latency_s=net.rtt_s)
+        self.ladder = ladder
+        self.device = device
+        self.qoe = qoe
+        self.quality = qoe.chunk_quality(ladder)
+        self.decode = device.decode_s(ladder)
+        self.chunk_s = ladder.duration_s
+        self.content_end_s = np.cumsum(ladder.duration_s)  # S_j
+        self.context = PolicyContext(ladder, qoe, self.quality, self.decode, self.config.player.buffer_cap_s)
+        self.n = 0
+        self.k = 0
+
+    @property
+    def n_chunks(self) -> int:
+        return self.ladder.n_chunks
+
+    # ------------------------------------------------------------------ reset
+    def reset(self, trace_index: np.ndarray, keys: np.ndarray) -> Observation:
+        """Start one session per entry of ``trace_index`` with random keys ``keys`` (uint64)."""
+        tix = np.asarray(trace_index, dtype=np.int64)
+        if tix.ndim != 1 or tix.size == 0:
+            raise ValueError("trace_index must be a non-empty 1-D array")
+        if tix.min() < 0 or tix.max() >= len(self.bank):
+            raise InputError(f"trace index out of range 0..{len(self.bank) - 1}")
+        n = self.n = len(tix)
+        h = self.config.player.history
+        self.tix = tix
+        self.keys = np.asarray(keys, dtype=np.uint64)
+        if self.config.network.random_start:
+            self.pos = uniform(self.keys, 0, _STREAM_START) * self.bank.total_s[tix]
+        else:
+            self.pos = np.zeros(n)
+        self.k = 0
+        self.clock = np.zeros(n)
+        self.dec_free = np.zeros(n)
+        self.play_start = np.zeros((n, self.n_chunks))
+        self.play_end = np.zeros(n)
+        self.last_rung = np.full(n, -1, dtype=np.int64)
+        self.last_q = np.full(n, np.nan)
+        self.thr_hist = np.full((n, h), np.nan)
+        self.delay_hist = np.full((n, h), np.nan)
+        self.stall_total = np.zeros(n)
+        return self._observe(np.zeros(n))
+
+    # ------------------------------------------------------------------- step
+    def step(self, rungs: np.ndarray) -> tuple[Observation, StepInfo, bool]:
+        """Download, decode and schedule chunk ``k`` at ``rungs``; return the next observation."""
+        k, n = self.k, self.n
+        if k >= self.n_chunks:
+            raise RuntimeError("step() after the last chunk; call reset()")
+        r = np.asarray(rungs, dtype=np.int64).reshape(-1)
+        if r.shape != (n,):
+            raise ValueError(f"expected {n} rungs, got shape {np.shape(rungs)}")
+        if r.min() < 0 or r.max() >= self.ladder.n_rungs:
+            raise ValueError(f"rung out of range 0..{self.ladder.n_rungs - 1}: {r.min()}..{r.max()}")
+        net, player, bank = self.config.network, self.config.player, self.bank
+        size = self.ladder.size_bytes[k, r]
+
+        # 2. network
+        if net.mode == "pensieve":
+            dl = bank.download(self.tix, self.pos, size)
+            self.pos = bank.advance(self.tix, self.pos, dl)
+            noise = net.noise_low + (net.noise_high - net.noise_low) * uniform(self.keys, k, _STREAM_NOISE)
+            delay = (dl + net.rtt_s) * noise
+        else:
+            lat = bank.latency(self.tix, self.pos)
+            pos = bank.advance(self.tix, self.pos, lat)
+            dl = bank.download(self.tix, pos, size)
+            self.pos = bank.advance(self.tix, pos, dl)
+            delay = lat + dl
+        arrive = self.clock + delay
+
+        # 3. decoder
+        dec = self.decode[k, r]
+        decoded = np.maximum(arrive, self.dec_free) + dec
+        self.dec_free = decoded
+
+        # 4. player
+        if k == 0:
+            play = decoded
+            stall = decoded
+        else:
+            play = np.maximum(decoded, self.play_end)
+            stall = play - self.play_end
+            self.stall_total = self.stall_total + stall
+        self.play_start[:, k] = play
+        self.play_end = play + self.chunk_s[k]
+
+        # 6. QoE
+        q = self.quality[k, r]
+        reward = self.qoe.reward(q, stall, self.last_q)
+
+        # 5. buffer cap: wait until the unplayed video fits under the cap
+        wait = np.zeros(n)
+        if k + 1 < self.n_chunks:
+            target = self.content_end_s[k] - player.buffer_cap_s  # content that must have played
+            if target > 0:
+                j = np.searchsorted(self.content_end_s, target, side="right")
+                before = self.content_end_s[j - 1] if j > 0 else 0.0
+                when = self.play_start[:, j] + (target - before)
+                wait = np.maximum(when - arrive, 0.0)
+                if player.sleep_quantum_s > 0:
+                    wait = np.ceil(wait / player.sleep_quantum_s - 1e-9) * player.sleep_quantum_s
+                if np.any(wait > 0):
+                    self.pos = bank.advance(self.tix, self.pos, wait)
+        self.clock = arrive + wait
+
+        thr = size * 8.0 / delay / 1e6
+        # fresh arrays, so an observation a policy keeps never changes under it
+        self.thr_hist = np.concatenate([self.thr_hist[:, 1:], thr[:, None]], axis=1)
+        self.delay_hist = np.concatenate([self.delay_hist[:, 1:], delay[:, None]], axis=1)
+        self.last_rung = r
+        self.last_q = q
+        self.k = k + 1
+        buffer = self._buffer(self.clock)
+        info = StepInfo(
+            chunk=k,
+            rung=r,
+            size_bytes=size,
+            delay_s=delay,
+            throughput_mbps=thr,
+            decode_s=dec,
+            stall_s=stall,
+            wait_s=wait,
+            buffer_s=buffer,
+            quality=q,
+            lpips=self.ladder.lpips_mean[k, r],
+            severe_frac=self.ladder.severe_frac[k, r],
+            reward=reward,
+        )
+        return self._observe(buffer), info, self.k == self.n_chunks
+
+    # -------------------------------------------------------------- internals
+    def _buffer(self, t: np.ndarray) -> np.ndarray:
+        """Downloaded but unplayed video at time ``t`` (chunks 0..k-1 downloaded)."""
+        k = self.k
+        if k == 0:
+            return np.zeros(self.n)
+        starts = self.play_start[:, :k]
+        playing = (starts <= t[:, None]).sum(axis=1) - 1  # chunk being played (or last started)
+        j = np.maximum(playing, 0)
+        before = np.where(j > 0, self.content_end_s[j - 1], 0.0)
+        into = np.clip(t - starts[np.arange(self.n), j], 0.0, self.chunk_s[j])
+        played = np.where(playing >= 0, before + into, 0.0)
+        return self.content_end_s[k - 1] - played
+
+    def _observe(self, buffer: np.ndarray) -> Observation:
+        return Observation(
+            chunk=self.k,
+            buffer_s=buffer,
+            last_rung=self.last_rung,
+            throughput_mbps=self.thr_hist,
+            delay_s=self.delay_hist,
+            decode_backlog_s=np.maximum(self.dec_free - self.clock, 0.0),
+            clock_s=self.clock,
+            stall_s=self.stall_total,
+        )

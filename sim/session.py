@@ -1,0 +1,137 @@
+"""Run whole sessions: a policy against traces, on a ladder and a device, scored by a QoE."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from abr.ladder import Ladder
+from abr.qoe import QoE
+from policies.base import Policy
+from sim.core import BatchSimulator, SimConfig, StepInfo
+from sim.device import DeviceProfile
+from sim.rng import session_keys
+from traces.trace import Trace
+
+__all__ = ["SessionResults", "run_sessions", "SUMMARY_COLUMNS"]
+
+_CHUNK_FIELDS = (
+    "rung", "size_bytes", "delay_s", "throughput_mbps", "decode_s", "stall_s",
+    "wait_s", "buffer_s", "quality", "lpips", "severe_frac", "reward",
+)  # fmt: skip
+
+#: Per-session summary columns and their meaning.
+SUMMARY_COLUMNS = {
+    "qoe_mean": "mean per-chunk QoE",
+    "qoe_total": "sum of per-chunk QoE",
+    "lpips_mean": "play-time weighted mean LPIPS",
+    "stall_ratio": "stall time / (stall time + video time), startup excluded",
+    "stall_s": "total stall time, seconds (startup excluded)",
+    "stall_count": "number of chunks that stalled (startup excluded)",
+    "startup_s": "startup delay, seconds",
+    "switches": "number of rung changes",
+    "kbps": "mean bitrate on the wire, kbit/s",
+    "severe_frac": "fraction of frames with LPIPS above the ladder's severe threshold",
+    "decode_ms_per_frame": "mean decode time per frame on the device, ms",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class SessionResults:
+    """Per-chunk arrays of shape ``(chunks, sessions)`` plus the run's identity."""
+
+    policy: str
+    ladder: Ladder
+    qoe: QoE
+    device: str
+    trace_names: list[str]
+    session_ids: np.ndarray
+    trace_index: np.ndarray
+    chunks: dict[str, np.ndarray]
+
+    @property
+    def n_sessions(self) -> int:
+        return len(self.session_ids)
+
+    def summary_arrays(self) -> dict[str, np.ndarray]:
+        """Per-session metrics (see :data:`SUMMARY_COLUMNS`)."""
+        c, lad = self.chunks, self.ladder
+        dur = lad.duration_s[:, None]
+        frames = lad.frames[:, None]
+        stall = c["stall_s"][1:].sum(axis=0)
+        video_s = lad.total_duration_s
+        rung = c["rung"]
+        return {
+            "qoe_mean": c["reward"].mean(axis=0),
+            "qoe_total": c["reward"].sum(axis=0),
+            "lpips_mean": (c["lpips"] * dur).sum(axis=0) / video_s,
+            "stall_ratio": stall / (stall + video_s),
+            "stall_s": stall,
+            "stall_count": (c["stall_s"][1:] > 1e-9).sum(axis=0),
+            "startup_s": c["stall_s"][0],
+            "switches": (np.diff(rung, axis=0) != 0).sum(axis=0),
+            "kbps": c["size_bytes"].sum(axis=0) * 8.0 / video_s / 1000.0,
+            "severe_frac": (c["severe_frac"] * frames).sum(axis=0) / lad.frames.sum(),
+            "decode_ms_per_frame": c["decode_s"].sum(axis=0) / lad.frames.sum() * 1000.0,
+        }
+
+    def sessions_frame(self):
+        """One row per session (pandas DataFrame)."""
+        import pandas as pd
+
+        df = pd.DataFrame(self.summary_arrays())
+        df.insert(0, "trace", [self.trace_names[i] for i in self.trace_index])
+        df.insert(0, "session", self.session_ids)
+        df.insert(0, "policy", self.policy)
+        return df
+
+    def chunks_frame(self):
+        """One row per session and chunk (pandas DataFrame)."""
+        import pandas as pd
+
+        k, n = self.chunks["rung"].shape
+        data = {"session": np.tile(self.session_ids, k), "chunk": np.repeat(np.arange(k), n)}
+        data.update({name: arr.reshape(-1) for name, arr in self.chunks.items()})
+        df = pd.DataFrame(data)
+        df.insert(0, "policy", self.policy)
+        return df.sort_values(["session", "chunk"], kind="stable").reset_index(drop=True)
+
+
+def run_sessions(
+    policy: Policy,
+    traces: list[Trace],
+    ladder: Ladder,
+    device: DeviceProfile,
+    qoe: QoE,
+    *,
+    config: SimConfig | None = None,
+    sessions: int | None = None,
+    seed: int = 0,
+    session_ids: np.ndarray | None = None,
+) -> SessionResults:
+    """Run sessions in one batch; session ``i`` plays trace ``i mod len(traces)``.
+
+    Results depend only on ``seed`` and each session's id, never on the batch it ran in.
+    """
+    sim = BatchSimulator(traces, ladder, device, qoe, config)
+    ids = np.arange(sessions or len(traces)) if session_ids is None else np.asarray(session_ids, dtype=np.int64)
+    tix = ids % len(traces)
+    obs = sim.reset(tix, session_keys(seed, ids))
+    policy.reset(sim.context, len(ids))
+    steps: list[StepInfo] = []
+    done = False
+    while not done:
+        obs, info, done = sim.step(policy.act(obs))
+        steps.append(info)
+    chunks = {f: np.stack([getattr(s, f) for s in steps]) for f in _CHUNK_FIELDS}
+    return SessionResults(
+        policy=getattr(policy, "label", policy.name),
+        ladder=ladder,
+        qoe=qoe,
+        device=device.name,
+        trace_names=[t.name for t in traces],
+        session_ids=ids,
+        trace_index=tix,
+        chunks=chunks,
+    )

@@ -1,0 +1,99 @@
+"""The one in-memory network trace shared by every reader, model and the simulator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from abr.errors import InputError
+
+__all__ = ["Trace"]
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """A piecewise-constant network trace that loops at its end.
+
+    Segment ``i`` lasts ``duration_s[i]`` seconds at ``mbps[i]`` Mbit/s (0 = outage), with
+    one-way request latency ``latency_ms[i]`` where the source gives one (else None).
+
+    :param name: short name (file stem or model name).
+    :param source: where it came from (a path, or ``model:lte seed=3``).
+    """
+
+    duration_s: np.ndarray
+    mbps: np.ndarray
+    latency_ms: np.ndarray | None = None
+    name: str = "trace"
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        dur = np.array(self.duration_s, dtype=np.float64)
+        mbps = np.array(self.mbps, dtype=np.float64)
+        where = self.source or self.name
+        if dur.ndim != 1 or dur.shape != mbps.shape:
+            raise InputError(f"durations {dur.shape} and rates {mbps.shape} must be 1-D of equal length", path=where)
+        if dur.size == 0:
+            raise InputError("trace is empty", path=where)
+        if not (np.all(np.isfinite(dur)) and np.all(np.isfinite(mbps))):
+            raise InputError("trace holds NaN or infinite values", path=where)
+        if np.any(dur <= 0):
+            raise InputError("trace segments must have positive duration (times must increase)", path=where)
+        if np.any(mbps < 0):
+            raise InputError("trace has negative bandwidth", path=where)
+        if not np.any(mbps > 0):
+            raise InputError("trace has no capacity at all (every rate is 0)", path=where)
+        lat = None
+        if self.latency_ms is not None:
+            lat = np.array(self.latency_ms, dtype=np.float64)
+            if lat.shape != dur.shape or not np.all(np.isfinite(lat)) or np.any(lat < 0):
+                raise InputError("latency_ms must be finite, non-negative and one per segment", path=where)
+            lat.setflags(write=False)
+        dur.setflags(write=False)
+        mbps.setflags(write=False)
+        object.__setattr__(self, "duration_s", dur)
+        object.__setattr__(self, "mbps", mbps)
+        object.__setattr__(self, "latency_ms", lat)
+
+    @property
+    def total_s(self) -> float:
+        """Length of one loop of the trace, seconds."""
+        return float(self.duration_s.sum())
+
+    @property
+    def start_s(self) -> np.ndarray:
+        """Start time of every segment, seconds."""
+        return np.concatenate([[0.0], np.cumsum(self.duration_s)[:-1]])
+
+    @property
+    def mean_mbps(self) -> float:
+        """Time-weighted mean throughput, Mbit/s."""
+        return float(np.dot(self.duration_s, self.mbps) / self.total_s)
+
+    @property
+    def outage_share(self) -> float:
+        """Fraction of time with zero throughput."""
+        return float(self.duration_s[self.mbps <= 0].sum() / self.total_s)
+
+    def with_(self, **changes) -> Trace:
+        """A copy with some fields replaced (validated again)."""
+        return replace(self, **changes)
+
+    @classmethod
+    def from_samples(cls, time_s, mbps, latency_ms=None, *, name="trace", source="") -> Trace:
+        """From Pensieve-style samples: rate ``mbps[i]`` holds from ``time_s[i-1]`` to ``time_s[i]``.
+
+        The first sample only fixes the start time, as in Pensieve's simulator.
+        """
+        t = np.asarray(time_s, dtype=np.float64)
+        b = np.asarray(mbps, dtype=np.float64)
+        where = source or name
+        if t.size < 2:
+            raise InputError(f"trace needs at least 2 samples, got {t.size}", path=where)
+        d = np.diff(t)
+        if np.any(~np.isfinite(d)) or np.any(d <= 0):
+            i = int(np.argmax(~(d > 0))) if np.any(~(d > 0)) else 0
+            raise InputError(f"time is not strictly increasing at sample {i + 2}", path=where, line=i + 2)
+        lat = None if latency_ms is None else np.asarray(latency_ms, dtype=np.float64)[1:]
+        return cls(d, b[1:], lat, name=name, source=source)
