@@ -24,3 +24,8 @@ __all__ = [
     "get_device",
     "run_sessions",
 ]
+
+import gymnasium as _gym
+
+if "promptabr/Streaming-v0" not in _gym.registry:
+    _gym.register(id="promptabr/Streaming-v0", entry_point="sim.env:StreamingEnv")

@@ -1,0 +1,171 @@
+"""Gymnasium environment: one streaming session, one chunk per step.
+
+The environment is a batch of one on :class:`sim.core.BatchSimulator`, so it runs the exact
+code of the batched core; :func:`observation_vector` is shared with the batched vector env.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from abr.errors import InputError
+from abr.ladder import Ladder
+from abr.qoe import QoE, get_qoe
+from abr.registry import DEFAULT_LADDER, get_ladder
+from policies.base import Observation
+from sim.core import SIM_PRESETS, BatchSimulator, SimConfig, StepInfo
+from sim.device import DeviceProfile, get_device
+from sim.rng import session_keys
+from traces.sets import load_traces
+from traces.trace import Trace
+
+__all__ = ["StreamingEnv", "observation_size", "observation_vector", "OBS_SCALES"]
+
+#: Normalisation constants of the observation (see :class:`StreamingEnv`).
+OBS_SCALES = {"throughput_mbps": 10.0, "delay_s": 10.0, "rate_mbps": 10.0}
+_OBS_HIGH = 100.0
+DEFAULT_DEVICE = "h200"
+
+
+def observation_size(history: int, n_rungs: int) -> int:
+    """Length of the observation vector."""
+    return 2 * history + 3 * n_rungs + 4
+
+
+def observation_vector(sim: BatchSimulator, obs: Observation) -> np.ndarray:
+    """The normalised observation of every session, shape ``(sessions, observation_size)``.
+
+    Layout (H = history, R = rungs), all clipped to [0, 100]:
+
+    ===========  =========================================================================
+    slice        meaning (unit / normalisation)
+    ===========  =========================================================================
+    [0, H)       throughput of past chunks, Mbit/s / 10, oldest first, 0 = no chunk yet
+    [H, 2H)      download delay of past chunks, s / 10
+    2H           buffer, s / buffer cap
+    2H+1         last rung, (index + 1) / R (0 before the first chunk)
+    2H+2 ..      next chunk's bitrate for every rung, Mbit/s / 10 (R values)
+    ..           next chunk's quality q for every rung, q / max |q| of the ladder (R values)
+    ..           decoder speed for every rung: decode time / chunk duration (R values)
+    2H+3R+2      decode backlog, s / chunk duration
+    2H+3R+3      chunks left / total chunks
+    ===========  =========================================================================
+    """
+    n, k, lad = obs.n_sessions, min(obs.chunk, sim.n_chunks - 1), sim.ladder
+    dur = lad.duration_s[k]
+    qscale = max(float(np.abs(sim.quality).max()), 1e-9)
+    parts = [
+        np.nan_to_num(obs.throughput_mbps / OBS_SCALES["throughput_mbps"], nan=0.0),
+        np.nan_to_num(obs.delay_s / OBS_SCALES["delay_s"], nan=0.0),
+        (obs.buffer_s / sim.config.player.buffer_cap_s)[:, None],
+        ((obs.last_rung + 1) / lad.n_rungs)[:, None],
+        np.broadcast_to(lad.size_bytes[k] * 8e-6 / dur / OBS_SCALES["rate_mbps"], (n, lad.n_rungs)),
+        np.broadcast_to(sim.quality[k] / qscale, (n, lad.n_rungs)),
+        np.broadcast_to(sim.decode[k] / dur, (n, lad.n_rungs)),
+        (obs.decode_backlog_s / dur)[:, None],
+        np.full((n, 1), (sim.n_chunks - obs.chunk) / sim.n_chunks),
+    ]
+    return np.clip(np.concatenate(parts, axis=1), 0.0, _OBS_HIGH).astype(np.float32)
+
+
+def step_info(info: StepInfo, i: int = 0) -> dict[str, Any]:
+    """Per-chunk metrics of session ``i`` as plain Python scalars."""
+    out: dict[str, Any] = {"chunk": info.chunk}
+    for name in ("rung", "size_bytes", "delay_s", "throughput_mbps", "decode_s", "stall_s", "wait_s",
+                 "buffer_s", "quality", "lpips", "severe_frac", "reward"):  # fmt: skip
+        v = getattr(info, name)[i]
+        out[name] = int(v) if name == "rung" else float(v)
+    return out
+
+
+class StreamingEnv(gym.Env):
+    """Adaptive-bitrate streaming of one video over one network trace.
+
+    ## Description
+    Every step the agent picks the rung of the next chunk of a :class:`abr.Ladder` (for
+    prompt streaming: the rank of the Promptus prompts). The simulator downloads it over a
+    trace-driven network, decodes it on the device (a decoder slower than real time stalls
+    playback) and plays it. The model is that of :mod:`sim.core`.
+
+    ## Action Space
+    ``Discrete(R)``: the rung index, 0 = lowest bitrate.
+
+    ## Observation Space
+    ``Box(0, 100, (2H + 3R + 4,), float32)``, see :func:`observation_vector` for the table
+    (throughput and delay history, buffer, last rung, next chunk's bitrate, quality and
+    decode speed for every rung, decode backlog, chunks left).
+
+    ## Rewards
+    The chunk's QoE under the chosen preset (:mod:`abr.qoe`): quality minus stall and switch
+    penalties. The first chunk's startup delay counts as a stall.
+
+    ## Starting State
+    A trace drawn uniformly from the given traces, a random start position within it
+    (``config.network.random_start``), empty buffer.
+
+    ## Episode End
+    Terminates after the last chunk of the ladder; never truncates.
+
+    ## Arguments
+    - ``traces``: list of :class:`traces.Trace` or a ``--trace`` spec (default the ``lte`` model).
+    - ``ladder``: :class:`abr.Ladder` or a ladder spec (default :data:`abr.DEFAULT_LADDER`).
+    - ``device``: :class:`sim.DeviceProfile` or profile name (default ``h200``).
+    - ``qoe``: :class:`abr.QoE` or preset name (default ``perceptual``).
+    - ``config``: :class:`sim.SimConfig` or preset name (``pensieve`` default, ``latency``).
+
+    ``info`` holds the chunk's metrics (rung, bytes, delay, stall, buffer, LPIPS, ...).
+
+    ## Version History
+    - v0: initial version.
+
+    Example::
+
+        >>> import gymnasium as gym, sim
+        >>> env = gym.make("promptabr/Streaming-v0")
+        >>> obs, info = env.reset(seed=0)
+        >>> obs, reward, terminated, truncated, info = env.step(0)
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        traces: list[Trace] | str = "lte",
+        ladder: Ladder | str = DEFAULT_LADDER,
+        device: DeviceProfile | str = DEFAULT_DEVICE,
+        qoe: QoE | str = "perceptual",
+        config: SimConfig | str = "pensieve",
+    ):
+        trace_list = load_traces(traces) if isinstance(traces, str) else list(traces)
+        ladder = get_ladder(ladder) if isinstance(ladder, str) else ladder
+        device = get_device(device) if isinstance(device, str) else device
+        qoe = get_qoe(qoe) if isinstance(qoe, str) else qoe
+        if isinstance(config, str):
+            if config not in SIM_PRESETS:
+                raise InputError(f"unknown simulator preset {config!r}; valid: {', '.join(SIM_PRESETS)}")
+            config = SIM_PRESETS[config]
+        self.sim = BatchSimulator(trace_list, ladder, device, qoe, config)
+        h = config.player.history
+        self.action_space = spaces.Discrete(ladder.n_rungs)
+        self.observation_space = spaces.Box(0.0, _OBS_HIGH, (observation_size(h, ladder.n_rungs),), np.float32)
+        self._obs: Observation | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        tix = int(self.np_random.integers(len(self.sim.bank)))
+        session = int(self.np_random.integers(2**62))
+        self._obs = self.sim.reset(np.array([tix]), session_keys(0, np.array([session])))
+        return observation_vector(self.sim, self._obs)[0], {"trace": self.sim.bank.traces[tix].name}
+
+    def step(self, action):
+        if self._obs is None:
+            raise RuntimeError("call reset() before step()")
+        if not self.action_space.contains(action):
+            raise ValueError(f"action {action!r} not in {self.action_space}")
+        self._obs, info, done = self.sim.step(np.array([int(action)]))
+        obs = observation_vector(self.sim, self._obs)[0]
+        return obs, float(info.reward[0]), done, False, step_info(info)
