@@ -141,6 +141,14 @@ class BatchSimulator:
             self.pos = uniform(self.keys, 0, _STREAM_START) * self.bank.total_s[tix]
         else:
             self.pos = np.zeros(n)
+        self.cum = self.bank.bytes_before(tix, self.pos)  # C(pos), kept beside pos
+        net = self.config.network
+        if net.mode == "pensieve" and net.noise_high > net.noise_low:
+            draws = uniform(self.keys[:, None], np.arange(self.n_chunks)[None, :], _STREAM_NOISE)
+            self.noise = net.noise_low + (net.noise_high - net.noise_low) * draws
+        else:
+            self.noise = np.full((n, self.n_chunks), net.noise_low)
+        self.played = np.zeros(n, dtype=np.int64)  # chunks whose playback started by the clock
         self.k = 0
         self.clock = np.zeros(n)
         self.dec_free = np.zeros(n)
@@ -169,15 +177,12 @@ class BatchSimulator:
 
         # 2. network
         if net.mode == "pensieve":
-            dl = bank.download(self.tix, self.pos, size)
-            self.pos = bank.advance(self.tix, self.pos, dl)
-            noise = net.noise_low + (net.noise_high - net.noise_low) * uniform(self.keys, k, _STREAM_NOISE)
-            delay = (dl + net.rtt_s) * noise
+            dl, self.pos, self.cum = bank.transfer(self.tix, self.pos, self.cum, size)
+            delay = (dl + net.rtt_s) * self.noise[:, k]
         else:
             lat = bank.latency(self.tix, self.pos)
             pos = bank.advance(self.tix, self.pos, lat)
-            dl = bank.download(self.tix, pos, size)
-            self.pos = bank.advance(self.tix, pos, dl)
+            dl, self.pos, self.cum = bank.transfer(self.tix, pos, bank.bytes_before(self.tix, pos), size)
             delay = lat + dl
         arrive = self.clock + delay
 
@@ -214,6 +219,7 @@ class BatchSimulator:
                     wait = np.ceil(wait / player.sleep_quantum_s - 1e-9) * player.sleep_quantum_s
                 if np.any(wait > 0):
                     self.pos = bank.advance(self.tix, self.pos, wait)
+                    self.cum = bank.bytes_before(self.tix, self.pos)
         self.clock = arrive + wait
 
         thr = size * 8.0 / delay / 1e6
@@ -243,16 +249,20 @@ class BatchSimulator:
 
     # -------------------------------------------------------------- internals
     def _buffer(self, t: np.ndarray) -> np.ndarray:
-        """Downloaded but unplayed video at time ``t`` (chunks 0..k-1 downloaded)."""
+        """Downloaded but unplayed video at time ``t`` (chunks 0..k-1 downloaded, ``t`` non-decreasing)."""
         k = self.k
-        if k == 0:
-            return np.zeros(self.n)
-        starts = self.play_start[:, :k]
-        playing = (starts <= t[:, None]).sum(axis=1) - 1  # chunk being played (or last started)
-        j = np.maximum(playing, 0)
-        before = np.where(j > 0, self.content_end_s[j - 1], 0.0)
-        into = np.clip(t - starts[np.arange(self.n), j], 0.0, self.chunk_s[j])
-        played = np.where(playing >= 0, before + into, 0.0)
+        rows = np.arange(self.n)
+        # advance the count of chunks whose playback has started by t (times only grow)
+        while True:
+            nxt = self.play_start[rows, np.minimum(self.played, k - 1)]
+            move = (self.played < k) & (nxt <= t)
+            if not move.any():
+                break
+            self.played += move
+        j = np.maximum(self.played - 1, 0)  # chunk being played (or the last one started)
+        before = self.content_end_s[j] - self.chunk_s[j]
+        into = np.clip(t - self.play_start[rows, j], 0.0, self.chunk_s[j])
+        played = np.where(self.played > 0, before + into, 0.0)
         return self.content_end_s[k - 1] - played
 
     def _observe(self, buffer: np.ndarray) -> Observation:

@@ -55,21 +55,37 @@ def observation_vector(sim: BatchSimulator, obs: Observation) -> np.ndarray:
     2H+3R+3      chunks left / total chunks
     ===========  =========================================================================
     """
-    n, k, lad = obs.n_sessions, min(obs.chunk, sim.n_chunks - 1), sim.ladder
-    dur = lad.duration_s[k]
-    qscale = max(float(np.abs(sim.quality).max()), 1e-9)
-    parts = [
-        np.nan_to_num(obs.throughput_mbps / OBS_SCALES["throughput_mbps"], nan=0.0),
-        np.nan_to_num(obs.delay_s / OBS_SCALES["delay_s"], nan=0.0),
-        (obs.buffer_s / sim.config.player.buffer_cap_s)[:, None],
-        ((obs.last_rung + 1) / lad.n_rungs)[:, None],
-        np.broadcast_to(lad.size_bytes[k] * 8e-6 / dur / OBS_SCALES["rate_mbps"], (n, lad.n_rungs)),
-        np.broadcast_to(sim.quality[k] / qscale, (n, lad.n_rungs)),
-        np.broadcast_to(sim.decode[k] / dur, (n, lad.n_rungs)),
-        (obs.decode_backlog_s / dur)[:, None],
-        np.full((n, 1), (sim.n_chunks - obs.chunk) / sim.n_chunks),
-    ]
-    return np.clip(np.concatenate(parts, axis=1), 0.0, _OBS_HIGH).astype(np.float32)
+    table = _chunk_table(sim)
+    n, h, k = obs.n_sessions, obs.throughput_mbps.shape[1], min(obs.chunk, sim.n_chunks - 1)
+    out = np.empty((n, table.shape[1] + 2 * h + 2))
+    np.multiply(obs.throughput_mbps, 1.0 / OBS_SCALES["throughput_mbps"], out=out[:, :h])
+    np.multiply(obs.delay_s, 1.0 / OBS_SCALES["delay_s"], out=out[:, h : 2 * h])
+    np.multiply(obs.buffer_s, 1.0 / sim.config.player.buffer_cap_s, out=out[:, 2 * h])
+    np.multiply(obs.last_rung + 1, 1.0 / sim.ladder.n_rungs, out=out[:, 2 * h + 1])
+    out[:, 2 * h + 2 :] = table[k]
+    np.multiply(obs.decode_backlog_s, 1.0 / sim.ladder.duration_s[k], out=out[:, -2])
+    out[:, -1] = (sim.n_chunks - obs.chunk) / sim.n_chunks
+    out[np.isnan(out)] = 0.0
+    return np.clip(out, 0.0, _OBS_HIGH, out=out).astype(np.float32)
+
+
+def _chunk_table(sim: BatchSimulator) -> np.ndarray:
+    """Per-chunk part of the observation (bitrates, qualities, decode speeds), cached on the simulator."""
+    table = getattr(sim, "_obs_table", None)
+    if table is None:
+        lad, dur = sim.ladder, sim.ladder.duration_s[:, None]
+        qscale = max(float(np.abs(sim.quality).max()), 1e-9)
+        table = np.concatenate(
+            [
+                lad.size_bytes * 8e-6 / dur / OBS_SCALES["rate_mbps"],
+                sim.quality / qscale,
+                sim.decode / dur,
+                np.zeros((lad.n_chunks, 2)),  # backlog and chunks-left slots, filled per step
+            ],
+            axis=1,
+        )
+        sim._obs_table = table
+    return table
 
 
 def step_info(info: StepInfo, i: int = 0) -> dict[str, Any]:

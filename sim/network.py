@@ -101,7 +101,7 @@ class TraceBank:
     def segment(self, tix: np.ndarray, pos_s: np.ndarray) -> np.ndarray:
         """Global index of the segment holding position ``pos_s`` (in [0, total)) of trace ``tix``."""
         seg = np.searchsorted(self._key_t, self._base_t[tix] + pos_s, side="right")
-        return np.clip(seg, self.first[tix], self.last[tix])
+        return np.minimum(np.maximum(seg, self.first[tix]), self.last[tix])
 
     def bytes_before(self, tix: np.ndarray, pos_s: np.ndarray) -> np.ndarray:
         """C(pos): bytes deliverable from the start of the loop to ``pos_s``."""
@@ -110,19 +110,31 @@ class TraceBank:
 
     def download(self, tix: np.ndarray, pos_s: np.ndarray, size_bytes: np.ndarray) -> np.ndarray:
         """Seconds to deliver ``size_bytes`` starting at ``pos_s``; exact, wraps the trace."""
+        return self.transfer(tix, pos_s, self.bytes_before(tix, pos_s), size_bytes)[0]
+
+    def transfer(
+        self, tix: np.ndarray, pos_s: np.ndarray, cum_bytes: np.ndarray, size_bytes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Deliver ``size_bytes`` from ``pos_s`` (where C(pos) = ``cum_bytes``).
+
+        Returns (seconds taken, end position, C at the end position): callers that keep C
+        alongside the position save a search per download.
+        """
         total_b = self.total_bytes[tix]
-        target = self.bytes_before(tix, pos_s) + size_bytes
+        target = cum_bytes + size_bytes
         loops = np.floor(target / total_b)
         rem = target - loops * total_b
         at_end = (rem <= 0) & (loops > 0)  # exactly at the end of a loop: earliest time is that end
         loops = np.where(at_end, loops - 1, loops)
         rem = np.where(at_end, total_b, rem)
         seg = np.searchsorted(self._key_b, self._base_b[tix] + rem, side="left")
-        seg = np.clip(seg, self.first[tix], self.last[tix])
+        seg = np.minimum(np.maximum(seg, self.first[tix]), self.last[tix])
         rate = self.rate_Bps[seg]
         within = np.where(rate > 0, (rem - self.seg_start_b[seg]) / np.where(rate > 0, rate, 1.0), 0.0)
         end_local = self.seg_start_s[seg] + within
-        return loops * self.total_s[tix] + end_local - pos_s
+        elapsed = loops * self.total_s[tix] + end_local - pos_s
+        wrapped = end_local >= self.total_s[tix]
+        return elapsed, np.where(wrapped, 0.0, end_local), np.where(wrapped, 0.0, rem)
 
     def advance(self, tix: np.ndarray, pos_s: np.ndarray, dt_s: np.ndarray) -> np.ndarray:
         """Position after ``dt_s`` more seconds, wrapped into [0, total)."""

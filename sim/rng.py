@@ -30,9 +30,10 @@ def session_keys(seed: int, session_ids: np.ndarray) -> np.ndarray:
         return _mix(base ^ (np.asarray(session_ids, dtype=np.uint64) * _M1))
 
 
-def uniform(keys: np.ndarray, counter: int, stream: int) -> np.ndarray:
-    """U[0, 1) draws, one per key, for draw number ``counter`` of ``stream``."""
+def uniform(keys: np.ndarray, counter: int | np.ndarray, stream: int) -> np.ndarray:
+    """U[0, 1) draws for draw number(s) ``counter`` of ``stream`` (keys and counters broadcast)."""
     with np.errstate(over="ignore"):
-        salt = np.uint64((counter * 0x100000001B3 + stream * 0xC2B2AE3D27D4EB4F) & 0xFFFFFFFFFFFFFFFF)
-        z = _mix(keys ^ _mix(np.array([salt], dtype=np.uint64)))
+        c = np.asarray(counter, dtype=np.uint64)
+        salt = c * np.uint64(0x100000001B3) + np.uint64(stream) * np.uint64(0xC2B2AE3D27D4EB4F)
+        z = _mix(np.asarray(keys, dtype=np.uint64) ^ _mix(salt))
     return (z >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
