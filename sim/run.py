@@ -20,7 +20,7 @@ from sim.core import SIM_PRESETS
 from sim.device import available_devices, get_device
 from sim.env import DEFAULT_DEVICE
 from sim.session import SUMMARY_COLUMNS, run_sessions
-from traces.sets import load_traces
+from traces.cli import add_trace_arguments, traces_from_args
 
 __all__ = ["main", "build_parser", "summarize"]
 
@@ -40,9 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--policy", action="append", metavar="SPEC",
                    help="ABR policy, e.g. bola or bola:gamma=5,qmax=25; repeat to compare (default: bola)")
-    p.add_argument("--trace", default="lte", help="network model name, trace file, folder or glob (default: lte)")
-    p.add_argument("--format", dest="trace_format", default=None, help="force the trace file format")
-    p.add_argument("--trace-count", type=int, default=16, help="traces drawn from a network model (default: 16)")
     p.add_argument("--ladder", default=DEFAULT_LADDER, help=f"ladder name or file (default: {DEFAULT_LADDER})")
     p.add_argument("--device", default=DEFAULT_DEVICE, help=f"device profile (default: {DEFAULT_DEVICE})")
     p.add_argument("--qoe", default="perceptual", help="QoE preset (default: perceptual)")
@@ -51,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sessions", type=int, default=None, help="number of sessions (default: one per trace)")
     p.add_argument("--out", type=Path, default=None,
                    help="write results: FILE.csv (sessions; chunks go to FILE.chunks.csv) or FILE.json (both)")
+    add_trace_arguments(p)
     return p
 
 
@@ -96,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     ladder = get_ladder(args.ladder)
     device = get_device(args.device)
     qoe = get_qoe(args.qoe)
-    traces = load_traces(args.trace, seed=args.seed, count=args.trace_count, fmt=args.trace_format)
+    traces = traces_from_args(args, seed=args.seed)
     config = SIM_PRESETS[args.sim]
     device.decode_s(ladder)  # fail early if the device cannot decode a rung
 

@@ -76,6 +76,78 @@ class Trace:
         """Fraction of time with zero throughput."""
         return float(self.duration_s[self.mbps <= 0].sum() / self.total_s)
 
+    @property
+    def end_s(self) -> np.ndarray:
+        """End time of every segment, seconds."""
+        return np.cumsum(self.duration_s)
+
+    def resample(self, step_s: float) -> Trace:
+        """Time-weighted mean rate (and latency) over consecutive ``step_s`` bins of one loop.
+
+        Exact for a piecewise-constant trace (bytes are conserved); the last bin is shorter
+        when ``step_s`` does not divide the length.
+        """
+        if not step_s > 0:
+            raise ValueError(f"step_s must be > 0, got {step_s}")
+        total = self.total_s
+        edges = np.arange(0.0, total, step_s)
+        if total - edges[-1] <= 1e-9 * max(total, 1.0):
+            edges = edges[:-1]
+        edges = np.append(edges, total)
+        ends = np.concatenate([[0.0], self.end_s])
+        width = np.diff(edges)
+
+        def binned(values: np.ndarray) -> np.ndarray:
+            cum = np.concatenate([[0.0], np.cumsum(self.duration_s * values)])
+            return np.maximum(np.diff(np.interp(edges, ends, cum)) / width, 0.0)
+
+        lat = None if self.latency_ms is None else binned(self.latency_ms)
+        return Trace(width, binned(self.mbps), lat, name=self.name, source=self.source)
+
+    def cut(self, start_s: float, end_s: float) -> Trace:
+        """The stretch from ``start_s`` to ``end_s`` of the looping trace (may span several loops)."""
+        total = self.total_s
+        length = end_s - start_s
+        if not length > 0:
+            raise ValueError(f"cut needs end_s > start_s, got {start_s}, {end_s}")
+        start = float(start_s) % total
+        loops = int(np.ceil((start + length) / total - 1e-12))
+        dur = np.tile(self.duration_s, loops)
+        ends = np.cumsum(dur)
+        lo = int(np.searchsorted(ends, start, side="right"))
+        hi = int(np.searchsorted(ends, start + length - 1e-12 * total, side="left"))
+        hi = min(hi, dur.size - 1)
+        seg_start = ends - dur
+        d = np.minimum(ends[lo : hi + 1], start + length) - np.maximum(seg_start[lo : hi + 1], start)
+        idx = np.arange(lo, hi + 1) % self.duration_s.size
+        keep = d > 1e-12 * max(total, 1.0)
+        lat = None if self.latency_ms is None else self.latency_ms[idx][keep]
+        return Trace(d[keep], self.mbps[idx][keep], lat, name=self.name, source=self.source)
+
+    def rotate(self, offset_s: float) -> Trace:
+        """The same loop started ``offset_s`` seconds later (a time shift)."""
+        if float(offset_s) % self.total_s == 0.0:
+            return self
+        return self.cut(offset_s, offset_s + self.total_s)
+
+    @classmethod
+    def concat(cls, traces: list[Trace], *, name: str | None = None, source: str | None = None) -> Trace:
+        """One trace playing ``traces`` back to back."""
+        if not traces:
+            raise ValueError("concat needs at least one trace")
+        has_lat = [t.latency_ms is not None for t in traces]
+        if any(has_lat) and not all(has_lat):
+            where = ", ".join(t.name for t, h in zip(traces, has_lat) if not h)
+            raise InputError(f"cannot join traces with and without latency ({where} have none); set an RTT first")
+        lat = np.concatenate([t.latency_ms for t in traces]) if all(has_lat) else None
+        return cls(
+            np.concatenate([t.duration_s for t in traces]),
+            np.concatenate([t.mbps for t in traces]),
+            lat,
+            name=name if name is not None else "+".join(t.name for t in traces),
+            source=source if source is not None else " + ".join(t.source or t.name for t in traces),
+        )
+
     def with_(self, **changes) -> Trace:
         """A copy with some fields replaced (validated again)."""
         return replace(self, **changes)
