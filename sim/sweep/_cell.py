@@ -1,0 +1,187 @@
+"""Run one cell: resolve its spec strings, run its sessions, return one row per session.
+
+This is the function executors ship to workers, so it takes only picklable arguments
+(:class:`Cell`) and returns a pandas DataFrame. Resolved inputs are memoised per process
+(ladders, devices and traces are immutable), so a worker that runs many cells of the same
+grid point parses each file once.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+
+import numpy as np
+
+from abr.errors import InputError
+from abr.ladder import Ladder, combine_ladders
+from abr.qoe import get_qoe
+from abr.registry import get_ladder
+from policies.registry import get_policy
+from sim.core import SIM_PRESETS, SimConfig
+from sim.device import DeviceProfile, get_device
+from sim.session import run_sessions
+from sim.sweep._grid import PARAM_COLUMNS, Cell, CellParams
+from traces.sets import load_traces
+from traces.trace import Trace
+
+__all__ = ["BOUNDS", "resolve_ladder", "resolve_point", "resolve_runner", "run_cell", "transform_fields"]
+
+_SELECT = re.compile(r"^(?P<base>.+)\[(?P<sel>[^\[\]]*)\]$")
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    """Split on ``sep`` outside brackets."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == sep and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [*parts, cur]
+
+
+def _select(ladder: Ladder, selector: str, expr: str) -> Ladder:
+    """Rungs by index (``0/2/4``) or by prompt rank (``r2/r4/r8``)."""
+    idx: list[int] = []
+    for item in filter(None, (s.strip() for s in re.split(r"[/,]", selector))):
+        if item.startswith("r") and item[1:].isdigit():
+            hits = [i for i, r in enumerate(ladder.rungs) if r.rank == int(item[1:])]
+            if not hits:
+                ranks = sorted({r.rank for r in ladder.rungs if r.rank is not None})
+                raise InputError(f"ladder {expr!r}: no rung of rank {item[1:]}; ranks: {ranks or 'none'}")
+            idx += hits
+        elif item.isdigit():
+            idx.append(int(item))
+        else:
+            raise InputError(f"ladder {expr!r}: bad rung selector {item!r} (use indices 0/2/4 or ranks r2/r8)")
+    return ladder.select(idx, name=expr)
+
+
+@functools.lru_cache(maxsize=64)
+def resolve_ladder(expr: str) -> Ladder:
+    """A ladder from an expression: ``get_ladder`` specs, rung subsets and combinations.
+
+    ``NAME[0/2/4]`` keeps rungs 0, 2 and 4; ``NAME[r2/r8]`` keeps the rungs of prompt rank 2
+    and 8; ``A+B`` merges the rungs of two ladders of the same chunks (``combine_ladders``),
+    so a policy can switch codec family. The result is named ``expr``.
+    """
+    parts = [p.strip() for p in _split_top(expr, "+")]
+    if not all(parts):
+        raise InputError(f"bad ladder expression {expr!r}: empty part around '+'")
+    ladders = []
+    for part in parts:
+        m = _SELECT.match(part)
+        ladders.append(_select(get_ladder(m["base"]), m["sel"], part) if m else get_ladder(part))
+    if len(ladders) == 1:
+        return ladders[0] if ladders[0].name == expr else _renamed(ladders[0], expr)
+    return combine_ladders(*ladders, name=expr)
+
+
+def _renamed(ladder: Ladder, name: str) -> Ladder:
+    from dataclasses import replace
+
+    return replace(ladder, name=name)
+
+
+def _oracle(options: str):
+    from policies.base import parse_params
+    from sim.oracle import OracleGrid, oracle_sessions
+
+    grid = parse_params(OracleGrid, options, "oracle")
+    return functools.partial(oracle_sessions, grid=grid)
+
+
+#: Bounds that sweep like policies but are not policies (they see the future trace):
+#: name -> builder from the option string of a function with ``run_sessions``'s signature
+#: minus the policy. ``oracle`` or ``oracle:position_s=0.2,max_states=1000`` (``sim.oracle``).
+BOUNDS = {"oracle": _oracle}
+
+
+def resolve_runner(spec: str):
+    """``spec`` -> ``run(traces, ladder, device, qoe, *, config, seed, session_ids)``: a policy
+    from the registry run by ``run_sessions``, or a bound of :data:`BOUNDS`."""
+    name, _, options = spec.partition(":")
+    if name in BOUNDS:
+        return BOUNDS[name](options)
+    policy = get_policy(spec)
+    return functools.partial(run_sessions, policy)
+
+
+@functools.lru_cache(maxsize=32)
+def _device(spec: str) -> DeviceProfile:
+    return get_device(spec)
+
+
+def _sim_config(name: str) -> SimConfig:
+    if name not in SIM_PRESETS:
+        raise InputError(f"unknown simulator preset {name!r}; valid: {', '.join(SIM_PRESETS)}")
+    return SIM_PRESETS[name]
+
+
+@functools.lru_cache(maxsize=128)
+def _traces(spec: str, transform: str, seed: int, count: int) -> tuple[Trace, ...]:
+    traces = load_traces(spec, seed=seed, count=count)
+    if transform:
+        from traces.transforms import apply_transforms, parse_transforms
+
+        traces = apply_transforms(traces, parse_transforms(transform), seed)
+    return tuple(traces)
+
+
+def resolve_point(p: CellParams, seed: int, trace_count: int) -> tuple:
+    """Resolve every spec of a grid point (raises :class:`InputError` on the first bad one).
+
+    Returns ``(run, traces, ladder, device, qoe, config)``; ``run`` (:func:`resolve_runner`) holds
+    a fresh policy instance.
+    """
+    run = resolve_runner(p.policy)
+    ladder = resolve_ladder(p.ladder)
+    device = _device(p.device)
+    device.decode_s(ladder)  # the device must know every decoder of the ladder
+    qoe = get_qoe(p.qoe)
+    config = _sim_config(p.sim)
+    traces = _traces(p.traces, p.transform, seed, trace_count)
+    return run, traces, ladder, device, qoe, config
+
+
+def run_cell(cell: Cell):
+    """Run the sessions of ``cell``; one row per session: parameters, session, trace, metrics."""
+    run, traces, ladder, device, qoe, config = resolve_point(cell.params, cell.seed, cell.trace_count)
+    ids = np.arange(cell.start, cell.stop, dtype=np.int64)
+    res = run(list(traces), ladder, device, qoe, config=config, seed=cell.seed, session_ids=ids)
+    import pandas as pd
+
+    rows = res.sessions_frame()
+    n = len(rows)
+    cols: dict[str, object] = {c: np.full(n, getattr(cell.params, c), dtype=object) for c in PARAM_COLUMNS}
+    cols["family"] = np.full(n, "+".join(dict.fromkeys(r.family for r in ladder.rungs)), dtype=object)
+    for c in rows.columns.drop("policy"):
+        cols[c] = rows[c].to_numpy()
+        if c == "trace":
+            cols["trace_mbps"] = np.array([t.mean_mbps for t in traces])[res.trace_index]
+    df = pd.DataFrame(cols)
+    return df
+
+
+def transform_fields(spec: str) -> dict[str, str]:
+    """``scale=0.5,cap=3`` -> ``{"scale": "0.5", "cap": "3"}`` (labels only; repeated keys joined by ``*``)."""
+    out: dict[str, str] = {}
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        key, _, value = item.partition("=")
+        out[key] = f"{out[key]}*{value}" if key in out else value
+    return out
+
+
+def scale_of(spec: str) -> float:
+    """The overall bandwidth scale of a transform spec (product of its ``scale`` values; 1 if none)."""
+    value = transform_fields(spec).get("scale")
+    if value is None:
+        return 1.0
+    try:
+        return math.prod(float(v) for v in value.split("*"))
+    except ValueError:
+        return math.nan

@@ -1,0 +1,267 @@
+"""The sweep grid: axes of parameter values, and its expansion into cells.
+
+A grid is the Cartesian product of its axes (policies, ladders, devices, QoE presets, trace
+sets, trace transforms, simulator presets). Each point of the product is a :class:`CellParams`;
+its ``sessions`` sessions are cut into blocks of ``block`` session ids, and one (point, block)
+pair is a :class:`Cell`, the unit of work an executor runs and the store saves. Because a
+session's result depends only on the seed and its id (:mod:`sim.rng`), any split into blocks
+and any executor give the same rows.
+
+Spec strings are those of the rest of promptabr: ``get_policy`` (``bola:gamma=5``), ladder
+expressions (:func:`sim.sweep.resolve_ladder`), device names or files, QoE presets, trace
+specs (``load_traces``), transform specs (``traces.transforms``, e.g. ``scale=0.5,cap=3``;
+``""`` = unchanged) and ``SIM_PRESETS`` names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from abr.errors import InputError
+from abr.registry import DEFAULT_LADDER
+from sim.env import DEFAULT_DEVICE
+
+__all__ = ["Cell", "CellParams", "Grid", "PARAM_COLUMNS", "load_grid", "split_specs", "transform_product"]
+
+#: Bump when a change of this package changes what a cell file holds (old cells are then not reused).
+CELL_FORMAT = 1
+
+#: Table columns that identify a grid point, in table order.
+PARAM_COLUMNS = ("policy", "ladder", "device", "qoe", "traces", "transform", "sim")
+
+
+@dataclass(frozen=True, slots=True)
+class CellParams:
+    """One point of the grid (every field a spec string)."""
+
+    policy: str
+    ladder: str
+    device: str
+    qoe: str
+    traces: str
+    transform: str
+    sim: str
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """Sessions ``[start, stop)`` of one grid point: the unit of work and of storage.
+
+    :param params: the grid point.
+    :param start: first session id.
+    :param stop: one past the last session id.
+    :param seed: the run's seed (traces of models, start positions, delay noise, random transforms).
+    :param trace_count: traces drawn from a network model.
+    """
+
+    params: CellParams
+    start: int
+    stop: int
+    seed: int
+    trace_count: int
+
+    @property
+    def key(self) -> str:
+        """Stable content hash: names the cell's result file, so a restart finds finished cells."""
+        doc = {c: getattr(self.params, c) for c in PARAM_COLUMNS}
+        doc |= {"format": CELL_FORMAT, "start": self.start, "stop": self.stop, "seed": self.seed,
+                "trace_count": self.trace_count}  # fmt: skip
+        return hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:20]
+
+    @property
+    def n_sessions(self) -> int:
+        return self.stop - self.start
+
+
+def _tuple(value: Any, name: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = (value,)
+    try:
+        out = tuple(str(v) for v in value)
+    except TypeError:
+        raise InputError(f"grid axis {name!r} must be a list of strings, got {value!r}") from None
+    if not out:
+        raise InputError(f"grid axis {name!r} is empty")
+    if len(set(out)) != len(out):
+        raise InputError(f"grid axis {name!r} repeats a value: {list(out)}")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """What to sweep. Every axis is a tuple of spec strings; the grid is their product.
+
+    :param policies: policy specs (``bola``, ``bola:gamma=5``, ``mpc``...) or ``oracle`` (the bound).
+    :param ladders: ladder expressions (names, files, ``synthetic:...``, ``A+B``, ``A[0/2/4]``).
+    :param devices: device profile names or files.
+    :param qoes: QoE preset names.
+    :param traces: trace specs (model name, file, folder or glob).
+    :param transforms: trace transform specs (``""`` = unchanged).
+    :param sims: simulator presets.
+    :param sessions: sessions per grid point; session ``i`` plays trace ``i mod len(traces)``.
+    :param block: sessions per cell (the unit of work and of restart); 0 = all in one cell.
+    :param seed: seed of every random draw.
+    :param trace_count: traces drawn from a network model.
+    """
+
+    policies: tuple[str, ...] = ("bola",)
+    ladders: tuple[str, ...] = (DEFAULT_LADDER,)
+    devices: tuple[str, ...] = (DEFAULT_DEVICE,)
+    qoes: tuple[str, ...] = ("perceptual",)
+    traces: tuple[str, ...] = ("lte",)
+    transforms: tuple[str, ...] = ("",)
+    sims: tuple[str, ...] = ("pensieve",)
+    sessions: int = 64
+    block: int = 1000
+    seed: int = 0
+    trace_count: int = 16
+
+    def __post_init__(self) -> None:
+        for name in _AXES:
+            object.__setattr__(self, name, _tuple(getattr(self, name), name))
+        for name, low in (("sessions", 1), ("block", 0), ("trace_count", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise InputError(f"grid: {name} must be an integer >= {low}, got {value!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise InputError(f"grid: seed must be an integer, got {self.seed!r}")
+
+    @property
+    def points(self) -> list[CellParams]:
+        """Every grid point, in table order (policy varies slowest)."""
+        axes = [getattr(self, name) for name in _AXES]
+        return [CellParams(*combo) for combo in itertools.product(*axes)]
+
+    def cells(self) -> list[Cell]:
+        """Every cell: each grid point cut into blocks of ``block`` sessions."""
+        step = self.block or self.sessions
+        bounds = [(a, min(a + step, self.sessions)) for a in range(0, self.sessions, step)]
+        return [Cell(p, a, b, self.seed, self.trace_count) for p in self.points for a, b in bounds]
+
+    @property
+    def n_sessions(self) -> int:
+        return len(self.points) * self.sessions
+
+    def varying(self) -> list[str]:
+        """Parameter columns with more than one value in this grid."""
+        return [col for col, name in zip(PARAM_COLUMNS, _AXES) if len(getattr(self, name)) > 1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready mapping :meth:`from_dict` reads back."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, doc: Any, source: object = "<grid>") -> Grid:
+        """A grid from a mapping; see :func:`load_grid` for the accepted keys."""
+        if not isinstance(doc, dict):
+            raise InputError("a grid file must hold a mapping of axis -> values", path=source)
+        doc = dict(doc)
+        key_axes = doc.pop("transform_axes", None) or {}
+        if not isinstance(key_axes, dict):
+            raise InputError("'transform_axes' must map a transform key to a list of values", path=source)
+        names = {f.name for f in fields(cls)}
+        aliases = {"policy": "policies", "ladder": "ladders", "device": "devices", "qoe": "qoes",
+                   "trace": "traces", "transform": "transforms", "sim": "sims"}  # fmt: skip
+        kwargs: dict[str, Any] = {}
+        for key, value in doc.items():
+            name = aliases.get(key, key)
+            if name not in names:
+                valid = sorted(names | set(aliases) | {"transform_axes"})
+                raise InputError(f"unknown grid key {key!r}; valid keys: {', '.join(valid)}", path=source)
+            if name in kwargs:
+                raise InputError(f"grid key {key!r} given twice (as {name!r})", path=source)
+            kwargs[name] = value
+        if key_axes:
+            base = _tuple(kwargs.get("transforms", ("",)), "transforms")
+            kwargs["transforms"] = transform_product(base, {str(k): _tuple(v, k) for k, v in key_axes.items()})
+        try:
+            return cls(**kwargs)
+        except InputError as exc:
+            raise InputError(str(exc), path=source) from None
+
+
+_AXES = ("policies", "ladders", "devices", "qoes", "traces", "transforms", "sims")
+
+
+def transform_product(base: tuple[str, ...], axes: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """Transform specs from a product of per-key values, e.g. ``{"scale": ("0.5", "1")}``.
+
+    Each result is ``key=value,...`` for every key (in the order given) followed by a base spec.
+    """
+    out = []
+    for b in base:
+        for combo in itertools.product(*axes.values()):
+            parts = [f"{k}={v}" for k, v in zip(axes, combo)] + ([b] if b else [])
+            out.append(",".join(parts))
+    return tuple(dict.fromkeys(out))
+
+
+def split_specs(text: str) -> list[str]:
+    """Split a comma-separated list of specs whose options also use commas.
+
+    A piece ``key=value`` without ``:`` continues the spec before it, and commas inside
+    ``[...]`` do not split: ``bola:gamma=5,qmax=25,bba`` -> ``["bola:gamma=5,qmax=25", "bba"]``;
+    ``synthetic:promptus:efficiency=2,ranks=2/4,h265[0,2]`` -> two specs.
+    """
+    pieces, depth, cur = [], 0, ""
+    for ch in text:
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            pieces.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    pieces.append(cur)
+    out: list[str] = []
+    for piece in (p.strip() for p in pieces):
+        if not piece:
+            continue
+        if out and "=" in piece and ":" not in piece.split("=", 1)[0] and ":" in out[-1]:
+            out[-1] += "," + piece
+        else:
+            out.append(piece)
+    return out
+
+
+def load_grid(path: str | Path) -> Grid:
+    """Read a grid from YAML (``.yaml``/``.yml``) or JSON.
+
+    Keys: ``policies``, ``ladders``, ``devices``, ``qoes``, ``traces``, ``transforms``,
+    ``sims`` (lists, or one string; singular aliases accepted), ``transform_axes`` (a mapping
+    ``{scale: [0.25, 0.5, 1], cap: [3]}`` whose product is combined with ``transforms``),
+    ``sessions``, ``block``, ``seed``, ``trace_count``.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise InputError("grid file not found", path=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read grid file ({exc})", path=path) from None
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:  # pragma: no cover - PyYAML ships with most environments
+            raise InputError("reading a YAML grid needs PyYAML (pip install pyyaml); or use JSON", path=path) from None
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            line = getattr(getattr(exc, "problem_mark", None), "line", None)
+            raise InputError(
+                f"not valid YAML ({getattr(exc, 'problem', exc)})", path=path, line=None if line is None else line + 1
+            ) from None
+    else:
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+    return Grid.from_dict(doc, source=path)
