@@ -1,11 +1,13 @@
 """Gymnasium environment: one streaming session, one chunk per step.
 
 The environment is a batch of one on :class:`sim.core.BatchSimulator`, so it runs the exact
-code of the batched core; :func:`observation_vector` is shared with the batched vector env.
+code of the batched core; :class:`ObservationBuilder` is shared with the batched vector env
+(:mod:`sim.vecenv`) and trained policies (:mod:`policies.rl`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -16,18 +18,18 @@ from abr.errors import InputError
 from abr.ladder import Ladder
 from abr.qoe import QoE, get_qoe
 from abr.registry import DEFAULT_LADDER, get_ladder
-from policies.base import Observation
+from policies.base import Observation, PolicyContext
 from sim.core import SIM_PRESETS, BatchSimulator, SimConfig, StepInfo
 from sim.device import DeviceProfile, get_device
 from sim.rng import session_keys
 from traces.sets import load_traces
 from traces.trace import Trace
 
-__all__ = ["StreamingEnv", "observation_size", "observation_vector", "OBS_SCALES"]
+__all__ = ["OBS_HIGH", "OBS_SCALES", "ObservationBuilder", "StreamingEnv", "observation_size"]
 
 #: Normalisation constants of the observation (see :class:`StreamingEnv`).
 OBS_SCALES = {"throughput_mbps": 10.0, "delay_s": 10.0, "rate_mbps": 10.0}
-_OBS_HIGH = 100.0
+OBS_HIGH = 100.0
 DEFAULT_DEVICE = "h200"
 
 
@@ -36,10 +38,13 @@ def observation_size(history: int, n_rungs: int) -> int:
     return 2 * history + 3 * n_rungs + 4
 
 
-def observation_vector(sim: BatchSimulator, obs: Observation) -> np.ndarray:
-    """The normalised observation of every session, shape ``(sessions, observation_size)``.
+@dataclass(frozen=True, eq=False)
+class ObservationBuilder:
+    """Turns an :class:`~policies.base.Observation` into the normalised vector of every session.
 
-    Layout (H = history, R = rungs), all clipped to [0, 100]:
+    One builder serves the single env, the batched vector env and trained RL policies, so a
+    model sees the same layout in training and in ``sim.run``. Layout (H = history, R =
+    rungs), all clipped to [0, :data:`OBS_HIGH`]:
 
     ===========  =========================================================================
     slice        meaning (unit / normalisation)
@@ -55,37 +60,57 @@ def observation_vector(sim: BatchSimulator, obs: Observation) -> np.ndarray:
     2H+3R+3      chunks left / total chunks
     ===========  =========================================================================
     """
-    table = _chunk_table(sim)
-    n, h, k = obs.n_sessions, obs.throughput_mbps.shape[1], min(obs.chunk, sim.n_chunks - 1)
-    out = np.empty((n, table.shape[1] + 2 * h + 2))
-    np.multiply(obs.throughput_mbps, 1.0 / OBS_SCALES["throughput_mbps"], out=out[:, :h])
-    np.multiply(obs.delay_s, 1.0 / OBS_SCALES["delay_s"], out=out[:, h : 2 * h])
-    np.multiply(obs.buffer_s, 1.0 / sim.config.player.buffer_cap_s, out=out[:, 2 * h])
-    np.multiply(obs.last_rung + 1, 1.0 / sim.ladder.n_rungs, out=out[:, 2 * h + 1])
-    out[:, 2 * h + 2 :] = table[k]
-    np.multiply(obs.decode_backlog_s, 1.0 / sim.ladder.duration_s[k], out=out[:, -2])
-    out[:, -1] = (sim.n_chunks - obs.chunk) / sim.n_chunks
-    out[np.isnan(out)] = 0.0
-    return np.clip(out, 0.0, _OBS_HIGH, out=out).astype(np.float32)
 
+    history: int
+    buffer_cap_s: float
+    duration_s: np.ndarray
+    table: np.ndarray  # per chunk: bitrates, qualities, decode speeds and two slots filled per step
 
-def _chunk_table(sim: BatchSimulator) -> np.ndarray:
-    """Per-chunk part of the observation (bitrates, qualities, decode speeds), cached on the simulator."""
-    table = getattr(sim, "_obs_table", None)
-    if table is None:
-        lad, dur = sim.ladder, sim.ladder.duration_s[:, None]
-        qscale = max(float(np.abs(sim.quality).max()), 1e-9)
+    @classmethod
+    def from_context(cls, ctx: PolicyContext, history: int) -> ObservationBuilder:
+        lad, dur = ctx.ladder, ctx.ladder.duration_s[:, None]
+        qscale = max(float(np.abs(ctx.quality).max()), 1e-9)
         table = np.concatenate(
             [
                 lad.size_bytes * 8e-6 / dur / OBS_SCALES["rate_mbps"],
-                sim.quality / qscale,
-                sim.decode / dur,
-                np.zeros((lad.n_chunks, 2)),  # backlog and chunks-left slots, filled per step
+                ctx.quality / qscale,
+                ctx.decode_s / dur,
+                np.zeros((lad.n_chunks, 2)),
             ],
             axis=1,
         )
-        sim._obs_table = table
-    return table
+        return cls(history, ctx.buffer_cap_s, lad.duration_s, table)
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.duration_s)
+
+    @property
+    def n_rungs(self) -> int:
+        return (self.table.shape[1] - 2) // 3
+
+    @property
+    def size(self) -> int:
+        return observation_size(self.history, self.n_rungs)
+
+    def space(self) -> spaces.Box:
+        return spaces.Box(0.0, OBS_HIGH, (self.size,), np.float32)
+
+    def __call__(self, obs: Observation) -> np.ndarray:
+        """Shape ``(sessions, size)``, float32."""
+        n, h, k = obs.n_sessions, self.history, min(obs.chunk, self.n_chunks - 1)
+        if obs.throughput_mbps.shape[1] != h:
+            raise ValueError(f"observation has history {obs.throughput_mbps.shape[1]}, builder expects {h}")
+        out = np.empty((n, self.size))
+        np.multiply(obs.throughput_mbps, 1.0 / OBS_SCALES["throughput_mbps"], out=out[:, :h])
+        np.multiply(obs.delay_s, 1.0 / OBS_SCALES["delay_s"], out=out[:, h : 2 * h])
+        np.multiply(obs.buffer_s, 1.0 / self.buffer_cap_s, out=out[:, 2 * h])
+        np.multiply(obs.last_rung + 1, 1.0 / self.n_rungs, out=out[:, 2 * h + 1])
+        out[:, 2 * h + 2 :] = self.table[k]
+        np.multiply(obs.decode_backlog_s, 1.0 / self.duration_s[k], out=out[:, -2])
+        out[:, -1] = (self.n_chunks - obs.chunk) / self.n_chunks
+        out[np.isnan(out)] = 0.0
+        return np.clip(out, 0.0, OBS_HIGH, out=out).astype(np.float32)
 
 
 def step_info(info: StepInfo, i: int = 0) -> dict[str, Any]:
@@ -111,7 +136,7 @@ class StreamingEnv(gym.Env):
     ``Discrete(R)``: the rung index, 0 = lowest bitrate.
 
     ## Observation Space
-    ``Box(0, 100, (2H + 3R + 4,), float32)``, see :func:`observation_vector` for the table
+    ``Box(0, 100, (2H + 3R + 4,), float32)``, see :class:`ObservationBuilder` for the table
     (throughput and delay history, buffer, last rung, next chunk's bitrate, quality and
     decode speed for every rung, decode backlog, chunks left).
 
@@ -165,9 +190,9 @@ class StreamingEnv(gym.Env):
                 raise InputError(f"unknown simulator preset {config!r}; valid: {', '.join(SIM_PRESETS)}")
             config = SIM_PRESETS[config]
         self.sim = BatchSimulator(trace_list, ladder, device, qoe, config)
-        h = config.player.history
+        self.builder = ObservationBuilder.from_context(self.sim.context, config.player.history)
         self.action_space = spaces.Discrete(ladder.n_rungs)
-        self.observation_space = spaces.Box(0.0, _OBS_HIGH, (observation_size(h, ladder.n_rungs),), np.float32)
+        self.observation_space = self.builder.space()
         self._obs: Observation | None = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -175,7 +200,7 @@ class StreamingEnv(gym.Env):
         tix = int(self.np_random.integers(len(self.sim.bank)))
         session = int(self.np_random.integers(2**62))
         self._obs = self.sim.reset(np.array([tix]), session_keys(0, np.array([session])))
-        return observation_vector(self.sim, self._obs)[0], {"trace": self.sim.bank.traces[tix].name}
+        return self.builder(self._obs)[0], {"trace": self.sim.bank.traces[tix].name}
 
     def step(self, action):
         if self._obs is None:
@@ -183,5 +208,5 @@ class StreamingEnv(gym.Env):
         if not self.action_space.contains(action):
             raise ValueError(f"action {action!r} not in {self.action_space}")
         self._obs, info, done = self.sim.step(np.array([int(action)]))
-        obs = observation_vector(self.sim, self._obs)[0]
+        obs = self.builder(self._obs)[0]
         return obs, float(info.reward[0]), done, False, step_info(info)

@@ -1,0 +1,753 @@
+"""``python -m sim.train``: train a learned ABR policy with stable-baselines3.
+
+Example::
+
+    python -m sim.train --algo ppo --trace lte --steps 200000 --out runs/ppo-lte
+    python -m sim.run --policy rl:runs/ppo-lte --policy bola --trace lte --seed 7
+
+Training steps a :class:`sim.vecenv.BatchVecEnv` (all sessions in one numpy step), wrapped
+in SB3's ``VecMonitor``, optionally ``VecFrameStack`` and ``VecNormalize``. Every
+``eval_every`` steps the current policy is scored on held-out validation traces with
+:func:`sim.session.run_sessions` (one batched run, deterministic actions, fixed seed); the
+best one so far is what ``--policy rl:DIR`` loads.
+
+Output folder (every file written atomically: temp file + ``os.replace``)::
+
+    config.json        training config, observation layout, ladder, trace names, versions
+    model.zip          best model on the validation traces (+ vecnormalize.pkl, its statistics)
+    eval.csv           one row per evaluation: validation QoE mean / p10, stall ratio, LPIPS
+    progress.csv       SB3's training metrics, one row per iteration (losses, fps, returns)
+    last/              latest checkpoint and the state needed by --resume
+    summary.json       the result once training has finished
+
+``--resume`` continues an interrupted run from ``last/`` (same config; ``--steps`` may grow).
+The episodes after a resume differ from an uninterrupted run's (the partial rollout is lost
+and, for DQN, the replay buffer starts empty), so a resumed run is not bit-identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from abr.errors import InputError, unknown_name
+from abr.qoe import QOE_PRESETS
+from abr.registry import DEFAULT_LADDER
+from sim.env import DEFAULT_DEVICE
+
+__all__ = [
+    "ALGORITHMS",
+    "TrainConfig",
+    "TrainResult",
+    "algorithm_class",
+    "build_parser",
+    "evaluate",
+    "load_config",
+    "main",
+    "train",
+]
+
+#: Algorithm name -> stable-baselines3 class name (imported on first use: ``--help`` needs no torch).
+ALGORITHMS: dict[str, str] = {"ppo": "PPO", "a2c": "A2C", "dqn": "DQN"}
+
+# Per-algorithm hyperparameters used when the config leaves a field at None.
+_ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ppo": {
+        "learning_rate": 3e-4,
+        "n_steps": 128,
+        "batch_size": 512,
+        "n_epochs": 4,
+        "gamma": 0.99,
+        "gae_lambda": 0.95,
+        "ent_coef": 0.01,
+        "clip_range": 0.2,
+    },
+    "a2c": {"learning_rate": 7e-4, "n_steps": 8, "gamma": 0.99, "gae_lambda": 1.0, "ent_coef": 0.01},
+    "dqn": {
+        "learning_rate": 1e-4,
+        "batch_size": 256,
+        "gamma": 0.99,
+        "buffer_size": 200_000,
+        "learning_starts": 2000,
+        "train_freq": 4,
+        "target_update_interval": 2000,
+        "exploration_fraction": 0.2,
+        "exploration_final_eps": 0.02,
+    },
+}
+#: Validation scores that can pick the best model.
+_SELECT = {
+    "qoe_mean": lambda m: m["qoe_mean"],
+    "qoe_p10": lambda m: m["qoe_p10"],
+    "mean_p10": lambda m: 0.5 * (m["qoe_mean"] + m["qoe_p10"]),
+}
+_TUNABLE = ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "ent_coef")
+_EVAL_SEED_OFFSET = 1_000_003
+_EVAL_COLUMNS = ("timesteps", "wall_s", "train_ep_return", "qoe_mean", "qoe_p10", "stall_ratio", "lpips_mean", "best")
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """Everything that determines a training run (saved as ``config.json`` next to the model).
+
+    :param algo: ``ppo``, ``a2c`` or ``dqn``.
+    :param traces: trace specs to train on (see ``traces.load_traces``); several are pooled.
+    :param eval_traces: validation trace specs; empty = hold out ``val_fraction`` of ``traces``.
+    :param val_fraction: share of the training traces held out for validation when
+        ``eval_traces`` is empty (a seeded, deterministic choice).
+    :param test_fraction: share of files in a ``PATH@test`` spec (the rest is ``PATH@train``).
+    :param split_seed: seed of the ``@train``/``@test`` file split (``traces.split_files``).
+    :param trace_count: traces drawn from a network-model spec (e.g. ``lte``).
+    :param trace_format: force the trace file format (None = detect).
+    :param ladder: ladder spec.
+    :param device: device profile name.
+    :param qoe: QoE preset; its per-chunk value is the reward.
+    :param sim: simulator preset (``pensieve`` or ``latency``).
+    :param steps: environment steps (chunks) to train for.
+    :param n_envs: sessions stepped together.
+    :param seed: seed of the model, the episodes and the validation runs.
+    :param eval_every: environment steps between validation runs.
+    :param eval_sessions: validation sessions (0 = one per validation trace).
+    :param select_by: validation score of the best model: ``qoe_mean``, ``qoe_p10`` or
+        ``mean_p10`` (their average, which rewards the tail too).
+    :param frame_stack: past observations stacked into the model's input (1 = none).
+    :param normalize_obs: running mean/std observation normalisation (SB3 ``VecNormalize``).
+    :param normalize_reward: scale rewards by the running std of the discounted return.
+    :param reward_scale: multiplies the QoE before it reaches the learner.
+    :param net_arch: hidden layer sizes of the policy and value networks.
+    :param learning_rate: None = the algorithm's default in this module.
+    :param n_steps: rollout length per env (PPO, A2C).
+    :param batch_size: minibatch size (PPO, DQN).
+    :param n_epochs: passes over each rollout (PPO).
+    :param gamma: discount factor.
+    :param ent_coef: entropy bonus (PPO, A2C).
+    :param torch_threads: torch CPU threads.
+    """
+
+    algo: str = "ppo"
+    traces: tuple[str, ...] = ("lte",)
+    eval_traces: tuple[str, ...] = ()
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    trace_count: int = 64
+    trace_format: str | None = None
+    ladder: str = DEFAULT_LADDER
+    device: str = DEFAULT_DEVICE
+    qoe: str = "perceptual"
+    sim: str = "pensieve"
+    steps: int = 200_000
+    n_envs: int = 32
+    seed: int = 0
+    eval_every: int = 20_000
+    eval_sessions: int = 0
+    select_by: str = "qoe_mean"
+    frame_stack: int = 1
+    normalize_obs: bool = True
+    normalize_reward: bool = True
+    reward_scale: float = 1.0
+    net_arch: tuple[int, ...] = (64, 64)
+    learning_rate: float | None = None
+    n_steps: int | None = None
+    batch_size: int | None = None
+    n_epochs: int | None = None
+    gamma: float | None = None
+    ent_coef: float | None = None
+    torch_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGORITHMS:
+            raise ValueError(f"TrainConfig.algo must be one of {', '.join(ALGORITHMS)}, got {self.algo!r}")
+        if not self.traces:
+            raise ValueError("TrainConfig.traces must name at least one trace spec")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"TrainConfig.val_fraction must be in (0, 1), got {self.val_fraction}")
+        for name in ("steps", "n_envs", "eval_every", "frame_stack", "torch_threads", "trace_count"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.select_by not in _SELECT:
+            raise ValueError(f"TrainConfig.select_by must be one of {', '.join(_SELECT)}, got {self.select_by!r}")
+        if self.eval_sessions < 0:
+            raise ValueError(f"TrainConfig.eval_sessions must be >= 0, got {self.eval_sessions}")
+        if not self.reward_scale > 0:
+            raise ValueError(f"TrainConfig.reward_scale must be > 0, got {self.reward_scale}")
+        if not self.net_arch or any(int(u) < 1 for u in self.net_arch):
+            raise ValueError(f"TrainConfig.net_arch must be positive layer sizes, got {self.net_arch}")
+        if self.qoe not in QOE_PRESETS:
+            raise ValueError(f"TrainConfig.qoe must be one of {', '.join(QOE_PRESETS)}, got {self.qoe!r}")
+        defaults = _ALGO_DEFAULTS[self.algo]
+        for name in _TUNABLE:
+            if getattr(self, name) is not None and name not in defaults:
+                raise ValueError(f"TrainConfig.{name} does not apply to {self.algo} (it takes {', '.join(defaults)})")
+        if self.gamma is not None and not 0 < self.gamma <= 1:
+            raise ValueError(f"TrainConfig.gamma must be in (0, 1], got {self.gamma}")
+
+    def algo_kwargs(self) -> dict[str, Any]:
+        """The algorithm's hyperparameters: the module defaults overridden by the config."""
+        kwargs = dict(_ALGO_DEFAULTS[self.algo])
+        kwargs.update({n: getattr(self, n) for n in _TUNABLE if getattr(self, n) is not None})
+        return kwargs
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "config") -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys and bad values raise :class:`InputError`."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InputError(
+                f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}", path=where
+            )
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        try:
+            return cls(**kw)
+        except (TypeError, ValueError) as exc:
+            raise InputError(str(exc), path=where) from None
+
+
+@dataclass(frozen=True, slots=True)
+class TrainResult:
+    """What a finished training run produced."""
+
+    out_dir: Path
+    timesteps: int
+    wall_s: float
+    best: dict[str, float]
+    last: dict[str, float]
+    steps_per_s: float
+    eval_rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def algorithm_class(name: str):
+    """The stable-baselines3 class of algorithm ``name`` (imports torch)."""
+    import stable_baselines3
+
+    if name not in ALGORITHMS:
+        raise unknown_name("RL algorithm", name, ALGORITHMS)
+    return getattr(stable_baselines3, ALGORITHMS[name])
+
+
+# ---------------------------------------------------------------------------- I/O helpers
+def _atomic_write(path: Path, write: Callable[[Path], None], suffix: str = "") -> None:
+    """Write ``path`` through ``write(tmp)`` and an ``os.replace``: readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write_text(path: Path, text: str) -> None:
+    _atomic_write(path, lambda p: p.write_text(text))
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    _write_text(path, buf.getvalue())
+
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return [row for row in csv.DictReader(fh) if None not in row.values()]
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """The :class:`TrainConfig` of a ``config.json`` written by :func:`train` (or a plain dict of options)."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError("config file not found", path=path) from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read config ({exc})", path=path) from None
+    if not isinstance(doc, dict):
+        raise InputError("config must be a JSON object", path=path)
+    return TrainConfig.from_dict(doc.get("train", doc), where=str(path))
+
+
+# ---------------------------------------------------------------------------- setup
+@dataclass(frozen=True, eq=False)
+class _Setup:
+    train_traces: list
+    eval_traces: list
+    ladder: Any
+    device: Any
+    qoe: Any
+    sim: Any
+
+
+def _load_specs(specs: tuple[str, ...], cfg: TrainConfig, seed: int) -> list:
+    from traces.sets import load_traces
+
+    out = []
+    for i, spec in enumerate(specs):
+        out.extend(
+            load_traces(spec, seed=seed + i, count=cfg.trace_count, fmt=cfg.trace_format,
+                        test_fraction=cfg.test_fraction, split_seed=cfg.split_seed)
+        )  # fmt: skip
+    return out
+
+
+def _setup(cfg: TrainConfig) -> _Setup:
+    from abr.qoe import get_qoe
+    from abr.registry import get_ladder
+    from sim.core import SIM_PRESETS
+    from sim.device import get_device
+
+    if cfg.sim not in SIM_PRESETS:
+        raise InputError(f"unknown simulator preset {cfg.sim!r}; valid: {', '.join(SIM_PRESETS)}")
+    ladder = get_ladder(cfg.ladder)
+    device = get_device(cfg.device)
+    device.decode_s(ladder)  # fail early if the device cannot decode a rung
+    train_traces = _load_specs(cfg.traces, cfg, cfg.seed)
+    if cfg.eval_traces:
+        # model specs get other seeds than training, so generated validation traces are new ones
+        eval_traces = _load_specs(cfg.eval_traces, cfg, cfg.seed + _EVAL_SEED_OFFSET)
+    else:
+        if len(train_traces) < 2:
+            raise InputError("need at least 2 training traces to hold some out for validation (or give --eval-trace)")
+        order = np.random.default_rng(cfg.seed).permutation(len(train_traces))
+        n_val = max(1, int(round(cfg.val_fraction * len(train_traces))))
+        val = set(order[:n_val].tolist())
+        eval_traces = [t for i, t in enumerate(train_traces) if i in val]
+        train_traces = [t for i, t in enumerate(train_traces) if i not in val]
+    return _Setup(train_traces, eval_traces, ladder, device, get_qoe(cfg.qoe), SIM_PRESETS[cfg.sim])
+
+
+def _make_env(cfg: TrainConfig, s: _Setup):
+    from stable_baselines3.common.vec_env import VecFrameStack, VecMonitor, VecNormalize
+
+    from sim.vecenv import BatchVecEnv
+
+    env = BatchVecEnv(
+        s.train_traces,
+        s.ladder,
+        s.device,
+        s.qoe,
+        s.sim,
+        num_envs=cfg.n_envs,
+        seed=cfg.seed,
+        reward_scale=cfg.reward_scale,
+    )
+    venv = VecMonitor(env)
+    if cfg.frame_stack > 1:
+        venv = VecFrameStack(venv, cfg.frame_stack)
+    venv = VecNormalize(
+        venv, norm_obs=cfg.normalize_obs, norm_reward=cfg.normalize_reward, gamma=cfg.algo_kwargs()["gamma"]
+    )
+    return env, venv
+
+
+def _meta(cfg: TrainConfig, s: _Setup) -> dict[str, Any]:
+    import stable_baselines3
+    import torch
+
+    from policies.rl import FORMAT, VERSION, observation_layout
+
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "algo": cfg.algo,
+        "normalize_obs": cfg.normalize_obs,
+        "layout": observation_layout(s.sim.player.history, s.ladder.n_rungs, cfg.frame_stack),
+        "ladder": {
+            "name": s.ladder.name,
+            "spec": cfg.ladder,
+            "n_rungs": s.ladder.n_rungs,
+            "n_chunks": s.ladder.n_chunks,
+        },
+        "qoe": s.qoe.name,
+        "device": s.device.name,
+        "train": cfg.to_dict(),
+        "algo_kwargs": cfg.algo_kwargs(),
+        "traces": {"train": [t.name for t in s.train_traces], "eval": [t.name for t in s.eval_traces]},
+        "versions": {
+            "stable_baselines3": stable_baselines3.__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+        },
+    }
+
+
+def evaluate(policy, traces, ladder, device, qoe, config=None, *, sessions: int = 0, seed: int = 0) -> dict[str, float]:
+    """Score ``policy`` in one batched :func:`~sim.session.run_sessions` run (``sessions`` 0 = one per trace).
+
+    Returns the mean and 10th percentile over sessions of the per-session mean QoE, the mean
+    stall ratio and the mean LPIPS.
+    """
+    from sim.session import run_sessions
+
+    res = run_sessions(policy, traces, ladder, device, qoe, config=config, sessions=sessions or None, seed=seed)
+    m = res.summary_arrays()
+    return {
+        "qoe_mean": float(m["qoe_mean"].mean()),
+        "qoe_p10": float(np.quantile(m["qoe_mean"], 0.1)),
+        "stall_ratio": float(m["stall_ratio"].mean()),
+        "lpips_mean": float(m["lpips_mean"].mean()),
+    }
+
+
+# ---------------------------------------------------------------------------- callback
+def _make_callback_class():
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.logger import KVWriter
+
+    class CsvLog(KVWriter):
+        """SB3 metrics to ``progress.csv``: appended row by row, rewritten (atomically) when new keys appear."""
+
+        def __init__(self, path: Path, rows: list[dict[str, Any]]):
+            self.path = path
+            self.rows = rows
+            self.columns: list[str] = list(rows[0].keys()) if rows else []
+            if rows:
+                _write_csv(path, self.columns, rows)
+
+        def write(self, key_values, key_excluded, step=0):
+            row = {k: v for k, v in key_values.items() if isinstance(v, (int, float, np.floating, np.integer))}
+            self.rows.append(row)
+            if set(row) - set(self.columns):
+                self.columns += [k for k in row if k not in self.columns]
+                _write_csv(self.path, self.columns, self.rows)
+            else:
+                with open(self.path, "a", newline="") as fh:
+                    csv.DictWriter(fh, fieldnames=self.columns, lineterminator="\n").writerow(row)
+
+        def close(self):
+            pass
+
+    class TrainingCallback(BaseCallback):
+        """Progress bar, periodic validation, best-model and last checkpoints."""
+
+        def __init__(self, trainer: _Trainer):
+            super().__init__()
+            self.t = trainer
+
+        def _on_training_start(self) -> None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=self.t.cfg.steps,
+                initial=self.num_timesteps,
+                unit="step",
+                disable=not self.t.progress,
+                dynamic_ncols=True,
+                smoothing=0.05,
+            )
+
+        def _on_step(self) -> bool:
+            self.bar.update(self.num_timesteps - self.bar.n)
+            if self.num_timesteps >= self.t.next_eval:
+                self.t.evaluate_and_checkpoint(self.model, self.num_timesteps)
+                self.bar.set_postfix(qoe=f"{self.t.rows[-1]['qoe_mean']:.4f}", best=f"{self.t.best_score:.4f}")
+            if self.t.time_limit_s is not None and self.t.wall_s() >= self.t.time_limit_s:
+                self.t.stopped_by_time_limit = True
+                return False
+            return True
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
+
+    return CsvLog, TrainingCallback
+
+
+class _Trainer:
+    """State of one run: config, data, evaluation rows, best score, checkpoints."""
+
+    def __init__(self, cfg: TrainConfig, out: Path, s: _Setup, meta: dict[str, Any], progress: bool,
+                 time_limit_s: float | None = None):  # fmt: skip
+        self.cfg, self.out, self.s, self.meta, self.progress = cfg, out, s, meta, progress
+        self.time_limit_s = time_limit_s
+        self.stopped_by_time_limit = False
+        self.rows: list[dict[str, Any]] = []
+        self.best_score = -np.inf
+        self.best: dict[str, float] = {}
+        self.next_eval = cfg.eval_every
+        self.wall_before_s = 0.0
+        self.t0 = time.perf_counter()
+        self.env = None
+        self.venv = None
+
+    def wall_s(self) -> float:
+        return self.wall_before_s + time.perf_counter() - self.t0
+
+    def policy(self, model):
+        from policies.rl import RLPolicy
+
+        return RLPolicy(model, self.meta, self.venv if self.cfg.normalize_obs else None, source=str(self.out))
+
+    def evaluate_and_checkpoint(self, model, timesteps: int) -> None:
+        from policies.rl import MODEL_FILE, NORMALIZER_FILE
+
+        cfg, s = self.cfg, self.s
+        metrics = evaluate(
+            self.policy(model), s.eval_traces, s.ladder, s.device, s.qoe, s.sim,
+            sessions=cfg.eval_sessions, seed=cfg.seed + _EVAL_SEED_OFFSET,
+        )  # fmt: skip
+        ep = [e["r"] for e in model.ep_info_buffer] if model.ep_info_buffer else []
+        score = float(_SELECT[cfg.select_by](metrics))
+        is_best = score > self.best_score
+        row = {
+            "timesteps": timesteps,
+            "wall_s": round(self.wall_s(), 3),
+            "train_ep_return": float(np.mean(ep)) if ep else float("nan"),
+            **metrics,
+            "best": int(is_best),
+        }
+        self.rows.append(row)
+        for k, v in metrics.items():
+            model.logger.record(f"eval/{k}", v)
+        if is_best:
+            self.best_score, self.best = score, dict(metrics, timesteps=timesteps)
+            self._save(model, self.out / MODEL_FILE, self.out / NORMALIZER_FILE)
+        self.next_eval = (timesteps // cfg.eval_every + 1) * cfg.eval_every
+        last = self.out / "last"
+        self._save(model, last / MODEL_FILE, last / NORMALIZER_FILE)
+        state = {
+            "timesteps": timesteps,
+            "wall_s": self.wall_s(),
+            "best_score": self.best_score,
+            "best": self.best,
+            "next_eval": self.next_eval,
+            "env": self.env.episode_state(),
+        }
+        _write_text(last / "state.json", json.dumps(state, indent=1))
+        _write_csv(self.out / "eval.csv", list(_EVAL_COLUMNS), self.rows)
+
+    def _save(self, model, model_path: Path, norm_path: Path) -> None:
+        # statistics first: a model is never newer than the statistics beside it
+        _atomic_write(norm_path, lambda p: self.venv.save(str(p)))
+        _atomic_write(model_path, lambda p: model.save(str(p)), suffix=".zip")
+
+
+# ---------------------------------------------------------------------------- train
+def train(
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    time_limit_s: float | None = None,
+) -> TrainResult:
+    """Train ``config`` into ``out_dir`` (see the module docstring for the files written).
+
+    :param resume: continue from ``out_dir/last`` (the saved config must match, ``steps`` aside).
+    :param progress: show a tqdm progress bar.
+    :param time_limit_s: stop once training has run this long (wall clock, resumed time
+        included) even if ``config.steps`` is not reached; the run is then evaluated and
+        saved as usual and ``summary.json`` says so.
+    :raises InputError: bad traces/ladder/device, an occupied ``out_dir`` without ``resume``, or
+        a resume with a different config.
+    """
+    import torch
+    from stable_baselines3.common.logger import Logger
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from policies.rl import CONFIG_FILE, MODEL_FILE, NORMALIZER_FILE
+
+    cfg = config
+    out = Path(out_dir)
+    cfg_path = out / CONFIG_FILE
+    last = out / "last"
+    if cfg_path.exists() and not resume:
+        raise InputError("already holds a training run; pass --resume to continue it or choose another --out", path=out)
+    if resume:
+        if not (last / "state.json").is_file():
+            raise InputError(
+                "nothing to resume: no checkpoint in last/ (the run never reached an evaluation)", path=out
+            )
+        saved = load_config(cfg_path).to_dict()
+        now = cfg.to_dict()
+        diff = [f"{k}: saved {saved[k]!r}, now {now[k]!r}" for k in now if k != "steps" and saved[k] != now[k]]
+        if diff:
+            raise InputError("cannot resume with a different config (" + "; ".join(diff) + ")", path=cfg_path)
+
+    torch.set_num_threads(cfg.torch_threads)
+    s = _setup(cfg)
+    meta = _meta(cfg, s)
+    trainer = _Trainer(cfg, out, s, meta, progress, time_limit_s)
+    env, venv = _make_env(cfg, s)
+    trainer.env = env
+    algo = algorithm_class(cfg.algo)
+    CsvLog, TrainingCallback = _make_callback_class()
+    progress_rows: list[dict[str, Any]] = []
+    done_steps = 0
+    if resume:
+        state = json.loads((last / "state.json").read_text())
+        done_steps = int(state["timesteps"])
+        rows = [{k: int(v) if k in ("timesteps", "best") else float(v) for k, v in r.items()}
+                for r in _read_csv(out / "eval.csv")]  # fmt: skip
+        trainer.rows = [r for r in rows if r["timesteps"] <= done_steps]
+        trainer.best_score, trainer.best = state["best_score"], state["best"]
+        trainer.next_eval, trainer.wall_before_s = state["next_eval"], state["wall_s"]
+        progress_rows = [
+            r for r in _read_csv(out / "progress.csv") if float(r.get("time/total_timesteps") or 0) <= done_steps
+        ]
+        env.restore_episode_state(state["env"])
+        inner = venv.venv
+        venv = VecNormalize.load(str(last / NORMALIZER_FILE), inner)
+        trainer.venv = venv
+        model = algo.load(last / MODEL_FILE, env=venv, device="cpu")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_text(cfg_path, json.dumps(meta, indent=1))
+        trainer.venv = venv
+        policy_kwargs = {"net_arch": list(cfg.net_arch)}
+        model = algo(
+            "MlpPolicy", venv, seed=cfg.seed, device="cpu", policy_kwargs=policy_kwargs, verbose=0, **cfg.algo_kwargs()
+        )
+    model.set_logger(Logger(str(out), [CsvLog(out / "progress.csv", progress_rows)]))
+    remaining = cfg.steps - done_steps
+    if remaining > 0:
+        model.learn(remaining, callback=TrainingCallback(trainer), reset_num_timesteps=not resume, log_interval=1)
+    if not trainer.rows or trainer.rows[-1]["timesteps"] != model.num_timesteps:
+        trainer.evaluate_and_checkpoint(model, model.num_timesteps)
+    wall = trainer.wall_s()
+    result = TrainResult(
+        out,
+        int(model.num_timesteps),
+        wall,
+        trainer.best,
+        {k: float(trainer.rows[-1][k]) for k in ("qoe_mean", "qoe_p10", "stall_ratio", "lpips_mean")},
+        model.num_timesteps / wall if wall > 0 else float("nan"),
+        trainer.rows,
+    )
+    summary = {
+        "timesteps": result.timesteps,
+        "wall_s": round(wall, 3),
+        "steps_per_s": round(result.steps_per_s, 1),
+        "best": result.best,
+        "last": result.last,
+        "model": MODEL_FILE,
+        "stopped_by_time_limit": trainer.stopped_by_time_limit,
+        "time_limit_s": time_limit_s,
+    }
+    _write_text(out / "summary.json", json.dumps(summary, indent=1))
+    venv.close()
+    return result
+
+
+# ---------------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    S = argparse.SUPPRESS
+    p = argparse.ArgumentParser(
+        prog="python -m sim.train",
+        description="Train a learned ABR policy (stable-baselines3) on the batched simulator.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Then: python -m sim.run --policy rl:DIR --trace ...   (DIR = the --out folder)",
+        argument_default=S,
+    )
+    p.add_argument("--algo", choices=list(ALGORITHMS), help=f"RL algorithm (default: {d.algo})")
+    p.add_argument(
+        "--trace",
+        dest="traces",
+        action="append",
+        metavar="SPEC",
+        help="training traces: model name, file, folder or glob; repeat to pool (default: lte)",
+    )
+    p.add_argument(
+        "--eval-trace",
+        dest="eval_traces",
+        action="append",
+        metavar="SPEC",
+        help="validation traces (default: hold out --val-fraction of the training traces)",
+    )
+    p.add_argument("--val-fraction", type=float, help=f"held-out share of training traces (default: {d.val_fraction})")
+    p.add_argument("--test-fraction", type=float, help=f"share of files in SPEC@test (default: {d.test_fraction})")
+    p.add_argument("--split-seed", type=int, help=f"seed of the @train/@test split (default: {d.split_seed})")
+    p.add_argument("--trace-count", type=int, help=f"traces drawn from a network model (default: {d.trace_count})")
+    p.add_argument("--format", dest="trace_format", help="force the trace file format")
+    p.add_argument("--ladder", help=f"ladder name or file (default: {d.ladder})")
+    p.add_argument("--device", help=f"device profile (default: {d.device})")
+    p.add_argument("--qoe", help=f"QoE preset, the reward (default: {d.qoe})")
+    p.add_argument("--sim", help=f"simulator preset (default: {d.sim})")
+    p.add_argument("--steps", type=int, help=f"environment steps (default: {d.steps})")
+    p.add_argument("--n-envs", type=int, help=f"sessions stepped together (default: {d.n_envs})")
+    p.add_argument("--seed", type=int, help=f"seed (default: {d.seed})")
+    p.add_argument("--eval-every", type=int, help=f"steps between validation runs (default: {d.eval_every})")
+    p.add_argument("--eval-sessions", type=int, help="validation sessions (default: one per validation trace)")
+    p.add_argument(
+        "--select-by", choices=list(_SELECT), help=f"validation score of the best model (default: {d.select_by})"
+    )
+    p.add_argument("--frame-stack", type=int, help="stack this many past observations (default: 1)")
+    p.add_argument(
+        "--no-normalize-obs", dest="normalize_obs", action="store_false", help="no observation normalisation"
+    )
+    p.add_argument(
+        "--no-normalize-reward", dest="normalize_reward", action="store_false", help="no running reward normalisation"
+    )
+    p.add_argument("--reward-scale", type=float, help="multiply rewards (default: 1)")
+    p.add_argument(
+        "--net",
+        dest="net_arch",
+        metavar="N,N",
+        type=lambda v: tuple(int(x) for x in v.split(",")),
+        help="hidden layer sizes (default: 64,64)",
+    )
+    p.add_argument("--lr", dest="learning_rate", type=float, help="learning rate (default: per algorithm)")
+    p.add_argument("--n-steps", type=int, help="rollout length per env, PPO/A2C (default: per algorithm)")
+    p.add_argument("--batch-size", type=int, help="minibatch size, PPO/DQN (default: per algorithm)")
+    p.add_argument("--epochs", dest="n_epochs", type=int, help="epochs per rollout, PPO (default: 4)")
+    p.add_argument("--gamma", type=float, help="discount (default: 0.99)")
+    p.add_argument("--ent-coef", type=float, help="entropy bonus, PPO/A2C (default: 0.01)")
+    p.add_argument("--threads", dest="torch_threads", type=int, help="torch CPU threads (default: 1)")
+    p.add_argument("--config", type=Path, help="start from a saved config.json (flags override it)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--time-limit-min", type=float, help="stop after this many minutes of training")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    out, resume, progress = args.pop("out"), args.pop("resume", False), args.pop("progress", True)
+    limit_min = args.pop("time_limit_min", None)
+    try:
+        base = load_config(args.pop("config")).to_dict() if "config" in args else {}
+        if resume and not base and (out / "config.json").is_file():
+            base = load_config(out / "config.json").to_dict()
+        base.update(args)
+        cfg = TrainConfig.from_dict(base, where="command line")
+        if limit_min is not None and not limit_min > 0:
+            raise InputError(f"--time-limit-min must be > 0, got {limit_min}")
+        limit_s = None if limit_min is None else 60.0 * limit_min
+        res = train(cfg, out, resume=resume, progress=progress, time_limit_s=limit_s)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    best = res.best
+    print(
+        f"trained {res.timesteps} steps in {res.wall_s:.1f} s ({res.steps_per_s:.0f} steps/s); best validation "
+        f"QoE {best.get('qoe_mean', float('nan')):.4f} (p10 {best.get('qoe_p10', float('nan')):.4f}) "
+        f"at {best.get('timesteps')} steps -> {out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""Learned policies: the batched VecEnv, training, checkpoints, and loading ``rl:DIR``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("stable_baselines3")
+
+from stable_baselines3.common.env_checker import check_env  # noqa: E402
+from stable_baselines3.common.vec_env import VecCheckNan, VecFrameStack, VecNormalize  # noqa: E402
+
+from abr.errors import InputError  # noqa: E402
+from abr.qoe import get_qoe  # noqa: E402
+from abr.registry import get_ladder  # noqa: E402
+from policies.registry import get_policy  # noqa: E402
+from policies.rl import RLPolicy  # noqa: E402
+from sim.core import SIM_PRESETS, PlayerConfig  # noqa: E402
+from sim.device import get_device  # noqa: E402
+from sim.env import StreamingEnv  # noqa: E402
+from sim.session import run_sessions  # noqa: E402
+from sim.train import TrainConfig, load_config, main, train  # noqa: E402
+from sim.vecenv import BatchVecEnv  # noqa: E402
+from traces.formats import write_cooked  # noqa: E402
+from traces.trace import Trace  # noqa: E402
+
+LADDER = "synthetic:promptus"
+
+
+def _traces(n: int = 6, seed: int = 0) -> list[Trace]:
+    """Piecewise-constant traces with slow and fast stretches and an outage, 1 s steps."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        mbps = np.exp(rng.normal(np.log(0.4 + 0.5 * i), 0.8, size=120))
+        mbps[rng.integers(0, 120, size=3)] = 0.0
+        out.append(Trace(np.ones(120), mbps, name=f"t{i}", source="test"))
+    return out
+
+
+def _world(history: int = 8):
+    cfg = SIM_PRESETS["pensieve"]
+    if history != cfg.player.history:
+        cfg = replace(cfg, player=PlayerConfig(history=history))
+    return get_ladder(LADDER), get_device("h200"), get_qoe("perceptual"), cfg
+
+
+@pytest.fixture(scope="module")
+def trace_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("traces")
+    for t in _traces(8):
+        write_cooked(t, folder / f"{t.name}.txt")
+    return folder
+
+
+def _config(trace_dir: Path, **kw) -> TrainConfig:
+    base = dict(traces=(str(trace_dir),), ladder=LADDER, steps=2048, n_envs=16, n_steps=32, batch_size=128,
+                n_epochs=2, eval_every=1024, net_arch=(32, 32), seed=3)  # fmt: skip
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def trained(trace_dir, tmp_path_factory) -> tuple[Path, object]:
+    out = tmp_path_factory.mktemp("run") / "ppo"
+    return out, train(_config(trace_dir), out, progress=False)
+
+
+# ---------------------------------------------------------------------------- VecEnv
+def test_vecenv_matches_single_envs_session_for_session():
+    ladder, device, qoe, cfg = _world()
+    traces = _traces()
+    venv = BatchVecEnv(traces, ladder, device, qoe, cfg, num_envs=4, seed=11)
+    rng = np.random.default_rng(0)
+    obs = venv.reset()
+    for _episode in range(2):
+        singles = []
+        for i, info in enumerate(venv.reset_infos):
+            env = StreamingEnv(traces, ladder, device, qoe, cfg)
+            env.reset(seed=0)  # then replay the vec env's trace and session key on the same simulator
+            o = env.sim.reset(np.array([info["trace_index"]]), venv.keys[i : i + 1])
+            np.testing.assert_array_equal(env.builder(o)[0], obs[i])
+            singles.append(env)
+        for k in range(ladder.n_chunks):
+            actions = rng.integers(0, ladder.n_rungs, size=4)
+            obs, rewards, dones, infos = venv.step(actions)
+            for i, env in enumerate(singles):
+                o, r, term, trunc, _ = env.step(int(actions[i]))
+                assert r == pytest.approx(float(rewards[i]), rel=1e-6, abs=1e-6)
+                assert dones[i] == term and not trunc
+                seen = infos[i]["terminal_observation"] if term else obs[i]
+                np.testing.assert_array_equal(o, seen)
+            assert dones.all() == (k == ladder.n_chunks - 1)
+
+
+def test_vecenv_seed_replays_episodes_and_sessions_are_fresh():
+    ladder, device, qoe, cfg = _world()
+
+    def run(seed: int) -> tuple[list, list, np.ndarray]:
+        venv = BatchVecEnv(_traces(), ladder, device, qoe, cfg, num_envs=3, seed=0)
+        assert venv.seed(seed) == [seed, seed + 1, seed + 2]
+        venv.reset()
+        infos, keys, total = [], [], np.zeros(3)
+        for _ in range(2 * ladder.n_chunks):
+            infos.append([dict(i) for i in venv.reset_infos])
+            keys.append(venv.keys.copy())
+            total += venv.step(np.full(3, 5))[1]
+        return infos, keys, total
+
+    a, b, c = run(7), run(7), run(8)
+    assert a[0] == b[0] and np.array_equal(a[2], b[2])
+    assert not np.array_equal(a[2], c[2])
+    first, second = a[1][0], a[1][ladder.n_chunks]
+    assert not np.intersect1d(first, second).size  # a new episode gets new session keys
+    sessions = [i["session"] for i in a[0][0] + a[0][ladder.n_chunks]]
+    assert sessions == list(range(6))
+
+
+def test_vecenv_trace_weights_and_sb3_wrappers():
+    ladder, device, qoe, cfg = _world()
+    venv = BatchVecEnv(_traces(3), ladder, device, qoe, cfg, num_envs=8, trace_weights=[0, 1, 0])
+    venv.reset()
+    assert {i["trace_index"] for i in venv.reset_infos} == {1}
+    with pytest.raises(ValueError, match="trace_weights"):
+        BatchVecEnv(_traces(3), ladder, device, qoe, cfg, trace_weights=[1, 1])
+    wrapped = VecNormalize(VecFrameStack(VecCheckNan(venv, raise_exception=True), 2))
+    obs = wrapped.reset()
+    assert obs.shape == (8, 2 * venv.observation_space.shape[0])
+    for _ in range(ladder.n_chunks + 3):
+        obs, rew, done, info = wrapped.step(np.array([wrapped.action_space.sample() for _ in range(8)]))
+    assert np.isfinite(obs).all() and venv.get_attr("render_mode") == [None] * 8
+    assert venv.env_is_wrapped(object) == [False] * 8
+
+
+def test_single_env_passes_sb3_check_env():
+    ladder, device, qoe, cfg = _world()
+    check_env(StreamingEnv(_traces(2), ladder, device, qoe, cfg), warn=True)
+
+
+# ---------------------------------------------------------------------------- training
+def test_short_training_run_writes_a_loadable_policy(trained, trace_dir):
+    out, result = trained
+    for name in ("config.json", "model.zip", "vecnormalize.pkl", "eval.csv", "progress.csv", "summary.json",
+                 "last/model.zip", "last/state.json"):  # fmt: skip
+        assert (out / name).is_file(), name
+    assert result.timesteps >= 2048
+    assert [r["timesteps"] for r in result.eval_rows][:2] == [1024, 2048]
+    meta = json.loads((out / "config.json").read_text())
+    assert load_config(out / "config.json") == _config(trace_dir)
+    assert meta["ladder"]["n_rungs"] == 6 and meta["layout"]["size"] == 2 * 8 + 3 * 6 + 4
+    # validation traces are held out of training, and the split is recorded
+    assert set(meta["traces"]["eval"]).isdisjoint(meta["traces"]["train"])
+    assert len(meta["traces"]["eval"]) + len(meta["traces"]["train"]) == 8
+    # the loaded best model scores on the validation traces exactly what training logged for it
+    policy = get_policy(f"rl:{out}")
+    assert isinstance(policy, RLPolicy) and policy.label == f"rl:{out}"
+    ladder, device, qoe, cfg = _world()
+    by_name = {p.stem: p for p in trace_dir.iterdir()}
+    from traces.formats import read_trace
+
+    val = [read_trace(by_name[Path(n).stem]) for n in meta["traces"]["eval"]]
+    res = run_sessions(policy, val, ladder, device, qoe, config=cfg, seed=3 + 1_000_003)
+    assert float(res.summary_arrays()["qoe_mean"].mean()) == pytest.approx(result.best["qoe_mean"], abs=1e-9)
+
+
+def test_same_seed_trains_the_same_policy(trained, trace_dir, tmp_path):
+    _, first = trained
+    again = train(_config(trace_dir), tmp_path / "again", progress=False)
+    assert [r["qoe_mean"] for r in again.eval_rows] == [r["qoe_mean"] for r in first.eval_rows]
+
+
+def test_resume_continues_and_refuses_other_configs(trace_dir, tmp_path):
+    out = tmp_path / "run"
+    train(_config(trace_dir, steps=1024), out, progress=False)
+    with pytest.raises(InputError, match="--resume"):
+        train(_config(trace_dir, steps=1024), out, progress=False)
+    with pytest.raises(InputError, match="gamma"):
+        train(_config(trace_dir, steps=2048, gamma=0.9), out, resume=True, progress=False)
+    res = train(_config(trace_dir, steps=2048), out, resume=True, progress=False)
+    assert res.timesteps >= 2048
+    assert [r["timesteps"] for r in res.eval_rows] == [1024, 2048]
+
+
+def test_other_algorithms_and_frame_stack_train_and_load(trace_dir, tmp_path):
+    for algo, extra in (("dqn", {"batch_size": 64}), ("a2c", {"frame_stack": 3, "n_steps": 8})):
+        out = tmp_path / algo
+        kw = dict(algo=algo, steps=512, eval_every=512, net_arch=(16,), **extra)
+        if algo == "dqn":
+            kw.update(n_steps=None, n_epochs=None)
+        else:
+            kw.update(batch_size=None, n_epochs=None)
+        train(_config(trace_dir, **kw), out, progress=False)
+        ladder, device, qoe, cfg = _world()
+        res = run_sessions(RLPolicy.load(out), _traces(2), ladder, device, qoe, config=cfg)
+        assert res.chunks["rung"].shape == (ladder.n_chunks, 2)
+
+
+def test_config_rejects_bad_options():
+    with pytest.raises(ValueError, match="n_epochs does not apply to dqn"):
+        TrainConfig(algo="dqn", n_epochs=3)
+    with pytest.raises(ValueError, match="algo"):
+        TrainConfig(algo="sac")
+    with pytest.raises(InputError, match="unknown training option"):
+        TrainConfig.from_dict({"stepz": 3})
+    cfg = TrainConfig(traces=("a", "b"), net_arch=(8, 8))
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
+    assert main(["--trace", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:")
+
+
+# ---------------------------------------------------------------------------- loading errors
+def test_loading_for_another_ladder_size_fails_clearly(trained):
+    out, _ = trained
+    policy = RLPolicy.load(out)
+    _, device, qoe, cfg = _world()
+    small = get_ladder("synthetic:promptus:ranks=2/4/8")
+    with pytest.raises(InputError, match="trained for a ladder with 6 rungs.*has 3"):
+        run_sessions(policy, _traces(1), small, device, qoe, config=cfg)
+
+
+def test_loading_with_another_observation_layout_fails_clearly(trained):
+    out, _ = trained
+    ladder, device, qoe, cfg = _world(history=4)
+    with pytest.raises(InputError, match="observation layout.*history: trained 8, now 4"):
+        run_sessions(RLPolicy.load(out), _traces(1), ladder, device, qoe, config=cfg)
+
+
+def test_loading_broken_folders_fails_clearly(trained, tmp_path):
+    out, _ = trained
+    with pytest.raises(InputError, match="needs a folder"):
+        get_policy("rl:")
+    with pytest.raises(InputError, match="not a folder"):
+        RLPolicy.load(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no config.json"):
+        RLPolicy.load(tmp_path / "empty")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    meta = json.loads((out / "config.json").read_text())
+    (bad / "config.json").write_text(json.dumps(dict(meta, version=99)))
+    with pytest.raises(InputError, match="version 99"):
+        RLPolicy.load(bad)
+    (bad / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="no model.zip"):
+        RLPolicy.load(bad)
+    (bad / "model.zip").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="cannot load model"):
+        RLPolicy.load(bad)
+
+
+def test_importing_policies_does_not_import_torch():
+    code = "import sys, policies, sim.train; policies.get_policy('bola'); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    assert out.stdout.strip() == "False"
