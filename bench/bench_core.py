@@ -107,7 +107,7 @@ def main() -> None:
         tix = np.arange(n) % len(traces)
         acts = rng.integers(0, ladder.n_rungs, (ladder.n_chunks, n))
 
-        def batched():
+        def batched(tix=tix, n=n, acts=acts):
             sim.reset(tix, session_keys(0, np.arange(n)))
             for k in range(ladder.n_chunks):
                 sim.step(acts[k])

@@ -19,7 +19,7 @@ from abr.errors import InputError
 from abr.ladder import Ladder
 from abr.qoe import QoE
 
-__all__ = ["Observation", "Policy", "PolicyContext", "parse_params"]
+__all__ = ["DownloadProgress", "Observation", "Policy", "PolicyContext", "parse_params"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,6 +59,10 @@ class Observation:
     :param decode_backlog_s: decode work still queued on the device, seconds.
     :param clock_s: session time, seconds.
     :param stall_s: total stall time so far, seconds (startup excluded).
+    :param play_end_s: session time at which the scheduled playback of the downloaded chunks
+        ends, seconds: ``play_end_s - clock_s`` is the buffer plus any stall a slow decoder has
+        already scheduled. None where the source of the observation does not provide it;
+        planning policies then fall back to ``buffer_s``.
     """
 
     chunk: int
@@ -69,10 +73,45 @@ class Observation:
     decode_backlog_s: np.ndarray
     clock_s: np.ndarray
     stall_s: np.ndarray
+    play_end_s: np.ndarray | None = None
+
+    @property
+    def play_ahead_s(self) -> np.ndarray:
+        """Time until the scheduled playback runs dry (0 if it has), else the buffer."""
+        if self.play_end_s is None:
+            return self.buffer_s
+        return np.maximum(self.play_end_s - self.clock_s, 0.0)
 
     @property
     def n_sessions(self) -> int:
         return len(self.buffer_s)
+
+
+@dataclass(frozen=True, eq=False)
+class DownloadProgress:
+    """A chunk download in flight, seen at one of the simulator's progress checks.
+
+    Arrays of shape ``(sessions,)``; only entries where ``active`` is True are downloads in
+    flight (the others have finished and their answer is ignored).
+
+    :param chunk: index of the chunk being downloaded.
+    :param active: sessions whose download is still in flight.
+    :param rung: rung being downloaded.
+    :param size_bytes: size of that download.
+    :param downloaded_bytes: bytes received so far.
+    :param elapsed_s: time since the request left (latency included).
+    :param latency_s: time to the first byte of this request.
+    :param buffer_s: downloaded but unplayed video now, seconds.
+    """
+
+    chunk: int
+    active: np.ndarray
+    rung: np.ndarray
+    size_bytes: np.ndarray
+    downloaded_bytes: np.ndarray
+    elapsed_s: np.ndarray
+    latency_s: np.ndarray
+    buffer_s: np.ndarray
 
 
 class Policy(ABC):
@@ -99,6 +138,19 @@ class Policy(ABC):
     @abstractmethod
     def act(self, obs: Observation) -> np.ndarray:
         """Rung index for every session, shape ``(sessions,)``, int."""
+
+    def abandon(self, progress: DownloadProgress) -> np.ndarray:
+        """Give up downloads in flight: per session a lower rung to fetch instead, or -1.
+
+        Consulted by the simulator only in its per-request latency mode, and only for
+        policies that override it (see :attr:`can_abandon`). The default never abandons.
+        """
+        return np.full(len(progress.rung), -1, dtype=np.int64)
+
+    @property
+    def can_abandon(self) -> bool:
+        """Whether this policy may abandon downloads (it overrides :meth:`abandon`)."""
+        return type(self).abandon is not Policy.abandon
 
 
 def parse_params(cls: type, options: str, where: str) -> object:

@@ -12,6 +12,11 @@ Model, per session (read top to bottom in :meth:`BatchSimulator.step`):
    downloader waits until it is not (in ``sleep_quantum_s`` steps, as Pensieve sleeps).
 6. QoE of the chunk from ``abr.qoe`` (stall_0 = startup delay).
 
+Abandonment (latency mode only, for a policy that defines it): the download is checked every
+``abandon_check_s`` of transfer; the policy may give it up for a lower rung, which is then
+requested at once (paying the request latency again). The time and bytes of the abandoned
+attempts count in the chunk's delay and in ``wasted_bytes``.
+
 A decoder slower than real time therefore stalls playback even on a fast network. All
 sessions advance one chunk per step, so a run of K chunks is K numpy steps whatever the
 number of sessions; a single Gymnasium env is a batch of one on the same code.
@@ -19,6 +24,7 @@ number of sessions; a single Gymnasium env is a batch of one on the same code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,7 +32,7 @@ import numpy as np
 from abr.errors import InputError
 from abr.ladder import Ladder
 from abr.qoe import QoE
-from policies.base import Observation, PolicyContext
+from policies.base import DownloadProgress, Observation, PolicyContext
 from sim.device import DeviceProfile
 from sim.network import NetworkConfig, TraceBank
 from sim.rng import uniform
@@ -44,11 +50,14 @@ class PlayerConfig:
     :param buffer_cap_s: most downloaded-but-unplayed video the player holds, seconds.
     :param sleep_quantum_s: the downloader waits in steps of this length (0 = exact).
     :param history: number of past chunks in the observation.
+    :param abandon_check_s: transfer time between checks of a download a policy may abandon
+        (latency mode; Sabre checks every 50 ms).
     """
 
     buffer_cap_s: float = 60.0
     sleep_quantum_s: float = 0.5
     history: int = 8
+    abandon_check_s: float = 0.05
 
     def __post_init__(self) -> None:
         if self.buffer_cap_s <= 0:
@@ -57,6 +66,8 @@ class PlayerConfig:
             raise ValueError(f"PlayerConfig.sleep_quantum_s must be >= 0, got {self.sleep_quantum_s}")
         if self.history < 1:
             raise ValueError(f"PlayerConfig.history must be >= 1, got {self.history}")
+        if self.abandon_check_s <= 0:
+            raise ValueError(f"PlayerConfig.abandon_check_s must be > 0, got {self.abandon_check_s}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +90,12 @@ SIM_PRESETS: dict[str, SimConfig] = {
 
 @dataclass(frozen=True, eq=False)
 class StepInfo:
-    """Per-chunk metrics of one step, arrays of shape ``(sessions,)``."""
+    """Per-chunk metrics of one step, arrays of shape ``(sessions,)``.
+
+    ``abandoned`` counts the downloads of the chunk given up before the one that completed
+    (``rung``, ``size_bytes``); ``wasted_bytes`` are the bytes those received. Both are zero
+    unless the policy abandons (latency mode).
+    """
 
     chunk: int
     rung: np.ndarray
@@ -94,6 +110,8 @@ class StepInfo:
     lpips: np.ndarray
     severe_frac: np.ndarray
     reward: np.ndarray
+    abandoned: np.ndarray
+    wasted_bytes: np.ndarray
 
 
 class BatchSimulator:
@@ -106,7 +124,9 @@ class BatchSimulator:
     :param config: network and player configuration.
     """
 
-    def __init__(self, traces: list[Trace], ladder: Ladder, device: DeviceProfile, qoe: QoE, config: SimConfig | None = None):
+    def __init__(
+        self, traces: list[Trace], ladder: Ladder, device: DeviceProfile, qoe: QoE, config: SimConfig | None = None
+    ):
         self.config = config or SimConfig()
         net = self.config.network
         self.bank = TraceBank(traces, payload_fraction=net.payload_fraction, default_latency_s=net.rtt_s)
@@ -159,11 +179,20 @@ class BatchSimulator:
         self.thr_hist = np.full((n, h), np.nan)
         self.delay_hist = np.full((n, h), np.nan)
         self.stall_total = np.zeros(n)
+        self._no_abandon, self._no_waste = np.zeros(n, dtype=np.int64), np.zeros(n)  # StepInfo without abandonment
+        self._no_abandon.setflags(write=False)
+        self._no_waste.setflags(write=False)
         return self._observe(np.zeros(n))
 
     # ------------------------------------------------------------------- step
-    def step(self, rungs: np.ndarray) -> tuple[Observation, StepInfo, bool]:
-        """Download, decode and schedule chunk ``k`` at ``rungs``; return the next observation."""
+    def step(
+        self, rungs: np.ndarray, abandon: Callable[[DownloadProgress], np.ndarray] | None = None
+    ) -> tuple[Observation, StepInfo, bool]:
+        """Download, decode and schedule chunk ``k`` at ``rungs``; return the next observation.
+
+        ``abandon`` (a policy's :meth:`~policies.base.Policy.abandon`) is consulted during
+        downloads in latency mode only; None keeps the plain path.
+        """
         k, n = self.k, self.n
         if k >= self.n_chunks:
             raise RuntimeError("step() after the last chunk; call reset()")
@@ -176,9 +205,13 @@ class BatchSimulator:
         size = self.ladder.size_bytes[k, r]
 
         # 2. network
+        abandoned, wasted = self._no_abandon, self._no_waste
         if net.mode == "pensieve":
             dl, self.pos, self.cum = bank.transfer(self.tix, self.pos, self.cum, size)
             delay = (dl + net.rtt_s) * self.noise[:, k]
+        elif abandon is not None:
+            delay, r, wasted, abandoned = self._download_abandoning(k, r, abandon)
+            size = self.ladder.size_bytes[k, r]
         else:
             lat = bank.latency(self.tix, self.pos)
             pos = bank.advance(self.tix, self.pos, lat)
@@ -222,7 +255,7 @@ class BatchSimulator:
                     self.cum = bank.bytes_before(self.tix, self.pos)
         self.clock = arrive + wait
 
-        thr = size * 8.0 / delay / 1e6
+        thr = (size if abandon is None else size + wasted) * 8.0 / delay / 1e6
         # fresh arrays, so an observation a policy keeps never changes under it
         self.thr_hist = np.concatenate([self.thr_hist[:, 1:], thr[:, None]], axis=1)
         self.delay_hist = np.concatenate([self.delay_hist[:, 1:], delay[:, None]], axis=1)
@@ -244,8 +277,68 @@ class BatchSimulator:
             lpips=self.ladder.lpips_mean[k, r],
             severe_frac=self.ladder.severe_frac[k, r],
             reward=reward,
+            abandoned=abandoned,
+            wasted_bytes=wasted,
         )
         return self._observe(buffer), info, self.k == self.n_chunks
+
+    def _download_abandoning(
+        self, k: int, r: np.ndarray, abandon: Callable[[DownloadProgress], np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Latency-mode download of chunk k that the policy may abandon (see the module docstring).
+
+        Returns (delay, final rung, wasted bytes, abandon count) and advances the trace
+        position. A session never abandoned gets exactly the plain path's numbers.
+        """
+        bank, tix, dt = self.bank, self.tix, self.config.player.abandon_check_s
+        sizes = self.ladder.size_bytes[k]
+        r = r.copy()
+        spent = np.zeros(self.n)  # time of abandoned attempts
+        wasted = np.zeros(self.n)
+        count = np.zeros(self.n, dtype=np.int64)
+        lat = bank.latency(tix, self.pos)
+        start = bank.advance(tix, self.pos, lat)  # where the transfer begins
+        c0 = bank.bytes_before(tix, start)
+        dl, end_pos, end_cum = bank.transfer(tix, start, c0, sizes[r])
+        m = np.ones(self.n)  # the next check is m * dt into the transfer
+        seen = self.clock.copy()  # per-session time of the last buffer query (never decreases)
+        active = dl > m * dt
+        while active.any():
+            x = m * dt
+            ahead = start + x
+            loops = np.floor(ahead / bank.total_s[tix])
+            local = ahead - loops * bank.total_s[tix]
+            got = bank.bytes_before(tix, local) + loops * bank.total_bytes[tix] - c0
+            seen = np.where(active, self.clock + spent + lat + x, seen)
+            progress = DownloadProgress(
+                chunk=k, active=active, rung=r, size_bytes=sizes[r], downloaded_bytes=np.where(active, got, 0.0),
+                elapsed_s=lat + x, latency_s=lat, buffer_s=self._buffer(seen) if k > 0 else np.zeros(self.n),
+            )  # fmt: skip
+            to = np.asarray(abandon(progress), dtype=np.int64).reshape(-1)
+            give_up = active & (to >= 0) & (to < r)
+            if give_up.any():
+                spent = np.where(give_up, spent + lat + x, spent)
+                wasted = np.where(give_up, wasted + got, wasted)
+                count += give_up
+                r = np.where(give_up, to, r)
+                req = bank.advance(tix, local, 0.0)  # the new request leaves where the old transfer stopped
+                new_lat = bank.latency(tix, req)
+                new_start = bank.advance(tix, req, new_lat)
+                new_c0 = bank.bytes_before(tix, new_start)
+                new_dl, new_end, new_cum = bank.transfer(tix, new_start, new_c0, sizes[r])
+                lat = np.where(give_up, new_lat, lat)
+                start = np.where(give_up, new_start, start)
+                c0 = np.where(give_up, new_c0, c0)
+                dl = np.where(give_up, new_dl, dl)
+                end_pos = np.where(give_up, new_end, end_pos)
+                end_cum = np.where(give_up, new_cum, end_cum)
+                m = np.where(give_up, 1.0, m + 1.0)
+            else:
+                m = m + 1.0
+            active &= dl > m * dt
+        self.pos, self.cum = end_pos, end_cum
+        delay = np.where(count > 0, spent + lat + dl, lat + dl)
+        return delay, r, wasted, count
 
     # -------------------------------------------------------------- internals
     def _buffer(self, t: np.ndarray) -> np.ndarray:
@@ -275,4 +368,5 @@ class BatchSimulator:
             decode_backlog_s=np.maximum(self.dec_free - self.clock, 0.0),
             clock_s=self.clock,
             stall_s=self.stall_total,
+            play_end_s=self.play_end,
         )

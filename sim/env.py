@@ -117,9 +117,9 @@ def step_info(info: StepInfo, i: int = 0) -> dict[str, Any]:
     """Per-chunk metrics of session ``i`` as plain Python scalars."""
     out: dict[str, Any] = {"chunk": info.chunk}
     for name in ("rung", "size_bytes", "delay_s", "throughput_mbps", "decode_s", "stall_s", "wait_s",
-                 "buffer_s", "quality", "lpips", "severe_frac", "reward"):  # fmt: skip
+                 "buffer_s", "quality", "lpips", "severe_frac", "reward", "abandoned", "wasted_bytes"):  # fmt: skip
         v = getattr(info, name)[i]
-        out[name] = int(v) if name == "rung" else float(v)
+        out[name] = int(v) if name in ("rung", "abandoned") else float(v)
     return out
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 from abr.errors import InputError
 from abr.qoe import QOE_PRESETS, get_qoe
 from abr.registry import DEFAULT_LADDER, available_ladders, get_ladder
-from policies.registry import POLICIES, get_policy
+from policies.registry import describe_policies, get_policy
 from sim.core import SIM_PRESETS
 from sim.device import available_devices, get_device
 from sim.env import DEFAULT_DEVICE
@@ -31,7 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate adaptive-bitrate streaming sessions and print a QoE summary per policy.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
-            f"policies: {', '.join(POLICIES)} (options as name:key=value,...)\n"
+            "policies (options as name:key=value,...):\n  "
+            + describe_policies().replace("\n", "\n  ")
+            + "\n  rl:DIR: a policy trained by python -m sim.train"
+            + "\n  oracle[:position_s=..,max_states=..]: the best achievable QoE with the future trace known"
+            " (an upper bound, not a policy)\n"
             f"ladders:  {', '.join(available_ladders())} (or a ladder .json file)\n"
             f"devices:  {', '.join(available_devices())} (or a device .json file)\n"
             f"qoe:      {', '.join(QOE_PRESETS)}\n"
@@ -83,6 +88,14 @@ def _write(out: Path, sessions, chunks) -> None:
         os.replace(tmp, path)
 
 
+def _oracle(spec: str):
+    """``oracle[:options]``: a runner with run_sessions' signature computing the oracle bound."""
+    from policies.base import parse_params
+    from sim.oracle import OracleGrid, oracle_sessions
+
+    return partial(oracle_sessions, grid=parse_params(OracleGrid, spec.partition(":")[2], "oracle"))
+
+
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -90,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--sessions must be >= 1, got {args.sessions}")
     if args.sim not in SIM_PRESETS:
         raise InputError(f"unknown simulator preset {args.sim!r}; valid: {', '.join(SIM_PRESETS)}")
-    policies = [get_policy(s) for s in (args.policy or ["bola"])]
+    specs = args.policy or ["bola"]
+    policies = [_oracle(s) if s.split(":")[0] == "oracle" else get_policy(s) for s in specs]
     ladder = get_ladder(args.ladder)
     device = get_device(args.device)
     qoe = get_qoe(args.qoe)
@@ -106,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"traces  {args.trace}: {len(traces)} trace(s); sim {args.sim}; device {device.name}; qoe {qoe.name}")
     sessions, chunks = [], []
     for policy in policies:
-        res = run_sessions(policy, traces, ladder, device, qoe, config=config, sessions=args.sessions, seed=args.seed)
+        runner = policy if callable(policy) and not hasattr(policy, "act") else partial(run_sessions, policy)
+        res = runner(traces, ladder, device, qoe, config=config, sessions=args.sessions, seed=args.seed)
         sessions.append(res.sessions_frame())
         if args.out is not None:
             chunks.append(res.chunks_frame())

@@ -18,7 +18,7 @@ __all__ = ["SessionResults", "run_sessions", "SUMMARY_COLUMNS"]
 
 _CHUNK_FIELDS = (
     "rung", "size_bytes", "delay_s", "throughput_mbps", "decode_s", "stall_s",
-    "wait_s", "buffer_s", "quality", "lpips", "severe_frac", "reward",
+    "wait_s", "buffer_s", "quality", "lpips", "severe_frac", "reward", "abandoned", "wasted_bytes",
 )  # fmt: skip
 
 #: Per-session summary columns and their meaning.
@@ -119,10 +119,11 @@ def run_sessions(
     tix = ids % len(traces)
     obs = sim.reset(tix, session_keys(seed, ids))
     policy.reset(sim.context, len(ids))
+    abandon = policy.abandon if policy.can_abandon else None  # consulted in latency mode only
     steps: list[StepInfo] = []
     done = False
     while not done:
-        obs, info, done = sim.step(policy.act(obs))
+        obs, info, done = sim.step(policy.act(obs), abandon=abandon)
         steps.append(info)
     chunks = {f: np.stack([getattr(s, f) for s in steps]) for f in _CHUNK_FIELDS}
     return SessionResults(

@@ -72,3 +72,11 @@ def test_light_imports_and_help():
     assert out.split() == ["False", "False"]
     help_text = subprocess.run([sys.executable, "-m", "sim.run", "--help"], capture_output=True, text=True).stdout
     assert "--policy" in help_text and "synthetic:promptus" in help_text
+
+
+def test_oracle_row_bounds_every_policy(tmp_path, capsys):
+    out = tmp_path / "r.csv"
+    args = ["--policy", "bba", "--policy", "robustmpc", "--policy", "oracle", "--trace", "fcc", "--trace-count", "3"]
+    assert main([*args, "--out", str(out)]) == 0
+    df = pd.read_csv(out).pivot(index="session", columns="policy", values="qoe_total")
+    assert (df["oracle (bound)"] >= df[["bba", "robustmpc"]].max(axis=1) - 1e-9).all()

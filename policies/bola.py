@@ -1,0 +1,290 @@
+"""BOLA (Spiteri, Urgaonkar, Sitaraman, INFOCOM 2016) and BOLA-E (Spiteri, Sitaraman,
+Sparacio, MMSys 2018), on perceptual utilities (:func:`policies.rules.utilities`).
+
+BOLA picks ``argmax_m (V (v_m + gamma p) - B) / S_m``. The variants follow Sabre:
+
+* ``basic``: that rule alone, with ``V = (Q_max - p) / (v_max + gamma p)``;
+* ``o`` / ``u`` (BOLA-O / BOLA-U): the buffer target shrinks near the start and the end of
+  the video (``Q = min(Q_max, max(min(k, K - k) / 2, 3) p)``); an up-switch is limited by
+  the rung the throughput estimate sustains, ``m_t``: to ``max(m_prev, m_t)`` for BOLA-O and
+  to ``m_t + 1`` for BOLA-U (unless m_prev is already higher); downloads may be abandoned
+  when a lower rung scores better on what is left (latency mode only).
+
+BOLA-O's pause (waiting instead of downloading when the buffer is high) is not modelled: the
+simulator has no policy-requested wait, only the buffer-cap wait.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from policies.base import DownloadProgress, Observation, Policy, PolicyContext
+from policies.estimators import Ewma
+from policies.rate import insufficient_buffer_cap
+from policies.rules import realtime_rungs, throughput_rung, utilities
+
+__all__ = ["BOLA", "BOLAE", "bola_choice"]
+
+_VARIANTS = ("basic", "o", "u")
+
+
+def bola_choice(v: np.ndarray, size: np.ndarray, allowed: np.ndarray, V: float, gp: float, level: np.ndarray):
+    """``argmax_m (V (v_m + gp) - level) / S_m`` over allowed rungs, per session.
+
+    Above ``V (v_max + gp)`` every score is negative: BOLA would pause until the best rung's
+    score reaches zero and then fetch it, so the best-utility rung (cheapest on ties) is taken
+    (the simulator has no policy pause; the argmax would pick the largest chunk instead).
+    """
+    score = np.where(allowed[None, :], (V * (v[None, :] + gp) - level[:, None]) / size[None, :], -np.inf)
+    top = int(np.argmax(np.where(allowed, v - size * 1e-15, -np.inf)))
+    return np.where(score.max(axis=1) < 0, top, np.argmax(score, axis=1))
+
+
+def _limit_upswitch(m, m_t, last, allowed, plus_one: bool, always_plus: bool = False):
+    """Sabre's up-switch limit: a switch up beyond the throughput rung m_t goes to
+    max(last, m_t), plus one rung for the U variants (BOLA-U: only when last <= m_t;
+    BOLA-E: always)."""
+    cond = (m > last) & (m > m_t)
+    base = np.maximum(last, m_t)
+    if plus_one:
+        nxt = np.minimum(base + 1, len(allowed) - 1)
+        step = allowed[nxt] if always_plus else allowed[nxt] & (last <= m_t)
+        base = np.where(step, nxt, base)
+    return np.where(cond, base, m)
+
+
+class BOLA(Policy):
+    """BOLA-BASIC, BOLA-O or BOLA-U (``variant``); see the module docstring."""
+
+    name = "bola"
+
+    @dataclass(frozen=True, slots=True)
+    class Params:
+        """:param gamma: gamma * p, the rebuffer-aversion term in seconds (BOLA's default 5).
+        :param qmax: buffer target Q_max in seconds (BOLA's default 25).
+        :param variant: ``basic``, ``o`` (BOLA-O) or ``u`` (BOLA-U).
+        :param half_life_fast_s: short EWMA half-life of the throughput estimate (o/u).
+        :param half_life_slow_s: long EWMA half-life (o/u).
+        :param abandon: abandon downloads (o/u, latency mode only)."""
+
+        gamma: float = 5.0
+        qmax: float = 25.0
+        variant: str = "basic"
+        half_life_fast_s: float = 3.0
+        half_life_slow_s: float = 8.0
+        abandon: bool = True
+
+        def __post_init__(self) -> None:
+            if self.gamma <= 0 or self.qmax <= 0:
+                raise ValueError("gamma and qmax must be > 0")
+            if self.variant not in _VARIANTS:
+                raise ValueError(f"variant must be one of {', '.join(_VARIANTS)}, got {self.variant!r}")
+
+    def reset(self, ctx: PolicyContext, n_sessions: int) -> None:
+        super().reset(ctx, n_sessions)
+        p = self.params
+        self.ewma = Ewma((p.half_life_fast_s, p.half_life_slow_s))
+        self.ewma.reset(n_sessions)
+        self._plan: tuple[np.ndarray, float] | None = None
+
+    def act(self, obs: Observation) -> np.ndarray:
+        ctx, k, p = self.ctx, obs.chunk, self.params
+        q, size, allowed = ctx.quality[k], ctx.ladder.size_bytes[k], realtime_rungs(ctx, k)
+        v = utilities(q, size, allowed)
+        chunk_s = ctx.ladder.duration_s[k]
+        qmax = p.qmax
+        if p.variant != "basic":
+            left = min(k, ctx.ladder.n_chunks - k)
+            qmax = min(qmax, max(left / 2.0, 3.0) * chunk_s)
+        V = max(qmax - chunk_s, 1e-6) / (v[allowed].max() + p.gamma)
+        self._plan = (v, V)
+        m = bola_choice(v, size, allowed, V, p.gamma, obs.buffer_s)
+        if p.variant != "basic":
+            m_t = throughput_rung(ctx, k, self.ewma.update(obs))
+            m = _limit_upswitch(m, m_t, np.maximum(obs.last_rung, 0), allowed, plus_one=p.variant == "u")
+        return m.astype(np.int64)
+
+    @property
+    def can_abandon(self) -> bool:
+        return self.params.abandon and self.params.variant != "basic"
+
+    def abandon(self, progress: DownloadProgress) -> np.ndarray:
+        """Abandon for the lower rung with the best BOLA score on the bytes left (Sabre's rule)."""
+        ctx, k, p = self.ctx, progress.chunk, self.params
+        v, V = self._plan
+        size, allowed = ctx.ladder.size_bytes[k], realtime_rungs(ctx, k)
+        remain = progress.size_bytes - progress.downloaded_bytes
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score = (V * (p.gamma + v[progress.rung]) - progress.buffer_s) / remain
+        ok = progress.active & (progress.downloaded_bytes > 0) & (remain > 0) & (score >= 0)
+        return _best_lower(v, size, allowed, V, p.gamma, progress.buffer_s, progress.rung, remain, score, ok)
+
+
+def _best_lower(v, size, allowed, V, gp, level, rung, remain, score, ok):
+    """The lower allowed rung whose whole chunk is smaller than ``remain`` and scores best, if it beats ``score``."""
+    other = (V * (gp + v[None, :]) - level[:, None]) / size[None, :]
+    lower = allowed[None, :] & (np.arange(len(size))[None, :] < rung[:, None]) & (size[None, :] < remain[:, None])
+    other = np.where(lower, other, -np.inf)
+    best = np.argmax(other, axis=1)
+    better = other[np.arange(len(best)), best] > score
+    return np.where(ok & better, best, -1).astype(np.int64)
+
+
+class BOLAE(Policy):
+    """BOLA-E as in Sabre and dash.js: BOLA-O/U plus a placeholder buffer, the
+    insufficient-buffer rule and abandonment.
+
+    * Utilities ``v_m = 1 + (perceptual utility)``; the buffer target is
+      ``max(min_buffer + per_level x rungs, buffer cap)`` (0 = the player's cap), and
+      ``gamma p = (v_max - 1) / (target / min_buffer - 1)``, ``V = min_buffer / gamma p``.
+    * Startup: the first chunk is the lowest rung; the second goes to the throughput rung,
+      with a placeholder (virtual buffer) just large enough for BOLA to choose that rung.
+    * Steady state: BOLA on buffer + placeholder with the up-switch limit of BOLA-O/U; the
+      placeholder grows by the time the downloader waits on the buffer cap, shrinks when the
+      effective buffer exceeds the level at which the chosen rung stays optimal, and is
+      clamped after each download (Sabre's ``report_download``).
+    * Insufficient-buffer rule: as :class:`policies.rate.Throughput`.
+    * Abandonment (latency mode): estimate the buffer and bytes left after a new request's
+      latency; abandon for a lower rung whose full chunk is smaller and scores better.
+    """
+
+    name = "bola-e"
+
+    @dataclass(frozen=True, slots=True)
+    class Params:
+        """:param min_buffer_s: BOLA-E's minimum buffer (10 s).
+        :param per_level_s: extra buffer per rung (2 s).
+        :param target_s: buffer target; 0 takes the player's buffer cap.
+        :param variant: ``u`` (BOLA-U up-switch limit, Sabre's default) or ``o``.
+        :param ibr: apply the insufficient-buffer rule.
+        :param abandon: abandon downloads (latency mode only).
+        :param half_life_fast_s: short EWMA half-life.
+        :param half_life_slow_s: long EWMA half-life."""
+
+        min_buffer_s: float = 10.0
+        per_level_s: float = 2.0
+        target_s: float = 0.0
+        variant: str = "u"
+        ibr: bool = True
+        abandon: bool = True
+        half_life_fast_s: float = 3.0
+        half_life_slow_s: float = 8.0
+
+        def __post_init__(self) -> None:
+            if self.min_buffer_s <= 0 or self.per_level_s < 0 or self.target_s < 0:
+                raise ValueError("min_buffer_s must be > 0, per_level_s and target_s >= 0")
+            if self.variant not in ("o", "u"):
+                raise ValueError(f"variant must be 'o' or 'u', got {self.variant!r}")
+
+    IBR_SAFETY_INIT, IBR_SAFETY_MIN = 0.9, 0.5
+
+    def reset(self, ctx: PolicyContext, n_sessions: int) -> None:
+        super().reset(ctx, n_sessions)
+        p = self.params
+        self.ewma = Ewma((p.half_life_fast_s, p.half_life_slow_s))
+        self.ewma.reset(n_sessions)
+        self.placeholder = np.zeros(n_sessions)
+        self.steady = np.zeros(n_sessions, dtype=bool)
+        self.ibr_safety = np.full(n_sessions, self.IBR_SAFETY_INIT)
+        self.abandoned_to = np.full(n_sessions, -1, dtype=np.int64)
+        self.prev_clock = np.zeros(n_sessions)
+        self._levels: dict[int, tuple] = {}
+
+    # ------------------------------------------------------------ per chunk
+    def _chunk(self, k: int) -> tuple:
+        """(v, gp, V, min level, max level, allowed) of chunk k: the buffer levels between
+        which BOLA prefers each rung."""
+        if k in self._levels:
+            return self._levels[k]
+        ctx, p = self.ctx, self.params
+        size, allowed = ctx.ladder.size_bytes[k], realtime_rungs(ctx, k)
+        v = utilities(ctx.quality[k], size, allowed, offset=1.0)
+        target = p.target_s or ctx.buffer_cap_s
+        target = max(p.min_buffer_s + p.per_level_s * int(allowed.sum()), target)
+        gp = max(float(v[allowed].max()) - 1.0, 1e-9) / max(target / p.min_buffer_s - 1.0, 1e-6)
+        V = p.min_buffer_s / gp
+        max_level = V * (v + gp)
+        min_level = np.zeros(len(v))
+        for m in range(len(v)):
+            for j in range(m):
+                if allowed[j] and v[j] < v[m] and size[m] != size[j]:
+                    cross = V * (gp + (size[m] * v[j] - size[j] * v[m]) / (size[m] - size[j]))
+                    min_level[m] = max(min_level[m], cross)
+        out = (v, gp, V, min_level, max_level, allowed)
+        if len(self._levels) > 4:
+            self._levels.clear()
+        self._levels[k] = out
+        return out
+
+    def act(self, obs: Observation) -> np.ndarray:
+        ctx, k, p = self.ctx, obs.chunk, self.params
+        est = self.ewma.update(obs)
+        B = obs.buffer_s
+        if k > 0:
+            self._after_download(obs, k - 1)
+        v, gp, V, min_level, max_level, allowed = self._chunk(k)
+        size = ctx.ladder.size_bytes[k]
+        last = np.maximum(obs.last_rung, 0)
+        m_t = throughput_rung(ctx, k, est)
+        steady = self.steady
+        start = ~steady & np.isfinite(est)  # first decision with an estimate
+        ph = self.placeholder
+
+        m = bola_choice(v, size, allowed, V, gp, B + ph)
+        m = _limit_upswitch(m, m_t, last, allowed, plus_one=p.variant == "u", always_plus=True)
+        excess = B + ph - max_level[m]
+        ph_steady = np.where(excess > 0, ph - np.minimum(excess, ph), ph)
+        if p.ibr:
+            safe = self.ibr_safety * B * est * 1e6 / 8.0
+            self.ibr_safety = np.where(
+                steady, np.maximum(self.ibr_safety * self.IBR_SAFETY_INIT, self.IBR_SAFETY_MIN), self.ibr_safety
+            )
+            capped = insufficient_buffer_cap(size, m, np.where(steady, safe, np.nan))
+            ph_steady = np.where(capped < m, np.minimum(ph_steady, np.maximum(min_level[capped] - B, 0.0)), ph_steady)
+            m = capped
+        out = np.where(steady, m, np.where(start, m_t, last))
+        ph_start = np.maximum(min_level[m_t] - B, 0.0)
+        self.placeholder = np.where(steady, ph_steady, np.where(start, ph_start, ph))
+        self.steady = steady | start
+        self.abandoned_to = np.full(len(out), -1, dtype=np.int64)
+        self.prev_clock = obs.clock_s
+        return out.astype(np.int64)
+
+    def _after_download(self, obs: Observation, j: int) -> None:
+        """Clamp the placeholder after chunk j's download; add the buffer-cap wait to it."""
+        v, gp, V, min_level, max_level, allowed = self._chunk(j)
+        delay = obs.delay_s[:, -1]
+        wait = np.maximum(obs.clock_s - self.prev_clock - delay, 0.0)
+        level = obs.buffer_s + wait  # buffer when the chunk arrived
+        ph = self.placeholder
+        ab = self.abandoned_to
+        want = np.where(ab > 0, min_level[np.maximum(ab, 0)], self.params.min_buffer_s)
+        ph = np.where(ab >= 0, np.minimum(ph, np.maximum(want - level, 0.0)), ph)
+        level_was = level + delay
+        r = obs.last_rung
+        ph = np.minimum(ph, np.maximum(max_level[r] - level_was, 0.0))
+        ph = np.where(level > 0, np.maximum(ph, min_level[r] - level_was), ph)
+        self.placeholder = ph + wait
+
+    # ----------------------------------------------------------- abandoning
+    @property
+    def can_abandon(self) -> bool:
+        return self.params.abandon
+
+    def abandon(self, progress: DownloadProgress) -> np.ndarray:
+        """Sabre's BOLA-E rule: project buffer and bytes left past a new request's latency."""
+        v, gp, V, _, _, allowed = self._chunk(progress.chunk)
+        size = self.ctx.ladder.size_bytes[progress.chunk]
+        ttfb = progress.latency_s
+        dl_s = progress.elapsed_s - ttfb
+        level = np.maximum(progress.buffer_s + self.placeholder - ttfb, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(dl_s > 0, progress.downloaded_bytes / dl_s, 0.0)
+            left = progress.size_bytes - progress.downloaded_bytes - ttfb * rate
+            score = (V * (gp + v[progress.rung]) - level) / left
+        ok = progress.active & (progress.downloaded_bytes > 0) & (dl_s > 0) & (left > 0)
+        to = _best_lower(v, size, allowed, V, gp, level, progress.rung, left, score, ok)
+        self.abandoned_to = np.where(to >= 0, to, self.abandoned_to)
+        return to
