@@ -12,7 +12,7 @@ from abr.synthetic import SYNTHETIC_FAMILIES, parse_synthetic, synthetic_ladder
 __all__ = ["DEFAULT_LADDER", "available_ladders", "get_ladder"]
 
 #: What ``sim.run`` uses when no ``--ladder`` is given.
-DEFAULT_LADDER = "synthetic:promptus"
+DEFAULT_LADDER = "promptus-paper-model"
 
 
 def _embedded() -> dict[str, Path]:

@@ -7,7 +7,7 @@ import pytest
 from conftest import device, make_ladder
 
 from abr.qoe import get_qoe
-from policies.heuristics import Fixed
+from policies.fixed import Fixed
 from sim.core import BatchSimulator, PlayerConfig, SimConfig
 from sim.network import NetworkConfig, TraceBank
 from sim.reference import PensieveLoop
