@@ -9,6 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
+from abr import DEFAULT_LADDER, get_ladder
 from sim.run import main
 
 
@@ -20,7 +21,7 @@ def test_run_writes_sessions_and_chunks(tmp_path, capsys):
     sessions = pd.read_csv(out)
     chunks = pd.read_csv(tmp_path / "r.chunks.csv")
     assert len(sessions) == 6 and set(sessions.policy) == {"bba", "bola:gamma=5,qmax=25"}
-    assert len(chunks) == 6 * 60
+    assert len(chunks) == 6 * get_ladder(DEFAULT_LADDER).n_chunks
     # the per-session total equals the sum of its chunks' rewards
     tot = chunks.groupby(["policy", "session"])["reward"].sum().sort_index()
     assert tot.values == pytest.approx(sessions.set_index(["policy", "session"])["qoe_total"].sort_index().values)
@@ -30,7 +31,7 @@ def test_run_json(tmp_path):
     out = tmp_path / "r.json"
     assert main(["--trace-count", "2", "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
-    assert len(doc["sessions"]) == 2 and len(doc["chunks"]) == 120
+    assert len(doc["sessions"]) == 2 and len(doc["chunks"]) == 2 * get_ladder(DEFAULT_LADDER).n_chunks
 
 
 @pytest.mark.parametrize(
@@ -71,7 +72,7 @@ def test_light_imports_and_help():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
     help_text = subprocess.run([sys.executable, "-m", "sim.run", "--help"], capture_output=True, text=True).stdout
-    assert "--policy" in help_text and "synthetic:promptus" in help_text
+    assert "--policy" in help_text and "promptus-paper-model" in help_text
 
 
 def test_oracle_row_bounds_every_policy(tmp_path, capsys):

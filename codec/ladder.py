@@ -1,0 +1,682 @@
+"""Measured classic-codec ladders: encode every chunk of a video at every rung, decode, measure.
+
+``python -m codec.ladder VIDEO --codec h265 --kbps 50,100,200,400,800 --chunk 2 --out DIR``
+
+The video is read as a stream (:func:`codec.video.iter_frames`, by default with Promptus's
+preprocessing: centred square crop resized to 512x512) and cut into chunks of ``chunk_s``
+seconds. Every chunk is encoded on its own at every target bitrate with PyAV (libx264,
+libx265 or SVT-AV1), so each chunk is one closed GOP starting with an IDR frame (no scene-cut
+keyframes inside), as in DASH/HLS segments. Rate control is single-pass ABR at the target
+bitrate with a VBV cap (``maxrate`` = target, buffer = one chunk) by default, or plain ABR
+(``--rate-control abr``); SVT-AV1 uses its own VBR, which undershoots 2-s chunks (about 0.55-0.6 of
+the target on a 256x256 test here). Nominal rates are targets: the ladder records the real bytes.
+Each encoding is decoded again and measured against the
+preprocessed RGB frames (the same reference a prompt codec is measured against):
+
+- real bytes of the elementary stream (no container overhead);
+- per-frame LPIPS (AlexNet v0.1 by default): mean, 95th percentile, and the fraction of frames
+  above the severe threshold;
+- per-frame PSNR (dB) over RGB, averaged per chunk (SSIM: :func:`codec.metrics.ssim`, not measured here
+  because it costs as much CPU as LPIPS);
+- encode and decode wall time (seconds, this machine, as configured).
+
+Results are written per chunk (``DIR/chunks/chunk-00012.json``, atomically) and the ladder
+(:class:`abr.Ladder`, ``DIR/ladder.json``) at the end, so an interrupted run resumes where it
+stopped when started again with the same settings, and Ctrl-C leaves no partial file. Sizes,
+LPIPS and severe fractions go into the ladder arrays; PSNR and timings into
+``ladder.metadata["measurements"]`` (``(chunks, rungs)`` lists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from abr.errors import InputError, unknown_name
+from abr.ladder import DEFAULT_SEVERE_LPIPS, Ladder, RungInfo, save_ladder
+
+__all__ = [
+    "CODECS",
+    "ChunkResult",
+    "ClassicCodec",
+    "EncodedChunk",
+    "LadderBuildConfig",
+    "build_ladder",
+    "concat_ladders",
+    "decode_chunk",
+    "encode_chunk",
+    "encoder_version",
+    "main",
+    "measure_chunk",
+]
+
+BUILD_FORMAT = "promptabr-ladder-build"
+BUILD_VERSION = 1
+
+
+# --------------------------------------------------------------------------- codecs
+
+
+def _x26x_params(gop: int, kbps: float, vbv_kbit: float | None, extra: str) -> str:
+    params = [f"keyint={gop}", f"min-keyint={gop}", "scenecut=0", "open-gop=0"]
+    if vbv_kbit is not None:
+        params += [f"vbv-maxrate={kbps:g}", f"vbv-bufsize={vbv_kbit:g}"]
+    return ":".join(params + ([extra] if extra else []))
+
+
+@dataclass(frozen=True, slots=True)
+class ClassicCodec:
+    """A PyAV encoder/decoder pair used for measured ladders.
+
+    :param name: family name, also the rung's ``decoder`` key (``h264``, ``h265``, ``av1``).
+    :param encoder: PyAV/FFmpeg encoder name.
+    :param decoder: PyAV/FFmpeg decoder name.
+    :param default_preset: encoder speed preset used when none is given.
+    :param params_option: name of the encoder's private-parameter option (``x265-params``...).
+    :param quiet: extra private parameters that silence the encoder's own logging.
+    :param supports_vbv: whether the VBV cap is passed (x264/x265).
+    """
+
+    name: str
+    encoder: str
+    decoder: str
+    default_preset: str
+    params_option: str
+    quiet: str = ""
+    supports_vbv: bool = True
+
+    def options(self, gop: int, kbps: float, chunk_s: float, preset: str | None, rate_control: str) -> dict[str, str]:
+        """Encoder options for one chunk of ``gop`` frames at ``kbps``."""
+        if self.supports_vbv:
+            vbv = kbps * chunk_s if rate_control == "vbv" else None
+            params = _x26x_params(gop, kbps, vbv, self.quiet)
+        else:  # SVT-AV1: one keyframe, no scene detection, closed GOP
+            params = f"keyint={gop}:scd=0:irefresh-type=2"
+        return {"preset": str(preset or self.default_preset), self.params_option: params}
+
+
+#: Classic codecs by family name (the CLI's ``--codec`` choices).
+CODECS: dict[str, ClassicCodec] = {
+    "h264": ClassicCodec("h264", "libx264", "h264", "medium", "x264-params"),
+    "h265": ClassicCodec("h265", "libx265", "hevc", "medium", "x265-params", quiet="log-level=error"),
+    "av1": ClassicCodec("av1", "libsvtav1", "libdav1d", "8", "svtav1-params", supports_vbv=False),
+}
+
+RATE_CONTROLS = ("vbv", "abr")
+
+
+def _codec(name: str) -> ClassicCodec:
+    if name not in CODECS:
+        raise unknown_name("codec", name, CODECS)
+    return CODECS[name]
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True, slots=True)
+class LadderBuildConfig:
+    """Settings of a measured ladder build.
+
+    :param codec: ``h264``, ``h265`` or ``av1``.
+    :param kbps: target bitrates of the rungs, kbit/s.
+    :param chunk_s: chunk duration in seconds (the frame count is rounded to whole frames).
+    :param crop_square: cut the centred square before resizing (Promptus preprocessing).
+    :param resize: output side in pixels (square), or None for the source size (must be even).
+    :param max_s: use only the first ``max_s`` seconds of the video (None: all).
+    :param fps: raw YUV: the file's rate; containers: convert to this rate (None: source rate).
+    :param size: raw YUV frame size ``WxH`` (None: from the file name).
+    :param preset: encoder preset (None: the codec's default).
+    :param rate_control: ``vbv`` (ABR capped at the target, one-chunk buffer) or ``abr`` (plain ABR).
+    :param lpips_net: ``alex`` or ``vgg``.
+    :param lpips_stride: measure LPIPS on every n-th frame (1: every frame).
+    :param severe_lpips: a frame with LPIPS above this counts as severely distorted.
+    :param min_last_chunk: keep a shorter last chunk only if it has at least this fraction of a chunk.
+    :param batch_size: frames per LPIPS batch.
+    """
+
+    codec: str = "h265"
+    kbps: tuple[float, ...] = (50.0, 100.0, 200.0, 400.0, 800.0)
+    chunk_s: float = 2.0
+    crop_square: bool = True
+    resize: int | None = 512
+    max_s: float | None = None
+    fps: float | None = None
+    size: str | None = None
+    preset: str | None = None
+    rate_control: str = "vbv"
+    lpips_net: str = "alex"
+    lpips_stride: int = 1
+    severe_lpips: float = DEFAULT_SEVERE_LPIPS
+    min_last_chunk: float = 0.5
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        _codec(self.codec)
+        kbps = tuple(sorted(float(k) for k in self.kbps))
+        if not kbps or kbps[0] <= 0 or len(set(kbps)) != len(kbps):
+            raise InputError(f"kbps must be distinct positive bitrates, got {list(self.kbps)}")
+        object.__setattr__(self, "kbps", kbps)
+        if not self.chunk_s > 0:
+            raise InputError(f"chunk_s must be > 0, got {self.chunk_s}")
+        if self.resize is not None and (self.resize <= 0 or self.resize % 2):
+            raise InputError(f"resize must be a positive even number of pixels, got {self.resize}")
+        if self.max_s is not None and not self.max_s > 0:
+            raise InputError(f"max_s must be > 0, got {self.max_s}")
+        if self.rate_control not in RATE_CONTROLS:
+            raise unknown_name("rate control", self.rate_control, RATE_CONTROLS)
+        if self.lpips_net not in ("alex", "vgg"):
+            raise unknown_name("LPIPS net", self.lpips_net, ("alex", "vgg"))
+        if self.lpips_stride < 1 or self.batch_size < 1:
+            raise InputError("lpips_stride and batch_size must be >= 1")
+        if not 0 < self.severe_lpips:
+            raise InputError(f"severe_lpips must be > 0, got {self.severe_lpips}")
+        if not 0 <= self.min_last_chunk <= 1:
+            raise InputError(f"min_last_chunk must be in [0, 1], got {self.min_last_chunk}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+
+
+# --------------------------------------------------------------------------- encode / decode
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedChunk:
+    """One chunk encoded at one rung: the packets and what they cost."""
+
+    packets: tuple[bytes, ...]
+    encode_s: float
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(len(p) for p in self.packets)
+
+
+def _rate(fps: float) -> Fraction:
+    return Fraction(fps).limit_denominator(1001)
+
+
+def _to_yuv(frames: np.ndarray) -> list[Any]:
+    import av
+
+    return [
+        av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24").reformat(format="yuv420p") for f in frames
+    ]
+
+
+def encode_chunk(
+    frames: np.ndarray | list[Any],
+    codec: str,
+    kbps: float,
+    fps: float,
+    *,
+    preset: str | None = None,
+    rate_control: str = "vbv",
+) -> EncodedChunk:
+    """Encode one chunk (uint8 RGB ``(N, H, W, 3)`` or yuv420p ``av.VideoFrame`` list) as one closed GOP.
+
+    :param kbps: target bitrate, kbit/s.
+    :param fps: frame rate (the rate control needs it).
+    """
+    import av
+
+    spec = _codec(codec)
+    yuv = _to_yuv(frames) if isinstance(frames, np.ndarray) else list(frames)
+    if not yuv:
+        raise ValueError("cannot encode an empty chunk")
+    if codec == "av1":
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner unless told otherwise
+    rate = _rate(fps)
+    cc = av.CodecContext.create(spec.encoder, "w")
+    cc.width, cc.height = yuv[0].width, yuv[0].height
+    cc.pix_fmt = "yuv420p"
+    cc.time_base = 1 / rate
+    cc.framerate = rate
+    cc.bit_rate = int(round(kbps * 1000))
+    cc.gop_size = len(yuv)
+    cc.options = spec.options(len(yuv), kbps, len(yuv) / fps, preset, rate_control)
+    packets: list[bytes] = []
+    t0 = time.perf_counter()
+    for i, frame in enumerate(yuv):
+        frame.pts = i
+        packets += [bytes(p) for p in cc.encode(frame)]
+    packets += [bytes(p) for p in cc.encode(None)]
+    encode_s = time.perf_counter() - t0
+    return EncodedChunk(packets=tuple(packets), encode_s=encode_s)
+
+
+def decode_chunk(packets: tuple[bytes, ...] | list[bytes], codec: str) -> tuple[np.ndarray, float]:
+    """Decode a chunk's packets; returns uint8 RGB frames ``(N, H, W, 3)`` and the decode time in seconds."""
+    import av
+
+    cc = av.CodecContext.create(_codec(codec).decoder, "r")
+    out = []
+    t0 = time.perf_counter()
+    for data in packets:
+        out += cc.decode(av.Packet(data))
+    out += cc.decode(None)
+    decode_s = time.perf_counter() - t0
+    return np.stack([f.to_ndarray(format="rgb24") for f in out]), decode_s
+
+
+_VERSION_CACHE: dict[str, str] = {}
+
+
+def encoder_version(codec: str) -> str:
+    """Encoder build string (x264/x265 from the info SEI they write; else libavcodec and PyAV versions)."""
+    import re
+
+    import av
+
+    if codec not in _VERSION_CACHE:
+        enc = encode_chunk(np.zeros((2, 64, 64, 3), np.uint8), codec, 100.0, 25.0)
+        text = b"".join(enc.packets[:2])
+        found = re.search(rb"x264 - core \d+(?: r\d+ [0-9a-f]+)?", text) or re.search(
+            rb"x265 \(build \d+\) - [^:\s]+", text
+        )
+        lavc = ".".join(map(str, av.library_versions["libavcodec"]))
+        name = found.group(0).decode() if found else _codec(codec).encoder
+        _VERSION_CACHE[codec] = f"{name} (libavcodec {lavc}, PyAV {av.__version__})"
+    return _VERSION_CACHE[codec]
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    """Measurements of one chunk at every rung (lists are per rung).
+
+    ``lpips`` holds the per-frame LPIPS of the measured frames (every ``lpips_stride``-th).
+    """
+
+    index: int
+    start_frame: int
+    frames: int
+    duration_s: float
+    size_bytes: list[int]
+    lpips: list[list[float]]
+    psnr_db: list[float]
+    encode_s: list[float]
+    decode_s: list[float]
+    fingerprint: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> ChunkResult:
+        return cls(**{f.name: doc[f.name] for f in fields(cls)})
+
+
+def measure_chunk(
+    ref: np.ndarray,
+    cfg: LadderBuildConfig,
+    fps: float,
+    lpips_model: Any,
+    *,
+    index: int = 0,
+    start_frame: int = 0,
+    fingerprint: str = "",
+) -> ChunkResult:
+    """Encode ``ref`` (uint8 RGB ``(N, H, W, 3)``) at every rung of ``cfg``, decode and measure it."""
+    yuv = _to_yuv(ref)
+    sizes, enc_s, dec_s, decoded = [], [], [], []
+    for kbps in cfg.kbps:
+        enc = encode_chunk(yuv, cfg.codec, kbps, fps, preset=cfg.preset, rate_control=cfg.rate_control)
+        frames, t_dec = decode_chunk(enc.packets, cfg.codec)
+        if frames.shape != ref.shape:
+            raise RuntimeError(f"decoder returned {frames.shape}, expected {ref.shape} (chunk {index}, {kbps} kbit/s)")
+        sizes.append(enc.size_bytes)
+        enc_s.append(round(enc.encode_s, 4))
+        dec_s.append(round(t_dec, 4))
+        decoded.append(frames)
+    step = cfg.lpips_stride
+    lp = lpips_model.distance_frames_many(ref[::step], [d[::step] for d in decoded], batch_size=cfg.batch_size)
+    return ChunkResult(
+        index=index,
+        start_frame=start_frame,
+        frames=len(ref),
+        duration_s=len(ref) / fps,
+        size_bytes=[int(s) for s in sizes],
+        lpips=[[round(float(v), 6) for v in row] for row in lp],
+        psnr_db=[round(float(np.mean(_frame_psnr(ref, d, cfg.batch_size))), 4) for d in decoded],
+        encode_s=enc_s,
+        decode_s=dec_s,
+        fingerprint=fingerprint,
+    )
+
+
+def _frame_psnr(ref: np.ndarray, dist: np.ndarray, batch: int) -> np.ndarray:
+    """Per-frame PSNR in dB (capped at 100 dB for identical frames), in batches to bound memory."""
+    from codec.metrics.classic import psnr
+
+    out = [psnr(ref[i : i + batch], dist[i : i + batch]) for i in range(0, len(ref), batch)]
+    return np.minimum(np.concatenate(out), 100.0)
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _atomic_write_json(path: Path, doc: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _chunks(frames: Iterator[np.ndarray], chunk_frames: int, min_last: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Group a frame stream into ``(start_frame, stack)`` chunks; a short tail below ``min_last`` is dropped."""
+    buf: list[np.ndarray] = []
+    start = 0
+    for frame in frames:
+        buf.append(frame)
+        if len(buf) == chunk_frames:
+            yield start, np.stack(buf)
+            start += len(buf)
+            buf = []
+    if buf and len(buf) >= max(min_last, 1):
+        yield start, np.stack(buf)
+
+
+def build_ladder(
+    video: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    cfg: LadderBuildConfig | None = None,
+    *,
+    name: str | None = None,
+    device: str | None = None,
+    lpips_weights: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    on_chunk: Callable[[ChunkResult], None] | None = None,
+) -> Ladder:
+    """Measure a ladder of ``video`` into ``out_dir`` (resuming from chunk files already there).
+
+    :param name: ladder name (default ``<codec>-measured:<video stem>``).
+    :param device: torch device for LPIPS (default: CUDA when available, else CPU).
+    :param on_chunk: called after each newly measured chunk (tests use it to interrupt a build).
+    :returns: the ladder, also written to ``out_dir/ladder.json``.
+    :raises InputError: unreadable video, bad settings, or an ``out_dir`` built with other settings.
+    """
+    import torch
+
+    from codec.metrics.lpips import LPIPS
+    from codec.video import iter_frames, probe
+
+    cfg = cfg or LadderBuildConfig()
+    video, out_dir = Path(video), Path(out_dir)
+    info = probe(video, size=cfg.size, fps=cfg.fps if video.suffix.lower() == ".yuv" else None)
+    raw = info.codec == "rawvideo"
+    fps = info.fps if raw or cfg.fps is None else float(cfg.fps)
+    chunk_frames = max(1, int(round(cfg.chunk_s * fps)))
+    min_last = int(np.ceil(cfg.min_last_chunk * chunk_frames))
+    max_frames = None if cfg.max_s is None else max(1, int(round(cfg.max_s * fps)))
+    source = {
+        "file": video.name,
+        "sha256": _sha256(video),
+        "width": info.width,
+        "height": info.height,
+        "fps": fps,
+        "source_fps": info.fps,
+        "source_frames": info.frames,
+        "source_codec": info.codec,
+    }
+    settings = cfg.to_dict()
+    encoder = encoder_version(cfg.codec)  # part of the fingerprint: never mix encoder builds in one ladder
+    fingerprint = hashlib.sha256(json.dumps([source, settings, encoder], sort_keys=True).encode()).hexdigest()[:16]
+    build_file = out_dir / "build.json"
+    if build_file.exists():
+        try:
+            prev = json.loads(build_file.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(
+                f"unreadable build record ({exc}); delete {out_dir} to start over", path=build_file
+            ) from None
+        if prev.get("fingerprint") != fingerprint:
+            raise InputError(
+                "this output folder holds a build of another video, with other settings or another encoder build; "
+                "choose another --out or delete the folder",
+                path=build_file,
+            )
+    else:
+        _atomic_write_json(
+            build_file,
+            {"format": BUILD_FORMAT, "version": BUILD_VERSION, "fingerprint": fingerprint, "source": source,
+             "settings": settings},
+        )  # fmt: skip
+
+    expected = info.frames if raw or cfg.fps is None else int(info.frames * fps / info.fps)
+    if max_frames is not None:
+        expected = min(expected, max_frames)
+    n_expected = expected // chunk_frames + (1 if expected % chunk_frames >= max(min_last, 1) else 0)
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = None
+    results: list[ChunkResult] = []
+    frames_it = iter_frames(
+        video,
+        size=cfg.size,
+        fps=cfg.fps,
+        crop_square=cfg.crop_square,
+        resize=cfg.resize,
+        max_frames=max_frames,
+    )
+    bar = _progress(n_expected, f"{cfg.codec} ladder {video.name}", progress)
+    try:
+        for index, (start, ref) in enumerate(_chunks(frames_it, chunk_frames, min_last)):
+            if ref.shape[1] % 2 or ref.shape[2] % 2:
+                raise InputError(f"frames are {ref.shape[2]}x{ref.shape[1]}; yuv420p needs even sizes (use --resize)")
+            chunk_file = out_dir / "chunks" / f"chunk-{index:05d}.json"
+            result = _load_chunk(chunk_file, fingerprint, start, len(ref))
+            if result is None:
+                if model is None:
+                    model = LPIPS(cfg.lpips_net, weights=lpips_weights).to(dev)  # type: ignore[arg-type]
+                result = measure_chunk(ref, cfg, fps, model, index=index, start_frame=start, fingerprint=fingerprint)
+                _atomic_write_json(chunk_file, result.to_dict())
+                if on_chunk is not None:
+                    on_chunk(result)
+            results.append(result)
+            bar.update(1)
+    finally:
+        bar.close()
+        frames_it.close()
+    if not results:
+        raise InputError(f"no complete chunk of {chunk_frames} frames in the video", path=video)
+    ladder = _assemble(results, cfg, source, name or f"{cfg.codec}-measured:{video.stem}", fps)
+    save_ladder(ladder, out_dir / "ladder.json")
+    return ladder
+
+
+def _load_chunk(path: Path, fingerprint: str, start: int, frames: int) -> ChunkResult | None:
+    """A finished chunk's result, or None when it must be (re)measured."""
+    if not path.exists():
+        return None
+    try:
+        result = ChunkResult.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # unreadable: measure again (writes are atomic, so this only follows outside damage)
+    if result.fingerprint != fingerprint or result.start_frame != start or result.frames != frames:
+        return None
+    return result
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="chunk", disable=not enabled, leave=False)
+
+
+def _assemble(results: list[ChunkResult], cfg: LadderBuildConfig, source: dict, name: str, fps: float) -> Ladder:
+    lp = [[np.asarray(r.lpips[j]) for j in range(len(cfg.kbps))] for r in results]
+    mean = np.array([[x.mean() for x in row] for row in lp])
+    p95 = np.array([[np.percentile(x, 95) for x in row] for row in lp])
+    severe = np.array([[np.mean(x > cfg.severe_lpips) for x in row] for row in lp])
+    rungs = tuple(RungInfo(family=cfg.codec, decoder=cfg.codec, kbps=float(k)) for k in cfg.kbps)
+    measurements = {key: [getattr(r, key) for r in results] for key in ("psnr_db", "encode_s", "decode_s")}
+    return Ladder(
+        name=name,
+        rungs=rungs,
+        duration_s=np.array([r.duration_s for r in results]),
+        frames=np.array([r.frames for r in results]),
+        size_bytes=np.array([r.size_bytes for r in results], dtype=np.float64),
+        lpips_mean=mean,
+        lpips_p95=p95,
+        severe_frac=severe,
+        severe_lpips=cfg.severe_lpips,
+        metadata={
+            "synthetic": False,
+            "measured": True,
+            "source": f"measured with codec.ladder ({cfg.codec}) on {source['file']}",
+            "video": source,
+            "encoder": encoder_version(cfg.codec),  # cached: the same string as in the fingerprint
+            "settings": cfg.to_dict(),
+            "closed_gop": "every chunk is an independent stream starting with an IDR frame, no scene-cut keyframes",
+            "reference": "preprocessed RGB frames (crop/resize as in settings); LPIPS v0.1 per frame",
+            "measurements": measurements,
+            "measurement_units": {
+                "psnr_db": "dB (RGB, mean over frames)",
+                "encode_s": "s per chunk",
+                "decode_s": "s per chunk",
+            },
+        },  # fmt: skip
+    )
+
+
+def concat_ladders(*ladders: Ladder, name: str) -> Ladder:
+    """Chain the chunks of several ladders with identical rungs (e.g. measured on several clips).
+
+    ``metadata["parts"]`` lists each part's name, first chunk and metadata.
+    """
+    if not ladders:
+        raise InputError("concat_ladders needs at least one ladder")
+    first = ladders[0]
+    for lad in ladders[1:]:
+        if lad.rungs != first.rungs:
+            raise InputError(f"ladders {first.name!r} and {lad.name!r} have different rungs")
+        if lad.severe_lpips != first.severe_lpips:
+            raise InputError(f"ladders {first.name!r} and {lad.name!r} use different severe thresholds")
+    starts = np.cumsum([0] + [lad.n_chunks for lad in ladders])[:-1]
+    cat = {
+        k: np.concatenate([getattr(lad, k) for lad in ladders])
+        for k in ("duration_s", "frames", "size_bytes", "lpips_mean", "lpips_p95", "severe_frac")
+    }
+    parts = [{"name": lad.name, "first_chunk": int(s), "chunks": lad.n_chunks, "metadata": lad.metadata}
+             for lad, s in zip(ladders, starts)]  # fmt: skip
+    return replace(
+        first,
+        name=name,
+        metadata={"synthetic": any(lad.is_synthetic for lad in ladders), "concatenated": True, "parts": parts},
+        **cat,
+    )
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _kbps_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated bitrates like 50,100,200, got {text!r}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    d = LadderBuildConfig()
+    ap = argparse.ArgumentParser(
+        prog="python -m codec.ladder",
+        description="Measure a classic-codec ladder (bytes, LPIPS, PSNR, times per chunk and rung) of a video.",
+    )
+    ap.add_argument("video", type=Path, help="video file (any container PyAV reads, or raw I420 .yuv)")
+    ap.add_argument("--codec", default=d.codec, choices=sorted(CODECS), help=f"codec family (default {d.codec})")
+    ap.add_argument(
+        "--kbps", type=_kbps_list, default=d.kbps, help="target bitrates, kbit/s (default 50,100,200,400,800)"
+    )
+    ap.add_argument("--chunk", type=float, default=d.chunk_s, help=f"chunk duration in s (default {d.chunk_s:g})")
+    ap.add_argument("--out", type=Path, required=True, help="output folder (ladder.json, build.json, chunks/)")
+    ap.add_argument("--name", default=None, help="ladder name (default <codec>-measured:<video stem>)")
+    ap.add_argument("--max-s", type=float, default=None, help="use only the first MAX_S seconds")
+    ap.add_argument("--resize", type=int, default=d.resize, help="output side in pixels after the crop (default 512)")
+    ap.add_argument("--no-crop", action="store_true", help="keep the full frame instead of the centred square")
+    ap.add_argument("--no-resize", action="store_true", help="keep the (cropped) source size")
+    ap.add_argument("--size", default=None, help="raw .yuv frame size WxH (default: from the file name)")
+    ap.add_argument("--fps", type=float, default=None, help="raw .yuv frame rate; for containers: convert to this rate")
+    ap.add_argument("--preset", default=None, help="encoder preset (default: medium for x264/x265, 8 for SVT-AV1)")
+    ap.add_argument("--rate-control", default=d.rate_control, choices=RATE_CONTROLS,
+                    help="x264/x265: vbv (default, capped at the target) or abr; SVT-AV1 uses its VBR")  # fmt: skip
+    ap.add_argument("--lpips-net", default=d.lpips_net, choices=("alex", "vgg"), help="LPIPS backbone (default alex)")
+    ap.add_argument("--lpips-stride", type=int, default=d.lpips_stride, help="LPIPS on every n-th frame (default 1)")
+    ap.add_argument("--lpips-weights", default=None, help="LPIPS weights file/folder (default: cache or download)")
+    ap.add_argument("--severe", type=float, default=d.severe_lpips, help="severe-frame LPIPS threshold (default 0.25)")
+    ap.add_argument("--device", default=None, help="torch device for LPIPS (default cuda if available, else cpu)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = ap.parse_args(argv)
+    try:
+        cfg = LadderBuildConfig(
+            codec=args.codec,
+            kbps=args.kbps,
+            chunk_s=args.chunk,
+            crop_square=not args.no_crop,
+            resize=None if args.no_resize else args.resize,
+            max_s=args.max_s,
+            fps=args.fps,
+            size=args.size,
+            preset=args.preset,
+            rate_control=args.rate_control,
+            lpips_net=args.lpips_net,
+            lpips_stride=args.lpips_stride,
+            severe_lpips=args.severe,
+        )
+        ladder = build_ladder(
+            args.video, args.out, cfg, name=args.name, device=args.device, lpips_weights=args.lpips_weights,
+            progress=not args.quiet,
+        )  # fmt: skip
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        done = len(list((args.out / "chunks").glob("chunk-*.json"))) if (args.out / "chunks").is_dir() else 0
+        print(
+            f"interrupted; {done} chunk(s) saved in {args.out}; run the same command again to resume", file=sys.stderr
+        )
+        return 130
+    kbps = ladder.measured_kbps.mean(axis=0)
+    print(f"wrote {args.out / 'ladder.json'}: {ladder.n_chunks} chunks x {ladder.n_rungs} rungs")
+    print(f"encoder: {ladder.metadata['encoder']}")
+    print("target_kbps  actual_kbps  lpips_mean  lpips_p95  severe_frac  psnr_db")
+    psnr_db = np.array(ladder.metadata["measurements"]["psnr_db"]).mean(axis=0)
+    for j, r in enumerate(ladder.rungs):
+        print(
+            f"{r.kbps:11g}  {kbps[j]:11.1f}  {ladder.lpips_mean[:, j].mean():10.4f}"
+            f"  {ladder.lpips_p95[:, j].mean():9.4f}  {ladder.severe_frac[:, j].mean():11.3f}  {psnr_db[j]:7.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
