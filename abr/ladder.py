@@ -35,6 +35,7 @@ __all__ = [
     "load_ladder",
     "save_ladder",
     "combine_ladders",
+    "concat_ladders",
 ]
 
 FORMAT = "promptabr-ladder"
@@ -181,6 +182,21 @@ class Ladder:
             duration_s=self.duration_s[:n_chunks],
             frames=self.frames[:n_chunks],
             **{k: getattr(self, k)[:n_chunks] for k in _CHUNK_RUNG_FIELDS},
+        )
+
+    def repeat(self, times: int) -> Ladder:
+        """The video played ``times`` times in a row (longer sessions from a short measured clip)."""
+        if times < 1:
+            raise InputError(f"a ladder can be repeated 1 or more times, got {times}")
+        if times == 1:
+            return self
+        return replace(
+            self,
+            name=f"{self.name}*{times}",
+            duration_s=np.tile(self.duration_s, times),
+            frames=np.tile(self.frames, times),
+            metadata={**self.metadata, "repeated": times},
+            **{k: np.tile(getattr(self, k), (times, 1)) for k in _CHUNK_RUNG_FIELDS},
         )
 
     # ------------------------------------------------------------- conversion
@@ -335,4 +351,31 @@ def combine_ladders(*ladders: Ladder, name: str | None = None) -> Ladder:
             "parts": {lad.name: lad.metadata for lad in ladders},
         },
         **{k: v[:, order] for k, v in cat.items()},
+    )
+
+
+def concat_ladders(*ladders: Ladder, name: str) -> Ladder:
+    """Chain the chunks of several ladders with identical rungs (e.g. measured on several clips).
+
+    ``metadata["parts"]`` lists each part's name, first chunk and metadata.
+    """
+    if not ladders:
+        raise InputError("concat_ladders needs at least one ladder")
+    first = ladders[0]
+    for lad in ladders[1:]:
+        if lad.rungs != first.rungs:
+            raise InputError(f"ladders {first.name!r} and {lad.name!r} have different rungs")
+        if lad.severe_lpips != first.severe_lpips:
+            raise InputError(f"ladders {first.name!r} and {lad.name!r} use different severe thresholds")
+    starts = np.cumsum([0] + [lad.n_chunks for lad in ladders])[:-1]
+    cat = {
+        k: np.concatenate([getattr(lad, k) for lad in ladders]) for k in ("duration_s", "frames", *_CHUNK_RUNG_FIELDS)
+    }
+    parts = [{"name": lad.name, "first_chunk": int(s), "chunks": lad.n_chunks, "metadata": lad.metadata}
+             for lad, s in zip(ladders, starts)]  # fmt: skip
+    return replace(
+        first,
+        name=name,
+        metadata={"synthetic": any(lad.is_synthetic for lad in ladders), "concatenated": True, "parts": parts},
+        **cat,
     )

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 from abr.errors import InputError
-from abr.ladder import Ladder, load_ladder
+from abr.ladder import Ladder, combine_ladders, load_ladder
 from abr.synthetic import SYNTHETIC_FAMILIES, parse_synthetic, synthetic_ladder
 
 __all__ = ["DEFAULT_LADDER", "available_ladders", "get_ladder"]
 
 #: What ``sim.run`` uses when no ``--ladder`` is given.
-DEFAULT_LADDER = "promptus-paper-model"
+DEFAULT_LADDER = "promptus-paper-model*4"
 
 
 def _embedded() -> dict[str, Path]:
@@ -30,10 +32,70 @@ def available_ladders() -> list[str]:
     return sorted(_embedded()) + [f"synthetic:{f}" for f in SYNTHETIC_FAMILIES]
 
 
+_SELECT = re.compile(r"^(?P<base>.+)\[(?P<sel>[^\[\]]*)\]$")
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    """Split on ``sep`` outside brackets."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == sep and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [*parts, cur]
+
+
+def _select(ladder: Ladder, selector: str, expr: str) -> Ladder:
+    """Rungs by index (``0/2/4``) or by prompt rank (``r2/r4/r8``)."""
+    idx: list[int] = []
+    for item in filter(None, (s.strip() for s in re.split(r"[/,]", selector))):
+        if item.startswith("r") and item[1:].isdigit():
+            hits = [i for i, r in enumerate(ladder.rungs) if r.rank == int(item[1:])]
+            if not hits:
+                ranks = sorted({r.rank for r in ladder.rungs if r.rank is not None})
+                raise InputError(f"ladder {expr!r}: no rung of rank {item[1:]}; ranks: {ranks or 'none'}")
+            idx += hits
+        elif item.isdigit():
+            idx.append(int(item))
+        else:
+            raise InputError(f"ladder {expr!r}: bad rung selector {item!r} (use indices 0/2/4 or ranks r2/r8)")
+    return ladder.select(idx, name=expr)
+
+
+_REPEAT = re.compile(r"^(?P<base>.+)\*(?P<times>\d+)$")
+
+
 def get_ladder(spec: str) -> Ladder:
-    """Resolve ``spec``: an embedded name, ``synthetic:FAMILY[:k=v,...]`` or a ladder file."""
+    """Resolve a ladder expression.
+
+    * an embedded name (``promptus-paper-model``, ``h265-measured``...), a ladder ``.json``
+      file (or a folder holding ``ladder.json``), or ``synthetic:FAMILY[:key=value,...]``;
+    * ``NAME[0/2/4]`` keeps rungs 0, 2 and 4; ``NAME[r2/r8]`` the rungs of prompt rank 2 and 8;
+    * ``NAME*4`` plays the video 4 times in a row (longer sessions from a short clip);
+    * ``A+B`` merges the rungs of two ladders of the same chunks (:func:`combine_ladders`),
+      so a policy can switch codec family.
+    """
+    spec = spec.strip()
+    parts = [p.strip() for p in _split_top(spec, "+")]
+    if not all(parts):
+        raise InputError(f"bad ladder expression {spec!r}: empty part around '+'")
+    if len(parts) > 1:
+        return combine_ladders(*(get_ladder(p) for p in parts), name=spec)
+    m = _REPEAT.match(spec)
+    if m and not Path(spec).exists():
+        return get_ladder(m["base"]).repeat(int(m["times"]))
+    m = _SELECT.match(spec)
+    if m and not Path(spec).exists():
+        return _select(get_ladder(m["base"]), m["sel"], spec)
+    return _single(spec)
+
+
+def _single(spec: str) -> Ladder:
     if spec.startswith("synthetic:"):
-        return synthetic_ladder(parse_synthetic(spec))
+        return replace(synthetic_ladder(parse_synthetic(spec)), name=spec)
     embedded = _embedded()
     if spec in embedded:
         return load_ladder(embedded[spec])
@@ -44,5 +106,5 @@ def get_ladder(spec: str) -> Ladder:
         return load_ladder(path)
     raise InputError(
         f"unknown ladder {spec!r}; valid names: {', '.join(available_ladders())} "
-        "(or a ladder .json file, or synthetic:FAMILY:key=value,...)"
+        "(or a ladder .json file, synthetic:FAMILY:key=value,..., NAME[0/2], NAME[r2/r8], NAME*N, A+B)"
     )

@@ -5,7 +5,7 @@
 Measures H.265 and H.264 ladders with :func:`codec.ladder.build_ladder` on the clips below
 (Promptus operating point: centred square crop resized to 512x512, 2-s chunks, each chunk one
 closed GOP, capped-VBR rate control, LPIPS(alex) on every second frame), chains the chunks of
-all clips into one ladder per codec (:func:`codec.ladder.concat_ladders`; ``metadata["parts"]``
+all clips into one ladder per codec (:func:`abr.concat_ladders`; ``metadata["parts"]``
 says which chunks came from which clip, its SHA-256, the encoder build and every setting), and
 derives the Promptus model ladder from the H.265 one (:func:`abr.promptus_model.promptus_paper_model`).
 No video goes into the repository, only these figures. Per-chunk results are kept in ``--work``,
@@ -28,10 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from abr import concat_ladders  # noqa: E402
 from abr.errors import InputError  # noqa: E402
 from abr.ladder import load_ladder, save_ladder  # noqa: E402
 from abr.promptus_model import promptus_paper_model  # noqa: E402
-from codec.ladder import LadderBuildConfig, build_ladder, concat_ladders  # noqa: E402
+from codec.ladder import LadderBuildConfig, build_ladder  # noqa: E402
 
 CLIPS = (
     ("carphone_pristine.mp4", "talking head in a car (176x144 source, upscaled)"),

@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,6 @@ __all__ = [
     "EncodedChunk",
     "LadderBuildConfig",
     "build_ladder",
-    "concat_ladders",
     "decode_chunk",
     "encode_chunk",
     "encoder_version",
@@ -565,34 +564,6 @@ def _assemble(results: list[ChunkResult], cfg: LadderBuildConfig, source: dict, 
                 "decode_s": "s per chunk",
             },
         },  # fmt: skip
-    )
-
-
-def concat_ladders(*ladders: Ladder, name: str) -> Ladder:
-    """Chain the chunks of several ladders with identical rungs (e.g. measured on several clips).
-
-    ``metadata["parts"]`` lists each part's name, first chunk and metadata.
-    """
-    if not ladders:
-        raise InputError("concat_ladders needs at least one ladder")
-    first = ladders[0]
-    for lad in ladders[1:]:
-        if lad.rungs != first.rungs:
-            raise InputError(f"ladders {first.name!r} and {lad.name!r} have different rungs")
-        if lad.severe_lpips != first.severe_lpips:
-            raise InputError(f"ladders {first.name!r} and {lad.name!r} use different severe thresholds")
-    starts = np.cumsum([0] + [lad.n_chunks for lad in ladders])[:-1]
-    cat = {
-        k: np.concatenate([getattr(lad, k) for lad in ladders])
-        for k in ("duration_s", "frames", "size_bytes", "lpips_mean", "lpips_p95", "severe_frac")
-    }
-    parts = [{"name": lad.name, "first_chunk": int(s), "chunks": lad.n_chunks, "metadata": lad.metadata}
-             for lad, s in zip(ladders, starts)]  # fmt: skip
-    return replace(
-        first,
-        name=name,
-        metadata={"synthetic": any(lad.is_synthetic for lad in ladders), "concatenated": True, "parts": parts},
-        **cat,
     )
 
 

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from functools import partial
 from pathlib import Path
 
 from abr.errors import InputError
 from abr.qoe import QOE_PRESETS, get_qoe
 from abr.registry import DEFAULT_LADDER, available_ladders, get_ladder
-from policies.registry import describe_policies, get_policy
+from policies.registry import describe_policies
 from sim.core import SIM_PRESETS
 from sim.device import available_devices, get_device
 from sim.env import DEFAULT_DEVICE
-from sim.session import SUMMARY_COLUMNS, run_sessions
+from sim.session import SUMMARY_COLUMNS, resolve_runner
 from traces.cli import add_trace_arguments, traces_from_args
 
 __all__ = ["main", "build_parser", "summarize"]
@@ -88,14 +87,6 @@ def _write(out: Path, sessions, chunks) -> None:
         os.replace(tmp, path)
 
 
-def _oracle(spec: str):
-    """``oracle[:options]``: a runner with run_sessions' signature computing the oracle bound."""
-    from policies.base import parse_params
-    from sim.oracle import OracleGrid, oracle_sessions
-
-    return partial(oracle_sessions, grid=parse_params(OracleGrid, spec.partition(":")[2], "oracle"))
-
-
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -103,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--sessions must be >= 1, got {args.sessions}")
     if args.sim not in SIM_PRESETS:
         raise InputError(f"unknown simulator preset {args.sim!r}; valid: {', '.join(SIM_PRESETS)}")
-    specs = args.policy or ["bola"]
-    policies = [_oracle(s) if s.split(":")[0] == "oracle" else get_policy(s) for s in specs]
+    runners = [resolve_runner(s) for s in (args.policy or ["bola"])]
     ladder = get_ladder(args.ladder)
     device = get_device(args.device)
     qoe = get_qoe(args.qoe)
@@ -119,8 +109,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"        {ladder.metadata['derivation']}")
     print(f"traces  {args.trace}: {len(traces)} trace(s); sim {args.sim}; device {device.name}; qoe {qoe.name}")
     sessions, chunks = [], []
-    for policy in policies:
-        runner = policy if callable(policy) and not hasattr(policy, "act") else partial(run_sessions, policy)
+    for runner in runners:
         res = runner(traces, ladder, device, qoe, config=config, sessions=args.sessions, seed=args.seed)
         sessions.append(res.sessions_frame())
         if args.out is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,7 @@ from sim.device import DeviceProfile
 from sim.rng import session_keys
 from traces.trace import Trace
 
-__all__ = ["SessionResults", "run_sessions", "SUMMARY_COLUMNS"]
+__all__ = ["BOUNDS", "SessionResults", "SUMMARY_COLUMNS", "resolve_runner", "run_sessions"]
 
 _CHUNK_FIELDS = (
     "rung", "size_bytes", "delay_s", "throughput_mbps", "decode_s", "stall_s",
@@ -136,3 +137,27 @@ def run_sessions(
         trace_index=tix,
         chunks=chunks,
     )
+
+
+def _oracle(options: str):
+    from policies.base import parse_params
+    from sim.oracle import OracleGrid, oracle_sessions
+
+    return functools.partial(oracle_sessions, grid=parse_params(OracleGrid, options, "oracle"))
+
+
+#: Bounds that run like policies but are not policies (they see the future trace): name ->
+#: builder, from the option string, of a function with :func:`run_sessions`'s signature minus
+#: the policy. ``oracle`` or ``oracle:position_s=0.2,max_states=1000`` (:mod:`sim.oracle`).
+BOUNDS = {"oracle": _oracle}
+
+
+def resolve_runner(spec: str):
+    """``spec`` -> ``run(traces, ladder, device, qoe, *, config, sessions, seed, session_ids)``:
+    a registered policy run by :func:`run_sessions`, or a bound of :data:`BOUNDS`."""
+    from policies.registry import get_policy
+
+    name, _, options = spec.partition(":")
+    if name in BOUNDS:
+        return BOUNDS[name](options)
+    return functools.partial(run_sessions, get_policy(spec))

@@ -95,3 +95,22 @@ def test_qoe_presets_by_hand():
     assert get_qoe("pensieve-log").chunk_quality(lad)[0, 0] == 0.0
     with pytest.raises(InputError, match="perceptual"):
         get_qoe("nope")
+
+
+def test_ladder_expressions():
+    base = get_ladder("synthetic:promptus:chunks=5")
+    looped = get_ladder("synthetic:promptus:chunks=5*3")
+    assert looped.n_chunks == 15 and looped.name == "synthetic:promptus:chunks=5*3"
+    np.testing.assert_array_equal(looped.size_bytes[10:], base.size_bytes)
+    assert looped.total_duration_s == pytest.approx(3 * base.total_duration_s)
+    by_rank = get_ladder("synthetic:promptus:chunks=5[r2/r8]")
+    assert [r.rank for r in by_rank.rungs] == [2, 8]
+    assert get_ladder("synthetic:promptus:chunks=5[0/5]").rungs == (base.rungs[0], base.rungs[5])
+    mixed = get_ladder("synthetic:promptus:chunks=5[r1/r2]+synthetic:h265:chunks=5")
+    assert mixed.n_rungs == 8 and set(mixed.decoders) == {"promptus", "h265"}
+    with pytest.raises(InputError, match="no rung of rank 5"):
+        get_ladder("synthetic:promptus[r5]")
+    with pytest.raises(InputError, match="bad rung selector"):
+        get_ladder("synthetic:promptus[x]")
+    with pytest.raises(InputError, match="different chunks"):
+        get_ladder("synthetic:promptus:chunks=5+synthetic:h265:chunks=6")

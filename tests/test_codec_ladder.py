@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 
 from abr.errors import InputError
-from abr.ladder import combine_ladders, load_ladder
+from abr.ladder import combine_ladders, concat_ladders, load_ladder
 from codec.ladder import (
     CODECS,
     LadderBuildConfig,
     build_ladder,
-    concat_ladders,
     decode_chunk,
     encode_chunk,
     encoder_version,

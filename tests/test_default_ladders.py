@@ -133,7 +133,7 @@ def test_measured_ladders_say_where_they_come_from(name):
 
 
 def test_default_is_the_promptus_model_and_matches_its_source():
-    assert DEFAULT_LADDER == "promptus-paper-model"
+    assert DEFAULT_LADDER == "promptus-paper-model*4"  # the measured clips, played 4 times (~2 min)
     model = get_ladder("promptus-paper-model")
     h265 = get_ladder("h265-measured")
     assert model.is_synthetic and "not measured" in model.metadata["source"]

@@ -11,7 +11,7 @@ bandwidth scale at which one ladder overtakes another; :func:`write_report` draw
 and writes a self-contained HTML page. The command line is ``python -m sim.whatif``.
 """
 
-from sim.sweep._cell import BOUNDS, resolve_ladder, run_cell
+from sim.sweep._cell import resolve_ladder, run_cell
 from sim.sweep._crossover import Crossover, CrossoverSearch, crossover_search, crossover_table, find_crossover
 from sim.sweep._executors import EXECUTORS, Executor, LocalExecutor, ProcessExecutor, RayExecutor, get_executor
 from sim.sweep._grid import PARAM_COLUMNS, Cell, CellParams, Grid, load_grid, split_specs, transform_product
@@ -20,7 +20,6 @@ from sim.sweep._store import CellStore
 from sim.sweep._sweep import SUMMARY_METRICS, SweepResult, run_sweep, summarize, validate_grid
 
 __all__ = [
-    "BOUNDS",
     "EXECUTORS",
     "PARAM_COLUMNS",
     "SUMMARY_METRICS",

@@ -10,105 +10,26 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 
 import numpy as np
 
 from abr.errors import InputError
-from abr.ladder import Ladder, combine_ladders
+from abr.ladder import Ladder
 from abr.qoe import get_qoe
 from abr.registry import get_ladder
-from policies.registry import get_policy
 from sim.core import SIM_PRESETS, SimConfig
 from sim.device import DeviceProfile, get_device
-from sim.session import run_sessions
+from sim.session import resolve_runner
 from sim.sweep._grid import PARAM_COLUMNS, Cell, CellParams
 from traces.sets import load_traces
 from traces.trace import Trace
 
-__all__ = ["BOUNDS", "resolve_ladder", "resolve_point", "resolve_runner", "run_cell", "transform_fields"]
-
-_SELECT = re.compile(r"^(?P<base>.+)\[(?P<sel>[^\[\]]*)\]$")
-
-
-def _split_top(text: str, sep: str) -> list[str]:
-    """Split on ``sep`` outside brackets."""
-    parts, depth, cur = [], 0, ""
-    for ch in text:
-        depth += {"[": 1, "]": -1}.get(ch, 0)
-        if ch == sep and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    return [*parts, cur]
-
-
-def _select(ladder: Ladder, selector: str, expr: str) -> Ladder:
-    """Rungs by index (``0/2/4``) or by prompt rank (``r2/r4/r8``)."""
-    idx: list[int] = []
-    for item in filter(None, (s.strip() for s in re.split(r"[/,]", selector))):
-        if item.startswith("r") and item[1:].isdigit():
-            hits = [i for i, r in enumerate(ladder.rungs) if r.rank == int(item[1:])]
-            if not hits:
-                ranks = sorted({r.rank for r in ladder.rungs if r.rank is not None})
-                raise InputError(f"ladder {expr!r}: no rung of rank {item[1:]}; ranks: {ranks or 'none'}")
-            idx += hits
-        elif item.isdigit():
-            idx.append(int(item))
-        else:
-            raise InputError(f"ladder {expr!r}: bad rung selector {item!r} (use indices 0/2/4 or ranks r2/r8)")
-    return ladder.select(idx, name=expr)
-
+__all__ = ["resolve_ladder", "resolve_point", "resolve_runner", "run_cell", "transform_fields"]
 
 @functools.lru_cache(maxsize=64)
 def resolve_ladder(expr: str) -> Ladder:
-    """A ladder from an expression: ``get_ladder`` specs, rung subsets and combinations.
-
-    ``NAME[0/2/4]`` keeps rungs 0, 2 and 4; ``NAME[r2/r8]`` keeps the rungs of prompt rank 2
-    and 8; ``A+B`` merges the rungs of two ladders of the same chunks (``combine_ladders``),
-    so a policy can switch codec family. The result is named ``expr``.
-    """
-    parts = [p.strip() for p in _split_top(expr, "+")]
-    if not all(parts):
-        raise InputError(f"bad ladder expression {expr!r}: empty part around '+'")
-    ladders = []
-    for part in parts:
-        m = _SELECT.match(part)
-        ladders.append(_select(get_ladder(m["base"]), m["sel"], part) if m else get_ladder(part))
-    if len(ladders) == 1:
-        return ladders[0] if ladders[0].name == expr else _renamed(ladders[0], expr)
-    return combine_ladders(*ladders, name=expr)
-
-
-def _renamed(ladder: Ladder, name: str) -> Ladder:
-    from dataclasses import replace
-
-    return replace(ladder, name=name)
-
-
-def _oracle(options: str):
-    from policies.base import parse_params
-    from sim.oracle import OracleGrid, oracle_sessions
-
-    grid = parse_params(OracleGrid, options, "oracle")
-    return functools.partial(oracle_sessions, grid=grid)
-
-
-#: Bounds that sweep like policies but are not policies (they see the future trace):
-#: name -> builder from the option string of a function with ``run_sessions``'s signature
-#: minus the policy. ``oracle`` or ``oracle:position_s=0.2,max_states=1000`` (``sim.oracle``).
-BOUNDS = {"oracle": _oracle}
-
-
-def resolve_runner(spec: str):
-    """``spec`` -> ``run(traces, ladder, device, qoe, *, config, seed, session_ids)``: a policy
-    from the registry run by ``run_sessions``, or a bound of :data:`BOUNDS`."""
-    name, _, options = spec.partition(":")
-    if name in BOUNDS:
-        return BOUNDS[name](options)
-    policy = get_policy(spec)
-    return functools.partial(run_sessions, policy)
+    """:func:`abr.get_ladder`, memoised per process (ladders are immutable)."""
+    return get_ladder(expr)
 
 
 @functools.lru_cache(maxsize=32)
