@@ -1,0 +1,106 @@
+"""Encode a video into Promptus prompt streams at every rung of a rank ladder, plus the measured ladder.
+
+Example::
+
+    python -m codec.encode clip.mp4 --ranks 2,4,8,16 --interval 10 --model ~/models/sd-turbo --out out/clip
+    python -m sim.run --ladder out/clip/ladder.json ...
+
+Writes ``promptus_r{r}_n{N}.prmt`` per rank, ``ladder.json`` (``abr`` Ladder: bytes, LPIPS per chunk
+and rung), ``summary.json`` (fit time, loss, entropy-coding gain per rank) and per-keyframe
+checkpoints (``checkpoints/``); rerunning the same command resumes an interrupted encode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+
+from abr.errors import InputError
+
+
+def _ranks(text: str) -> tuple[int, ...]:
+    try:
+        ranks = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"ranks must be comma-separated integers, got {text!r}") from None
+    if not ranks or min(ranks) < 1:
+        raise argparse.ArgumentTypeError(f"ranks must be positive, got {text!r}")
+    return ranks
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m codec.encode", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("video", help="input video (any container PyAV reads, or raw .yuv with the size in its name)")
+    p.add_argument("--ranks", type=_ranks, default=(2, 4, 8, 16), help="prompt ranks, e.g. 2,4,8,16 (default)")
+    p.add_argument("--interval", type=int, default=10, help="keyframe interval N in frames (default 10)")
+    p.add_argument("--model", default="stabilityai/sd-turbo",
+                   help="SD-Turbo diffusers folder (with unet/, optionally taesd/) or hub id")
+    p.add_argument("--taesd", default="madebyollin/taesd",
+                   help="TAESD folder or hub id (default: MODEL/taesd if present)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--preset", choices=("reference", "fast"), default="reference",
+                   help="fitting schedule: the reference's (10k/1.5k iterations) or ours (warm start, stall stop)")
+    p.add_argument("--iters", type=int, help="iterations per later keyframe (overrides the preset)")
+    p.add_argument("--iters-first", type=int, help="iterations for frame 0 (overrides the preset)")
+    p.add_argument("--target-loss", type=float, help="stop a keyframe once its loss reaches this")
+    p.add_argument("--derive", action="store_true",
+                   help="fit only the highest rank; derive lower ranks by truncated SVD + short fine-tune")
+    p.add_argument("--derive-iters", type=int, default=200, help="fine-tune iterations per derived keyframe")
+    p.add_argument("--receiver", default="promptus", help="receiver to fit through (e.g. promptus, promptmobile-...)")
+    p.add_argument("--fps", type=float, help="convert the video to this frame rate first")
+    p.add_argument("--max-frames", type=int, help="encode only the first frames")
+    p.add_argument("--chunk-s", type=float, default=2.0, help="ladder chunk duration in seconds (default 2)")
+    p.add_argument("--lpips", choices=("alex", "vgg", "none"), default="alex",
+                   help="LPIPS net for the ladder ('none': (1-SSIM)/2, marked in the ladder metadata)")
+    p.add_argument("--lpips-weights", help="LPIPS weight file (default: codec.metrics lookup)")
+    p.add_argument("--perceptual", choices=("vgg", "lpips-vgg", "lpips-alex", "off"), default="vgg",
+                   help="perceptual term of the fitting loss (default: VGG feature MSE, as the reference)")
+    p.add_argument("--coder", choices=("best", "ac", "lzma", "zlib", "raw"), default="best",
+                   help="entropy coder of the records (default: the smallest per record)")
+    p.add_argument("--seed", type=int, default=88, help="seed of the shared noise (default 88)")
+    p.add_argument("--device", help="torch device (default: cuda if available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from codec.promptus.fit import FIT_PRESETS
+        from codec.promptus.generator import PromptusGenerator
+        from codec.promptus.pipeline import EncodeOptions, encode_video
+
+        fit = FIT_PRESETS[args.preset]
+        over = {"noise_seed": args.seed}
+        for key in ("iters", "iters_first", "target_loss"):
+            if getattr(args, key) is not None:
+                over[key] = getattr(args, key)
+        loss = fit.loss if args.perceptual != "off" else replace(fit.loss, perceptual=0.0)
+        if args.perceptual != "off":
+            loss = replace(loss, perceptual_kind=args.perceptual)
+        try:
+            fit = replace(fit, loss=loss, **over)
+            options = EncodeOptions(
+                ranks=args.ranks, interval=args.interval, fit=fit, derive=args.derive, derive_iters=args.derive_iters,
+                receiver=args.receiver, fps=args.fps, max_frames=args.max_frames, chunk_s=args.chunk_s,
+                lpips_net=args.lpips, coder=args.coder, lpips_weights=args.lpips_weights,
+            )
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        gen = PromptusGenerator.from_pretrained(args.model, args.taesd, device=args.device)
+        result = encode_video(args.video, gen, args.out, options, progress=not args.quiet)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for r, s in result.summary.items():
+        print(json.dumps({"rank": r, **{k: s[k] for k in ("kbps", "lpips_mean", "psnr_db", "entropy_gain",
+                                                          "fit_seconds", "fit_loss")}}))
+    print(f"ladder: {result.ladder_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,577 @@
+"""Prompt inversion: fitting quantized low-rank prompts to the frames of a video (SPEC section 1).
+
+For each keyframe ``k`` (frames 0, N, 2N, ..., and the last frame) we fit factors ``U`` (L x r)
+and ``V`` (r x D) so that the receiver's frames of the segment ending at ``k`` (frames
+``k-N+1 .. k``, interpolated from the frozen previous keyframe) match the source frames:
+
+- loss per frame ``w_mse * MSE + w_perc * perceptual + w_l1 * mean|c|`` on images in [-1, 1]
+  (reference weights 0.8 / 0.2 / 0.1, perceptual = VGG feature MSE);
+- quantization-aware: the receiver sees ``Q(U), Q(V)`` (uint8 fake quantization, straight-through
+  gradient), exactly what the bitstream will carry;
+- Adam at ``lr``; every ``patience`` iterations without a new best loss the rate halves (floor
+  ``lr_min``) and Adam restarts; the best iterate (lowest mean loss) is kept;
+- worst-frame emphasis: the frame with the highest loss in the previous iteration counts
+  ``1 + worst_extra`` times in the next (the reference takes ``worst_extra`` extra optimizer steps on
+  it; a batched step with that weight has the gradient of a batch holding it that many more times);
+- frames are judged as displayed, clamped to [-1, 1], with a straight-through gradient for the
+  clamp (the reference scores the raw decoder output, which penalises overshoot that display hides);
+- the segment's frames go through the receiver as one batch: one optimizer step per iteration
+  (the reference takes one step per frame, so equal iteration counts are not equal work).
+
+Improvements over the reference schedule, all off in :data:`REFERENCE` and on in :data:`FAST`:
+
+- ``warm_start``: keyframe ``k`` starts from keyframe ``k-N``'s factors instead of uniform noise;
+- ``target_loss``: stop a keyframe once its best loss reaches this value;
+- ``stall_stop``: stop when the rate is at its floor and a whole patience window brought nothing;
+- :func:`derive_rank`: lower rungs of the ladder from one high-rank fit (truncated SVD of the
+  product, then ``FitConfig.iters`` of fine-tuning) instead of fitting each rank from scratch.
+
+Checkpoints: with ``checkpoint_dir`` every fitted keyframe is written atomically
+(``kf_000010.pt``) together with the fit configuration; a rerun with the same configuration
+resumes after the last keyframe found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from abr.errors import InputError
+from codec.promptus.prompt import Factors, interpolate_prompts
+from codec.promptus.quant import QParams, dequantize, fake_quant, quantize
+from codec.promptus.receiver import Receiver, Segment
+
+__all__ = [
+    "LossConfig",
+    "FitConfig",
+    "REFERENCE",
+    "FAST",
+    "FIT_PRESETS",
+    "QuantFactors",
+    "KeyframeFit",
+    "VideoFit",
+    "keyframe_positions",
+    "quantize_latent",
+    "dequantize_latent",
+    "PromptLoss",
+    "fit_segment",
+    "fit_video",
+    "derive_rank",
+    "svd_factors",
+]
+
+
+# ---------------------------------------------------------------------------- configs
+_PERCEPTUAL = ("vgg", "lpips-vgg", "lpips-alex")
+
+
+@dataclass(frozen=True, slots=True)
+class LossConfig:
+    """Weights of the fitting loss.
+
+    :param mse: weight of the pixel MSE.
+    :param perceptual: weight of the perceptual term (0 disables it and never loads a network).
+    :param perceptual_kind: ``vgg`` (mean feature MSE over LPIPS-VGG's five layers, like the reference's
+        VGG content loss), ``lpips-vgg`` or ``lpips-alex`` (the LPIPS distance itself).
+    :param l1_prompt: weight of ``mean |c|`` (keeps prompts small, like the reference).
+    """
+
+    mse: float = 0.8
+    perceptual: float = 0.2
+    perceptual_kind: str = "vgg"
+    l1_prompt: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("mse", "perceptual", "l1_prompt"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"LossConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.perceptual_kind not in _PERCEPTUAL:
+            raise ValueError(f"LossConfig.perceptual_kind must be one of {sorted(_PERCEPTUAL)}, "
+                             f"got {self.perceptual_kind!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class FitConfig:
+    """How keyframes are fitted (defaults: the reference schedule of SPEC section 1).
+
+    :param rank: prompt rank r.
+    :param interval: keyframe interval N in frames.
+    :param iters_first: iterations for frame 0 (10,000 in the reference).
+    :param iters: iterations for later keyframes (1,500), and fine-tuning iterations in :func:`derive_rank`.
+    :param lr: initial Adam learning rate (0.1).
+    :param lr_min: floor of the halved rate (0.001).
+    :param patience_first: plateau window for frame 0 (300 iterations).
+    :param patience: plateau window for later keyframes (20).
+    :param worst_extra: extra weight of the previous iteration's worst frame (2).
+    :param warm_start: start keyframe k from keyframe k-N (reference: uniform random start).
+    :param target_loss: stop a keyframe when its best loss is at or below this (None: never).
+    :param stall_stop: stop when the rate is at ``lr_min`` and a patience window brought no new best.
+    :param noise_seed: seed of the shared noise (88 in the reference release).
+    :param init_seed: seed of the uniform [0, 1) factor initialisation.
+    :param loss: the loss weights.
+    """
+
+    rank: int = 8
+    interval: int = 10
+    iters_first: int = 10_000
+    iters: int = 1_500
+    lr: float = 0.1
+    lr_min: float = 0.001
+    patience_first: int = 300
+    patience: int = 20
+    worst_extra: int = 2
+    warm_start: bool = False
+    target_loss: float | None = None
+    stall_stop: bool = False
+    noise_seed: int = 88
+    init_seed: int = 0
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("rank", "interval", "patience_first", "patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"FitConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("iters_first", "iters", "worst_extra"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"FitConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.lr_min <= self.lr:
+            raise ValueError(f"FitConfig needs 0 < lr_min <= lr, got lr={self.lr}, lr_min={self.lr_min}")
+        if isinstance(self.loss, dict):
+            object.__setattr__(self, "loss", LossConfig(**self.loss))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def digest(self) -> str:
+        """Hash of everything that changes a fit (checkpoints from another configuration are not reused)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+#: The schedule of the reference implementation (SPEC section 1).
+REFERENCE = FitConfig()
+#: Our default improvements: warm start, stop at the rate floor, shorter frame-0 plateau window.
+FAST = FitConfig(warm_start=True, stall_stop=True, patience_first=50)
+FIT_PRESETS: dict[str, FitConfig] = {"reference": REFERENCE, "fast": FAST}
+
+
+# ---------------------------------------------------------------------------- records
+@dataclass(frozen=True, eq=False)
+class QuantFactors:
+    """The bytes of one keyframe: uint8 ``u`` (L, r) and ``v`` (r, D) with their quantization parameters."""
+
+    u: np.ndarray
+    v: np.ndarray
+    u_q: QParams
+    v_q: QParams
+
+    @property
+    def rank(self) -> int:
+        return int(self.u.shape[1])
+
+    def factors(self, device: torch.device | str = "cpu") -> Factors:
+        """The float factors a decoder reconstructs."""
+        return Factors(dequantize(self.u, self.u_q, device), dequantize(self.v, self.v_q, device))
+
+    @classmethod
+    def from_factors(cls, u: torch.Tensor, v: torch.Tensor) -> QuantFactors:
+        qu, pu = quantize(u)
+        qv, pv = quantize(v)
+        return cls(qu, qv, pu, pv)
+
+
+@dataclass(frozen=True, eq=False)
+class KeyframeFit:
+    """One fitted keyframe.
+
+    :param frame: index of the keyframe in the video.
+    :param length: length of the segment it closes (1 for frame 0).
+    :param factors: its quantized factors.
+    :param latent: x0 latent of the keyframe (``z_prev`` of the next segment), float32 CPU.
+    :param loss: best mean fitting loss over the segment.
+    :param frame_mse: final pixel MSE of each frame of the segment (frames in [-1, 1]).
+    :param iterations: iterations run.
+    :param seconds: wall time of the fit.
+    """
+
+    frame: int
+    length: int
+    factors: QuantFactors
+    latent: torch.Tensor
+    loss: float
+    frame_mse: np.ndarray
+    iterations: int
+    seconds: float
+
+
+@dataclass(frozen=True, eq=False)
+class VideoFit:
+    """All keyframes of one rank, plus frame 0's side information and summary figures."""
+
+    config: FitConfig
+    receiver: str
+    n_frames: int
+    first_latent: np.ndarray
+    first_latent_q: QParams
+    keyframes: tuple[KeyframeFit, ...]
+
+    @property
+    def rank(self) -> int:
+        return self.config.rank
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(k.seconds for k in self.keyframes))
+
+    @property
+    def iterations(self) -> int:
+        return int(sum(k.iterations for k in self.keyframes))
+
+    @property
+    def mean_loss(self) -> float:
+        """Mean fitting loss over keyframes, weighted by segment length."""
+        w = np.array([k.length for k in self.keyframes], dtype=float)
+        return float(np.average([k.loss for k in self.keyframes], weights=w))
+
+    @property
+    def frame_mse(self) -> np.ndarray:
+        """Final MSE of every frame of the video, in order."""
+        return np.concatenate([k.frame_mse for k in self.keyframes])
+
+
+def keyframe_positions(n_frames: int, interval: int) -> list[int]:
+    """Keyframes 0, N, 2N, ... and the last frame (its segment is then shorter than N)."""
+    if n_frames < 1:
+        raise InputError("a video needs at least one frame")
+    pos = list(range(0, n_frames, interval))
+    if pos[-1] != n_frames - 1:
+        pos.append(n_frames - 1)
+    return pos
+
+
+def quantize_latent(z: torch.Tensor) -> tuple[np.ndarray, QParams]:
+    """Frame 0's latent as uint8 with per-tensor parameters (its error is damped 20x by the 0.05 anchor)."""
+    return quantize(z.detach().float().cpu())
+
+
+def dequantize_latent(q: np.ndarray, qp: QParams, device: torch.device | str = "cpu") -> torch.Tensor:
+    return dequantize(q, qp, device)
+
+
+# ---------------------------------------------------------------------------- loss
+def _lpips_net(kind: str) -> str:
+    return "alex" if kind == "lpips-alex" else "vgg"
+
+
+class PromptLoss(torch.nn.Module):
+    """Per-frame loss ``(n,)`` of generated frames against targets, plus the prompt L1 term.
+
+    The LPIPS network (:class:`codec.metrics.lpips.LPIPS`) is loaded on first use only when the
+    perceptual weight is positive.
+    """
+
+    def __init__(self, cfg: LossConfig, lpips_weights: str | os.PathLike[str] | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self._weights = lpips_weights
+        self._net: torch.nn.Module | None = None
+
+    def _perceptual_net(self, device: torch.device) -> torch.nn.Module:
+        if self._net is None:
+            from codec.metrics.lpips import LPIPS
+
+            self._net = LPIPS(_lpips_net(self.cfg.perceptual_kind), weights=self._weights).to(device)
+        return self._net
+
+    def forward(self, frames: torch.Tensor, targets: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
+        x = frames.float()
+        x = x + (x.clamp(-1.0, 1.0) - x).detach()  # judged as displayed (clamped), straight-through gradient
+        y = targets.to(x.device, torch.float32)
+        out = self.cfg.mse * (x - y).square().mean(dim=(1, 2, 3))
+        if self.cfg.perceptual > 0:
+            net = self._perceptual_net(x.device)
+            if self.cfg.perceptual_kind == "vgg":
+                fx, fy = net.features(x), net.features(y)
+                p = sum((a - b).square().mean(dim=(1, 2, 3)) for a, b in zip(fx, fy)) / len(fx)
+            else:
+                p = net(x, y)
+            out = out + self.cfg.perceptual * p
+        if self.cfg.l1_prompt > 0:
+            out = out + self.cfg.l1_prompt * prompts.float().abs().mean(dim=(1, 2))
+        return out
+
+
+# ---------------------------------------------------------------------------- fitting
+def _init_factors(cfg: FitConfig, shape: tuple[int, int], key: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator(device="cpu").manual_seed(cfg.init_seed * 1_000_003 + key)
+    L, D = shape
+    u = torch.rand((L, cfg.rank), generator=g)
+    v = torch.rand((cfg.rank, D), generator=g)
+    return u.to(device), v.to(device)
+
+
+def fit_segment(
+    receiver: Receiver,
+    targets: torch.Tensor,
+    prev: Factors | None,
+    z_start: torch.Tensor,
+    cfg: FitConfig,
+    *,
+    init: tuple[torch.Tensor, torch.Tensor],
+    iters: int,
+    patience: int,
+    loss_fn: PromptLoss,
+    progress: Callable[[int, float], None] | None = None,
+) -> tuple[QuantFactors, float, int]:
+    """Fit one keyframe so the receiver's segment matches ``targets`` ``(n, 3, H, W)``.
+
+    ``n = 1`` with ``prev = None`` is frame 0. Returns ``(quantized best factors, best loss, iterations run)``.
+    """
+    device = receiver.generator.device
+    n = targets.shape[0]
+    targets = targets.to(device, torch.float32)
+    u = init[0].detach().clone().float().to(device).requires_grad_(True)
+    v = init[1].detach().clone().float().to(device).requires_grad_(True)
+    lr = cfg.lr
+    opt = torch.optim.Adam([u, v], lr=lr)
+    best = (math.inf, u.detach().clone(), v.detach().clone())
+    checkpoint_best = math.inf
+    weights = torch.ones(n, device=device)
+    since_check = 0
+    it = 0
+    for it in range(1, iters + 1):
+        nxt = Factors(fake_quant(u), fake_quant(v))
+        seg = Segment(prev, nxt, n, z_start)
+        frames, _ = receiver(seg, clamp=False)
+        per = loss_fn(frames, targets, interpolate_prompts(prev, nxt, n, seg.steps))
+        mean_loss = float(per.detach().mean())
+        if mean_loss < best[0]:
+            best = (mean_loss, u.detach().clone(), v.detach().clone())
+        loss = (per * weights).sum() / weights.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if n > 1 and cfg.worst_extra:
+            weights = torch.ones(n, device=device)
+            weights[int(per.detach().argmax())] += cfg.worst_extra
+        if progress is not None:
+            progress(it, best[0])
+        if cfg.target_loss is not None and best[0] <= cfg.target_loss:
+            break
+        since_check += 1
+        if since_check >= patience:
+            since_check = 0
+            if best[0] >= checkpoint_best:  # no new best within the window
+                if cfg.stall_stop and lr <= cfg.lr_min:
+                    break
+                lr = max(lr * 0.5, cfg.lr_min)
+                opt = torch.optim.Adam([u, v], lr=lr)
+            checkpoint_best = best[0]
+    if not math.isfinite(best[0]):  # zero iterations: the initial factors, evaluated below
+        best = (math.nan, u.detach().clone(), v.detach().clone())
+    return QuantFactors.from_factors(best[1], best[2]), best[0], it if iters else 0
+
+
+@torch.no_grad()
+def _evaluate(
+    receiver: Receiver, q: QuantFactors, prev: Factors | None, length: int, z_start: torch.Tensor,
+    targets: torch.Tensor, loss_fn: PromptLoss,
+) -> tuple[Factors, torch.Tensor, float, np.ndarray]:
+    """Decoder-side reconstruction of one segment: factors, end latent, loss and per-frame MSE."""
+    device = receiver.generator.device
+    fac = q.factors(device)
+    seg = Segment(prev, fac, length, z_start)
+    frames, latents = receiver(seg, clamp=True)
+    y = targets.to(device, torch.float32)
+    per = loss_fn(frames, y, seg.prompts())
+    mse = (frames.float() - y).square().mean(dim=(1, 2, 3))
+    return fac, latents[-1:].detach(), float(per.mean()), mse.double().cpu().numpy()
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _ckpt_doc(kf: KeyframeFit, digest: str) -> dict[str, Any]:
+    q = kf.factors
+    return {
+        "digest": digest, "frame": kf.frame, "length": kf.length, "u": q.u, "v": q.v,
+        "u_q": (q.u_q.scale, q.u_q.zero_point), "v_q": (q.v_q.scale, q.v_q.zero_point),
+        "latent": kf.latent, "loss": kf.loss, "frame_mse": kf.frame_mse,
+        "iterations": kf.iterations, "seconds": kf.seconds,
+    }  # fmt: skip
+
+
+def _load_ckpt(path: Path, digest: str) -> KeyframeFit | None:
+    try:
+        doc = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # noqa: BLE001 - a partial or foreign file is simply not reused
+        return None
+    if not isinstance(doc, dict) or doc.get("digest") != digest:
+        return None
+    q = QuantFactors(doc["u"], doc["v"], QParams(*doc["u_q"]), QParams(*doc["v_q"]))
+    return KeyframeFit(doc["frame"], doc["length"], q, doc["latent"], doc["loss"], doc["frame_mse"],
+                       doc["iterations"], doc["seconds"])
+
+
+def _frames_tensor(frames: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """uint8 ``(T, H, W, 3)`` -> a uint8 ``(T, 3, H, W)`` view; float ``(T, 3, H, W)`` in [-1, 1] as it is.
+
+    A long video stays uint8 in memory; segments become float one at a time (:func:`_as_float`).
+    """
+    if isinstance(frames, np.ndarray):
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise InputError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+        return torch.from_numpy(frames).permute(0, 3, 1, 2)
+    if frames.ndim != 4 or frames.shape[1] != 3:
+        raise InputError(f"frames must be (T, 3, H, W), got {tuple(frames.shape)}")
+    return frames.detach().cpu()
+
+
+def _as_float(frames: torch.Tensor) -> torch.Tensor:
+    """Frames in [-1, 1] as float32."""
+    return frames.float().div(127.5).sub(1.0) if frames.dtype == torch.uint8 else frames.float()
+
+
+def fit_video(
+    receiver: Receiver,
+    frames: torch.Tensor | np.ndarray,
+    cfg: FitConfig,
+    *,
+    init: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    lpips_weights: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> VideoFit:
+    """Fit every keyframe of a video at one rank.
+
+    :param receiver: the receiver the prompts are fitted through (its generator fixes the resolution).
+    :param frames: ``(T, 3, H, W)`` floats in [-1, 1] or uint8 ``(T, H, W, 3)``, at the generator's resolution.
+    :param cfg: the fitting schedule.
+    :param init: initial factors per keyframe (e.g. from :func:`svd_factors`); overrides warm start.
+    :param checkpoint_dir: folder for per-keyframe checkpoints; an interrupted fit resumes from it.
+    :param progress: show tqdm bars.
+    """
+    from tqdm.auto import tqdm
+
+    gen = receiver.generator
+    x = _frames_tensor(frames)
+    side = gen.config.resolution
+    if tuple(x.shape[2:]) != (side, side):
+        raise InputError(f"frames are {x.shape[3]}x{x.shape[2]}, the generator makes {side}x{side}")
+    T = x.shape[0]
+    pos = keyframe_positions(T, cfg.interval)
+    if init is not None and len(init) != len(pos):
+        raise ValueError(f"init has {len(init)} keyframes, the video {len(pos)}")
+    digest = hashlib.sha256(
+        f"{cfg.digest()}|{receiver.spec}|{gen.fingerprint()}|{T}|".encode()
+        + _as_float(x[:: max(1, T // 8)]).numpy().round(3).tobytes()
+        + (b"".join(np.asarray(a.detach().cpu()).round(4).tobytes() for pair in init for a in pair) if init else b"")
+    ).hexdigest()[:16]
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    loss_fn = PromptLoss(cfg.loss, lpips_weights)
+
+    with torch.no_grad():
+        z0 = receiver.initial_latent(_as_float(x[:1]).to(gen.device))
+    q0, q0p = quantize_latent(z0)
+    z_prev = dequantize_latent(q0, q0p, gen.device)
+    noise = receiver.noise(cfg.noise_seed)
+    prev: Factors | None = None
+    fits: list[KeyframeFit] = []
+    bar = tqdm(total=len(pos), desc=f"rank {cfg.rank}", unit="kf", disable=not progress, leave=False)
+    for i, k in enumerate(pos):
+        length = 1 if i == 0 else k - pos[i - 1]
+        first = k - length + 1
+        targets = _as_float(x[first : k + 1])
+        z_start = receiver.start_latent(z_prev, noise)
+        path = ckpt / f"kf_{k:06d}.pt" if ckpt is not None else None
+        kf = _load_ckpt(path, digest) if path is not None and path.is_file() else None
+        if kf is None:
+            if init is not None:
+                start = init[i]
+            elif cfg.warm_start and prev is not None:
+                start = (prev.u, prev.v)
+            else:
+                start = _init_factors(cfg, gen.config.prompt_shape, k, gen.device)
+            iters = cfg.iters_first if i == 0 and init is None else cfg.iters
+            patience = cfg.patience_first if i == 0 and init is None else cfg.patience
+            t0 = time.perf_counter()
+            inner = tqdm(total=iters, desc=f"  frame {k}", unit="it", disable=not progress, leave=False)
+
+            def report(it: int, best: float, inner: Any = inner) -> None:
+                inner.update(1)
+                if it % 10 == 0:
+                    inner.set_postfix(loss=f"{best:.4g}")
+
+            q, _, iters_run = fit_segment(
+                receiver, targets, prev, z_start, cfg, init=start, iters=iters, patience=patience,
+                loss_fn=loss_fn, progress=report,
+            )
+            inner.close()
+            fac, z_end, loss, mse = _evaluate(receiver, q, prev, length, z_start, targets, loss_fn)
+            kf = KeyframeFit(k, length, q, z_end.float().cpu(), loss, mse, iters_run, time.perf_counter() - t0)
+            if path is not None:
+                _atomic_save(_ckpt_doc(kf, digest), path)
+        else:
+            fac = kf.factors.factors(gen.device)
+        fits.append(kf)
+        prev = fac
+        z_prev = kf.latent.to(gen.device)
+        bar.update(1)
+        bar.set_postfix(loss=f"{kf.loss:.4g}")
+    bar.close()
+    return VideoFit(cfg, receiver.spec, T, q0, q0p, tuple(fits))
+
+
+# ---------------------------------------------------------------------------- rank derivation
+def svd_factors(fac: Factors, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rank-``rank`` factors whose prompt ``U V / sqrt(rank)`` is the best approximation of ``fac``'s prompt.
+
+    Truncated SVD ``c = A S B^T``: ``U = A_r sqrt(S_r) r^1/4``, ``V = sqrt(S_r) B_r^T r^1/4``.
+    """
+    c = fac.prompt().double()
+    a, s, bt = torch.linalg.svd(c, full_matrices=False)
+    root = s[:rank].sqrt() * rank**0.25
+    return (a[:, :rank] * root).float(), (root[:, None] * bt[:rank]).float()
+
+
+def derive_rank(
+    receiver: Receiver,
+    frames: torch.Tensor | np.ndarray,
+    high: VideoFit,
+    rank: int,
+    *,
+    iters: int | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    lpips_weights: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> VideoFit:
+    """A lower rung from a high-rank fit: SVD-truncate each keyframe's prompt, then fine-tune.
+
+    Fine-tuning runs ``iters`` (default ``high.config.iters``) iterations per keyframe along the new
+    rank's own chain (its own previous keyframes and latents), with the high fit's schedule otherwise.
+    """
+    if not 1 <= rank <= high.rank:
+        raise ValueError(f"derived rank must be in 1..{high.rank}, got {rank}")
+    init = [svd_factors(kf.factors.factors(), rank) for kf in high.keyframes]
+    cfg = replace(high.config, rank=rank, iters=high.config.iters if iters is None else iters)
+    return fit_video(receiver, frames, cfg, init=init, checkpoint_dir=checkpoint_dir,
+                     lpips_weights=lpips_weights, progress=progress)

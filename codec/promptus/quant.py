@@ -1,0 +1,76 @@
+"""Per-tensor asymmetric uint8 quantization with a straight-through gradient (SPEC section 1).
+
+A tensor ``x`` is sent as bytes ``q = clamp(round(x / scale + zero_point), 0, 255)`` plus two
+float32 numbers, and received as ``(q - zero_point) * scale``. ``scale = (max - min) / 255`` and
+``zero_point = -min / scale`` span exactly the tensor's range (no forced zero: the factors are
+often all positive). Both numbers are rounded to float32 before use, so the value the encoder
+fits with and the value a decoder reconstructs from the bitstream are bit-identical.
+
+:func:`fake_quant` is the quantization-aware fitting operator: forward = quantize then dequantize,
+backward = identity (straight-through estimator), with range statistics taken without gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["QParams", "qparams", "quantize", "dequantize", "fake_quant", "LEVELS"]
+
+#: Number of quantization levels (uint8).
+LEVELS = 256
+_TINY = 1e-8
+
+
+@dataclass(frozen=True, slots=True)
+class QParams:
+    """Scale and zero point of one quantized tensor (float32-rounded, as on the wire: 8 bytes)."""
+
+    scale: float
+    zero_point: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scale", float(np.float32(self.scale)))  # what the wire holds
+        object.__setattr__(self, "zero_point", float(np.float32(self.zero_point)))
+        if not (np.isfinite(self.scale) and self.scale > 0 and np.isfinite(self.zero_point)):
+            raise ValueError(f"invalid quantization parameters scale={self.scale!r} zero_point={self.zero_point!r}")
+
+
+def qparams(x: torch.Tensor) -> QParams:
+    """Range-spanning parameters for ``x`` (float32-rounded)."""
+    lo = float(x.detach().min())
+    hi = float(x.detach().max())
+    scale = np.float32(max(hi - lo, _TINY) / (LEVELS - 1))
+    zero_point = np.float32(-lo / float(scale))
+    return QParams(float(scale), float(zero_point))
+
+
+def _q(x: torch.Tensor, qp: QParams) -> torch.Tensor:
+    scale = torch.tensor(qp.scale, dtype=torch.float32, device=x.device)
+    zp = torch.tensor(qp.zero_point, dtype=torch.float32, device=x.device)
+    return torch.clamp(torch.round(x.detach().float() / scale + zp), 0, LEVELS - 1)
+
+
+def quantize(x: torch.Tensor, qp: QParams | None = None) -> tuple[np.ndarray, QParams]:
+    """``(uint8 array of x's shape, params)``."""
+    qp = qp or qparams(x)
+    return _q(x, qp).to(torch.uint8).cpu().numpy(), qp
+
+
+def dequantize(q: np.ndarray | torch.Tensor, qp: QParams, device: torch.device | str = "cpu") -> torch.Tensor:
+    """float32 tensor ``(q - zero_point) * scale``."""
+    q = torch.from_numpy(np.array(q, dtype=np.uint8)) if isinstance(q, np.ndarray) else q
+    scale = torch.tensor(qp.scale, dtype=torch.float32)
+    zp = torch.tensor(qp.zero_point, dtype=torch.float32)
+    return ((q.to(torch.float32) - zp) * scale).to(device)
+
+
+def fake_quant(x: torch.Tensor) -> torch.Tensor:
+    """Quantize-dequantize ``x`` in the forward pass; gradient passes straight through."""
+    qp = qparams(x)
+    scale = torch.tensor(qp.scale, dtype=torch.float32, device=x.device)
+    zp = torch.tensor(qp.zero_point, dtype=torch.float32, device=x.device)
+    deq = ((_q(x, qp) - zp) * scale).to(x.dtype)
+    return x + (deq - x).detach()
