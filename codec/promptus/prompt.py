@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Factors", "interpolate_prompts"]
+__all__ = ["Factors", "aligned_factors", "interpolate_prompts"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,7 +50,7 @@ class Factors:
         return Factors(self.u.to(*args, **kwargs), self.v.to(*args, **kwargs))
 
 
-def _aligned(f: Factors, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+def aligned_factors(f: Factors, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Factors scaled by r^-1/4 and zero-padded to ``rank`` (product = the prompt, no 1/sqrt(r))."""
     s = f.rank ** -0.25
     u, v = f.u * s, f.v * s
@@ -77,7 +77,7 @@ def interpolate_prompts(
         norm = 1.0 / math.sqrt(nxt.rank)
     else:
         r = max(prev.rank, nxt.rank)
-        (u0, v0), (u1, v1) = _aligned(prev, r), _aligned(nxt, r)
+        (u0, v0), (u1, v1) = aligned_factors(prev, r), aligned_factors(nxt, r)
         norm = 1.0
     u0, v0 = u0.to(u1.dtype), v0.to(v1.dtype)
     u = (1.0 - w) * u0 + w * u1

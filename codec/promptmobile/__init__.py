@@ -1,0 +1,20 @@
+"""PromptMobile: the accelerated Promptus receiver (SPEC section 2; Liu et al., arXiv 2503.16112).
+
+Receiver variants of the Promptus codec, each registered by name in
+:data:`codec.promptus.receiver.RECEIVERS` when :mod:`codec.promptmobile.receivers` is imported:
+
+- two-stage generation (:mod:`.lowres`, :mod:`.upsampler`): the UNet runs at half latent
+  resolution and a small learned upsampler lifts the frames to full size;
+- lossless caching (:mod:`.caching`): cross-attention keys/values of a whole segment from cached
+  projections of the keyframe factors, and the prompt-independent head of the UNet once per segment;
+- lossy caching (:mod:`.caching`): deep UNet features of a neighbouring frame reused when the
+  prompt changed by less than a threshold;
+- system level: bf16/fp16, channels-last, fused attention, ``torch.compile``.
+
+:mod:`.cost` counts multiply-accumulates of every variant on the real SD-Turbo architecture.
+torch and diffusers are imported only by the submodules.
+"""
+
+# Importing the package registers the receivers (codec.promptus.receiver.get_receiver imports it
+# on demand), so this package, unlike codec.promptus, loads torch when imported.
+from codec.promptmobile import receivers as _receivers  # noqa: E402, F401

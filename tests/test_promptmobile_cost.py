@@ -1,0 +1,123 @@
+"""Cost model and device profiles: MAC counts checked against an independent count, profile data sourced."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from codec.promptmobile.cost import count_macs, default_plan, even_plan, meta_generator, variant_cost
+from codec.promptus.receiver import get_receiver
+from sim.device import get_device
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _hook_macs(unet: torch.nn.Module, run) -> int:
+    """MACs from module shapes alone: Conv2d/Linear from weights and output sizes, attention from Lq x Lk x inner."""
+    total = 0
+
+    def conv_lin(mod, args, out):
+        nonlocal total
+        if isinstance(mod, torch.nn.Conv2d):
+            k = mod.weight.shape[1] * mod.weight.shape[2] * mod.weight.shape[3]
+            total += out.numel() * k
+        else:
+            total += out.numel() * mod.in_features
+
+    def attn(mod, args, kwargs, out):
+        nonlocal total
+        x = args[0] if args else kwargs["hidden_states"]
+        ctx = kwargs.get("encoder_hidden_states")
+        lk = x.shape[1] if ctx is None else ctx.shape[1]
+        total += 2 * x.shape[0] * x.shape[1] * lk * mod.inner_dim
+
+    handles = []
+    for m in unet.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            handles.append(m.register_forward_hook(conv_lin))
+        if type(m).__name__ == "Attention":
+            handles.append(m.register_forward_hook(attn, with_kwargs=True))
+    try:
+        run()
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+@pytest.fixture(scope="module")
+def meta():
+    return meta_generator()
+
+
+def test_flop_counter_matches_shape_count_on_sd_turbo(meta):
+    """The counter's UNet MACs at 64x64 and 32x32 equal an independent count from layer shapes."""
+    for side in (64, 32):
+        x = torch.zeros(2, 4, side, side, device="meta")
+        c = torch.zeros(2, 77, 1024, device="meta")
+        counted = count_macs(lambda x=x, c=c: meta.eps(x, c)).total
+        by_shape = _hook_macs(meta.unet, lambda x=x, c=c: meta.eps(x, c))
+        assert counted == by_shape
+
+
+def test_cpu_attention_kernel_is_counted():
+    q = torch.zeros(1, 2, 16, 8)
+    assert count_macs(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q)).total == 2 * 2 * 16 * 16 * 8
+
+
+def test_variant_costs_order_and_target(meta):
+    def cost(spec):
+        return variant_cost(spec, meta, n_frames=10, plan=default_plan(get_receiver(spec, meta), 10))
+
+    promptus, lossless = cost("promptus"), cost("promptmobile-lossless")
+    lowres, fast = cost("promptmobile-lowres"), cost("promptmobile")
+    assert promptus.decode.total == lossless.decode.total  # caches touch only the UNet
+    assert lossless.unet.total < promptus.unet.total
+    assert lowres.total_per_frame < promptus.total_per_frame / 4  # convolutions 4x, self-attention 16x fewer
+    assert fast.upsampler_per_frame > 0 and fast.total_per_frame < lowres.total_per_frame
+    assert promptus.total_per_frame / fast.total_per_frame >= 8.0  # the issue's target
+
+
+def test_reuse_cost_is_linear_in_full_frames(meta):
+    costs = [variant_cost("promptmobile", meta, n_frames=10, plan=even_plan(10, k)).unet.total for k in (1, 2, 4)]
+    assert (costs[1] - costs[0]) * 2 == costs[2] - costs[1]
+
+
+def test_threshold_only_reuse_has_no_default_plan(meta):
+    with pytest.raises(ValueError, match="explicit"):
+        default_plan(get_receiver("promptmobile:full_every=0", meta), 10)
+
+
+def _device_profile_module():
+    spec = importlib.util.spec_from_file_location("device_profile", ROOT / "bench" / "device_profile.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_cpu_profile_has_a_source_for_every_number():
+    path = ROOT / "sim" / "data" / "devices" / "cpu-local.json"
+    if not path.is_file():
+        pytest.skip("run python bench/device_profile.py")
+    prof = get_device("cpu-local")
+    for name in ("promptus", "promptmobile", "h264", "h265"):
+        assert name in prof.decode_ms_per_frame
+    for name in prof.decode_ms_per_frame:
+        assert "bench/device_profile.py" in prof.sources[name]
+    assert prof.ms_per_frame("promptmobile") < prof.ms_per_frame("promptus")
+
+
+def test_builtin_promptmobile_entries_are_what_the_script_computes(meta):
+    mod = _device_profile_module()
+    doc = json.loads((ROOT / "sim" / "data" / "devices.json").read_text())
+    expected = mod.scaled_entries(mod.component_macs(meta))
+    for device, rows in expected.items():
+        prof = doc["devices"][device]
+        for variant, (ms, src) in rows.items():
+            assert prof["decode_ms_per_frame"][variant] == pytest.approx(ms, abs=0.011)
+            assert prof["sources"][variant] == src and "scaled estimate" in src and "MAC ratio" in src
+        assert prof["decode_ms_per_frame"]["promptmobile"] < prof["decode_ms_per_frame"]["promptus"]
