@@ -184,6 +184,15 @@ class Ladder:
             **{k: getattr(self, k)[:n_chunks] for k in _CHUNK_RUNG_FIELDS},
         )
 
+    def with_decoder(self, decoder: str, family: str | None = None, name: str | None = None) -> Ladder:
+        """The same rungs played by another decoder variant (e.g. Promptus prompts on PromptMobile)."""
+        rungs = tuple(
+            replace(r, decoder=decoder, family=family or r.family, label=r.label.replace(r.family, family or r.family))
+            for r in self.rungs
+        )
+        meta = {**self.metadata, "decoder": decoder}
+        return replace(self, name=name or f"{self.name}:{decoder}", rungs=rungs, metadata=meta)
+
     def repeat(self, times: int) -> Ladder:
         """The video played ``times`` times in a row (longer sessions from a short measured clip)."""
         if times < 1:

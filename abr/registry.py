@@ -27,9 +27,21 @@ def _embedded() -> dict[str, Path]:
     return out
 
 
+#: Ladders derived from an embedded one: name -> (source, decoder, family, note).
+_DERIVED = {
+    "promptmobile-paper-model": (
+        "promptus-paper-model",
+        "promptmobile",
+        "promptmobile",
+        "the promptus-paper-model rungs played by the PromptMobile receiver (its quality floor is PromptMobile's "
+        "published 0.016 LPIPS gain over H.265 at 280 kbit/s; prompts are fitted through the receiver that plays them)",
+    ),
+}
+
+
 def available_ladders() -> list[str]:
     """Names accepted by :func:`get_ladder` (besides file paths and synthetic options)."""
-    return sorted(_embedded()) + [f"synthetic:{f}" for f in SYNTHETIC_FAMILIES]
+    return sorted([*_embedded(), *_DERIVED]) + [f"synthetic:{f}" for f in SYNTHETIC_FAMILIES]
 
 
 _SELECT = re.compile(r"^(?P<base>.+)\[(?P<sel>[^\[\]]*)\]$")
@@ -99,6 +111,11 @@ def _single(spec: str) -> Ladder:
     embedded = _embedded()
     if spec in embedded:
         return load_ladder(embedded[spec])
+    if spec in _DERIVED:
+        source, decoder, family, note = _DERIVED[spec]
+        ladder = load_ladder(embedded[source]).with_decoder(decoder, family, name=spec)
+        return replace(ladder, metadata={**ladder.metadata, "derivation": f"{ladder.metadata.get('derivation', '')}; "
+                                          f"{note}".lstrip("; ")})
     path = Path(spec)
     if path.suffix == ".json" or path.exists() or "/" in spec:
         if path.is_dir():

@@ -114,3 +114,11 @@ def test_ladder_expressions():
         get_ladder("synthetic:promptus[x]")
     with pytest.raises(InputError, match="different chunks"):
         get_ladder("synthetic:promptus:chunks=5+synthetic:h265:chunks=6")
+
+
+def test_promptmobile_model_is_promptus_rungs_on_the_mobile_receiver():
+    pm, p = get_ladder("promptmobile-paper-model"), get_ladder("promptus-paper-model")
+    assert set(pm.decoders) == {"promptmobile"} and set(p.decoders) == {"promptus"}
+    np.testing.assert_array_equal(pm.size_bytes, p.size_bytes)
+    np.testing.assert_array_equal(pm.lpips_mean, p.lpips_mean)
+    assert "PromptMobile" in pm.metadata["derivation"]
