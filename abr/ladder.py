@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from abr.errors import InputError
+from abr.io import write_json_atomic
 
 __all__ = [
     "FORMAT",
@@ -299,18 +299,7 @@ def _array(value: Any, name: str, dtype: type, ndim: int) -> np.ndarray:
 
 def save_ladder(ladder: Ladder, path: str | os.PathLike[str]) -> Path:
     """Write ``ladder`` as JSON atomically (a temporary file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(ladder.to_dict(), fh, indent=1)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_json_atomic(path, ladder.to_dict())
 
 
 def load_ladder(path: str | os.PathLike[str]) -> Ladder:

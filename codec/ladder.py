@@ -34,7 +34,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
@@ -45,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from abr.errors import InputError, unknown_name
+from abr.io import write_json_atomic
 from abr.ladder import DEFAULT_SEVERE_LPIPS, Ladder, RungInfo, save_ladder
 
 __all__ = [
@@ -370,19 +370,6 @@ def _frame_psnr(ref: np.ndarray, dist: np.ndarray, batch: int) -> np.ndarray:
 # --------------------------------------------------------------------------- building
 
 
-def _atomic_write_json(path: Path, doc: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -465,7 +452,7 @@ def build_ladder(
                 path=build_file,
             )
     else:
-        _atomic_write_json(
+        write_json_atomic(
             build_file,
             {"format": BUILD_FORMAT, "version": BUILD_VERSION, "fingerprint": fingerprint, "source": source,
              "settings": settings},
@@ -497,7 +484,7 @@ def build_ladder(
                 if model is None:
                     model = LPIPS(cfg.lpips_net, weights=lpips_weights).to(dev)  # type: ignore[arg-type]
                 result = measure_chunk(ref, cfg, fps, model, index=index, start_frame=start, fingerprint=fingerprint)
-                _atomic_write_json(chunk_file, result.to_dict())
+                write_json_atomic(chunk_file, result.to_dict())
                 if on_chunk is not None:
                     on_chunk(result)
             results.append(result)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from abr.errors import InputError
+from abr.io import write_atomic
 
 __all__ = ["RAW_SUFFIXES", "VideoInfo", "iter_frames", "probe", "write_video"]
 
@@ -297,32 +298,42 @@ def write_video(
     *,
     codec: str = "libx264",
     options: dict[str, str] | None = None,
+    pix_fmt: str = "yuv420p",
 ) -> int:
     """Write uint8 RGB frames ``(H, W, 3)`` to a video file (container from the suffix); returns the frame count.
 
     For viewing decoded output and for making test clips. ``options`` go to the encoder (default for
-    libx264/libx265: ``crf=18``, near-transparent). Frames are converted to yuv420p, so sizes must be even.
+    libx264/libx265: ``crf=18``, near-transparent). With ``yuv420p`` sizes must be even; ``codec="ffv1",
+    pix_fmt="yuv444p"`` is lossless. Written atomically: an interrupted write leaves no partial file.
     """
-    import av
-
     path = Path(path)
     rate = Fraction(_check_fps(fps, path)).limit_denominator(1001)
     count = 0
-    with av.open(str(path), "w") as container:
-        stream = None
-        for rgb in frames:
-            rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-            if stream is None:
-                stream = container.add_stream(codec, rate=rate)
-                stream.height, stream.width = rgb.shape[:2]
-                stream.pix_fmt = "yuv420p"
-                stream.options = dict(options or ({"crf": "18"} if codec in ("libx264", "libx265") else {}))
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            container.mux(stream.encode(frame))
-            count += 1
-        if stream is not None:
-            container.mux(stream.encode(None))
-    if count == 0:
-        path.unlink(missing_ok=True)
-        raise InputError("no frames to write", path=path)
+
+    def write(tmp: Path) -> None:
+        import av
+
+        nonlocal count
+        with av.open(str(tmp), "w", format=_container(path)) as container:
+            stream = None
+            for rgb in frames:
+                rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+                if stream is None:
+                    stream = container.add_stream(codec, rate=rate)
+                    stream.height, stream.width = rgb.shape[:2]
+                    stream.pix_fmt = pix_fmt
+                    stream.options = dict(options or ({"crf": "18"} if codec in ("libx264", "libx265") else {}))
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+                count += 1
+            if stream is not None:
+                container.mux(stream.encode(None))
+        if count == 0:
+            raise InputError("no frames to write", path=path)
+
+    write_atomic(path, write, suffix=path.suffix)
     return count
+
+
+def _container(path: Path) -> str | None:
+    """PyAV container format for a file suffix (None: let FFmpeg guess from the name)."""
+    return {".mp4": "mp4", ".mkv": "matroska", ".avi": "avi", ".mov": "mov", ".webm": "webm"}.get(path.suffix.lower())

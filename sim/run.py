@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from abr.errors import InputError
+from abr.io import write_text_atomic
 from abr.qoe import QOE_PRESETS, get_qoe
 from abr.registry import DEFAULT_LADDER, available_ladders, get_ladder
 from policies.registry import describe_policies
@@ -69,10 +70,7 @@ def summarize(frames) -> object:
 
 def _write(out: Path, sessions, chunks) -> None:
     import json
-    import os
-    import tempfile
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".json":
         doc = {"sessions": sessions.to_dict(orient="records"), "chunks": chunks.to_dict(orient="records")}
         payloads = {out: json.dumps(doc)}
@@ -81,10 +79,7 @@ def _write(out: Path, sessions, chunks) -> None:
     else:
         raise InputError("--out must end in .csv or .json", path=out)
     for path, text in payloads.items():
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        write_text_atomic(path, text)
 
 
 def run(args: argparse.Namespace) -> int:

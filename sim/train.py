@@ -31,11 +31,8 @@ import argparse
 import csv
 import io
 import json
-import os
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -43,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from abr.errors import InputError, unknown_name
+from abr.io import write_atomic, write_text_atomic
 from abr.qoe import QOE_PRESETS
 from abr.registry import DEFAULT_LADDER
 from sim.env import DEFAULT_DEVICE
@@ -243,21 +241,8 @@ def algorithm_class(name: str):
 
 
 # ---------------------------------------------------------------------------- I/O helpers
-def _atomic_write(path: Path, write: Callable[[Path], None], suffix: str = "") -> None:
-    """Write ``path`` through ``write(tmp)`` and an ``os.replace``: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda p: p.write_text(text))
+    write_text_atomic(path, text)
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
@@ -539,8 +524,8 @@ class _Trainer:
 
     def _save(self, model, model_path: Path, norm_path: Path) -> None:
         # statistics first: a model is never newer than the statistics beside it
-        _atomic_write(norm_path, lambda p: self.venv.save(str(p)))
-        _atomic_write(model_path, lambda p: model.save(str(p)), suffix=".zip")
+        write_atomic(norm_path, lambda p: self.venv.save(str(p)))
+        write_atomic(model_path, lambda p: model.save(str(p)), suffix=".zip")
 
 
 # ---------------------------------------------------------------------------- train

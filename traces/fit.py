@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from abr.errors import InputError
+from abr.io import write_json_atomic
 from traces.catalog import REAL_SETS, default_trace_root, real_set_of
 from traces.formats import read_trace
 from traces.models import MODELS_PATH, FittedModel, model_rngs
@@ -272,18 +271,6 @@ def fit_all(root: Path, names: list[str] | None = None, progress: bool = True) -
     }
 
 
-def write_json_atomic(doc: dict, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=1)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m traces.fit", description=__doc__.split("\n\n")[0])
     ap.add_argument("--root", type=Path, default=default_trace_root(), help="folder of the real trace sets")
@@ -312,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         old = json.loads(args.out.read_text())
         doc["models"] = {**old.get("models", {}), **doc["models"]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(doc, args.out)
+    write_json_atomic(args.out, doc)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from abr.errors import InputError, unknown_name
+from abr.io import write_text_atomic
 from traces.trace import Trace
 
 __all__ = [
@@ -524,15 +523,7 @@ def format_trace(trace: Trace, fmt: str) -> str:
 def write_trace(trace: Trace, path: str | Path, fmt: str) -> None:
     """Write ``trace`` to ``path`` atomically (temporary file, then rename)."""
     text = format_trace(trace, fmt)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
 
 
 def read_cooked(path: str | Path, *, unit: str | None = None) -> Trace:

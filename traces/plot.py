@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from abr.io import write_atomic
 from traces.trace import Trace
 
 __all__ = ["plot_traces"]
@@ -46,12 +45,8 @@ def plot_traces(traces: list[Trace], out: str | Path, *, max_lines: int = 6, tit
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".", prefix=f".{out.name}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, out)
+        write_atomic(out, lambda p: fig.savefig(p, dpi=110), suffix=out.suffix or ".png")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
     return out

@@ -37,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from abr.errors import InputError
+from abr.io import write_atomic
 
 __all__ = [
     "ENV_VAR",
@@ -283,16 +284,7 @@ def convert_sdist(sdist: str | os.PathLike[str], out_dir: str | os.PathLike[str]
             "state_dict": state,
         }
         target = out_dir / _FILE_NAMES[net][0]
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(doc, tmp)
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache is ordinary user data
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        written.append(target)
+        written.append(write_atomic(target, lambda p, doc=doc: torch.save(doc, p)))
     return written
 
 

@@ -21,10 +21,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from abr.errors import InputError
+from abr.io import write_atomic
 
 __all__ = ["TrainConfig", "read_frames", "train_upsampler", "main"]
 
@@ -226,10 +225,7 @@ def train_upsampler(
         if (step + 1) % ckpt_every == 0 and step + 1 < cfg.steps:
             state = {"key": key, "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                      "rng": rng.bit_generator.state, "step": step + 1, "losses": losses}
-            fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=ckpt.name + ".", suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                torch.save(state, f)
-            os.replace(tmp, ckpt)
+            write_atomic(ckpt, lambda p, state=state: torch.save(state, p))
     model.eval()
     info = {
         "trained_by": "python -m codec.promptmobile.train_upsampler",

@@ -20,9 +20,7 @@ Frames are ``(B, 3, H, W)`` floats in [-1, 1].
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from abr.errors import InputError
+from abr.io import write_atomic, write_text_atomic
 
 __all__ = ["UpsamplerConfig", "Upsampler", "DEFAULT_WEIGHTS", "load_upsampler", "save_upsampler"]
 
@@ -98,10 +97,10 @@ def save_upsampler(model: Upsampler, path: str | Path, info: dict[str, Any] | No
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    _atomic_write(path, lambda f: torch.save({"config": asdict(model.config), "state_dict": state}, f), "wb")
+    write_atomic(path, lambda p: torch.save({"config": asdict(model.config), "state_dict": state}, p))
     side = path.with_suffix(".json")
     doc = {"config": asdict(model.config), **(info or {})}
-    _atomic_write(side, lambda f: f.write(json.dumps(doc, indent=2, sort_keys=True) + "\n"), "w")
+    write_text_atomic(side, json.dumps(doc, indent=2, sort_keys=True) + "\n")
     return side
 
 
@@ -122,15 +121,3 @@ def load_upsampler(path: str | Path | None = None, device: torch.device | str = 
     except (OSError, RuntimeError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
         raise InputError(f"not an upsampler checkpoint ({str(exc).splitlines()[0][:200]})", path=path) from None
     return model.to(device).eval().requires_grad_(False)
-
-
-def _atomic_write(path: Path, write: Any, mode: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

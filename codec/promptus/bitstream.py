@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from abr.errors import InputError
+from abr.io import write_bytes_atomic
 from codec.promptus.entropy import CODERS, decode_bytes, encode_bytes
 from codec.promptus.quant import QParams
 
@@ -214,16 +214,7 @@ def write_stream(
 ) -> list[int]:
     """Write a stream atomically; returns the on-wire size of each record."""
     data, sizes = encode_stream(header, latent, keyframes, coder)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, data)
     return sizes
 
 

@@ -37,7 +37,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -48,6 +47,7 @@ import numpy as np
 import torch
 
 from abr.errors import InputError
+from abr.io import write_atomic
 from codec.promptus.prompt import Factors, interpolate_prompts
 from codec.promptus.quant import QParams, dequantize, fake_quant, quantize
 from codec.promptus.receiver import Receiver, Segment
@@ -399,15 +399,7 @@ def _evaluate(
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda p: torch.save(obj, p))
 
 
 def _ckpt_doc(kf: KeyframeFit, digest: str) -> dict[str, Any]:

@@ -131,40 +131,12 @@ def load_video(
 
 def write_video(frames: Iterator[np.ndarray] | Sequence[np.ndarray], path: str | os.PathLike[str], fps: float,
                 crf: int = 12) -> int:
-    """Write uint8 RGB frames to an H.264 file (``.mp4``/``.mkv``) or a lossless FFV1 ``.mkv``/``.avi``.
+    """Write decoded frames: H.264 (``.mp4``/``.mkv``), or lossless FFV1 for ``.avi``; atomic, returns the count."""
+    from codec.video import write_video as write
 
-    Frames are written to a temporary file renamed into place; returns the number of frames.
-    """
-    import tempfile
-    from fractions import Fraction
-
-    import av
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    n = 0
-    try:
-        with av.open(tmp, mode="w") as out:
-            lossless = path.suffix.lower() == ".avi"
-            stream = out.add_stream("ffv1" if lossless else "libx264", rate=Fraction(fps).limit_denominator(1001))
-            stream.pix_fmt = "yuv444p" if lossless else "yuv420p"
-            if not lossless:
-                stream.options = {"crf": str(crf), "preset": "medium"}
-            for rgb in frames:
-                if n == 0:
-                    stream.height, stream.width = rgb.shape[:2]
-                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
-                    out.mux(packet)
-                n += 1
-            for packet in stream.encode():
-                out.mux(packet)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return n
+    if Path(path).suffix.lower() == ".avi":
+        return write(path, frames, fps, codec="ffv1", pix_fmt="yuv444p")
+    return write(path, frames, fps, options={"crf": str(crf), "preset": "medium"})
 
 
 def _to_uint8(frames: torch.Tensor) -> np.ndarray:

@@ -9,10 +9,11 @@ import json
 import time
 from pathlib import Path
 
+from abr.io import write_atomic
 from sim.session import SUMMARY_COLUMNS
 from sim.sweep._crossover import crossover_table
 from sim.sweep._plots import plot_crossovers, plot_lpips_cdf, plot_vs_scale
-from sim.sweep._store import write_atomic, write_table
+from sim.sweep._store import write_table
 
 __all__ = ["best_under_stall", "write_report"]
 

@@ -8,29 +8,13 @@ sessions in new blocks) reuses the cells it shares with the old one.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from abr.errors import InputError
+from abr.io import write_atomic
 from sim.sweep._grid import Cell
 
-__all__ = ["CellStore", "write_atomic", "write_table"]
-
-
-def write_atomic(path: Path, write) -> Path:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; results are for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+__all__ = ["CellStore", "write_table"]
 
 
 class CellStore:

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from abr.errors import InputError
+from abr.io import write_atomic
 from abr.qoe import get_qoe
 from sim.sweep._cell import _device, _sim_config, _traces, resolve_ladder, resolve_runner, run_cell, transform_fields
 from sim.sweep._executors import Executor, get_executor
 from sim.sweep._grid import Cell, Grid
-from sim.sweep._store import CellStore, write_atomic, write_table
+from sim.sweep._store import CellStore, write_table
 
 __all__ = ["SUMMARY_METRICS", "SweepResult", "finish_table", "run_sweep", "summarize", "validate_grid"]
 

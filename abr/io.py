@@ -1,0 +1,49 @@
+"""Atomic file writes: the one way promptabr writes results, so nothing is ever half-written.
+
+Every writer goes through :func:`write_atomic`: write a temporary file in the target's
+folder, then rename it onto the target. An interrupted job (Ctrl-C, a crash) leaves the old
+file or none, never a truncated one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_atomic", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+
+
+def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], Any], *, suffix: str = ".tmp") -> Path:
+    """Call ``write(tmp)`` on a temporary path beside ``path``, then rename it onto ``path``.
+
+    ``suffix`` is the temporary file's suffix, for writers that pick a format from it
+    (matplotlib, PyAV). The file is made world-readable (0644) like an ordinary file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    return write_atomic(path, lambda p: p.write_text(text))
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    return write_atomic(path, lambda p: p.write_bytes(data))
+
+
+def write_json_atomic(path: str | os.PathLike[str], doc: Any, *, indent: int | None = 1) -> Path:
+    return write_text_atomic(path, json.dumps(doc, indent=indent) + "\n")
