@@ -64,11 +64,8 @@ CHUNK = {"video": "bigbuckbunny.mp4", "frames": 50, "fps": 25.0, "kbps": 400.0, 
 
 #: Per-component Promptus figures of the built-in devices (SPEC section 3), the base the
 #: PromptMobile entries are scaled from. ``base`` says which UNet/TAESD resolution the ms are for.
+# The H200's PromptMobile figures are measured (bench/bench_receivers_gpu.py), not scaled.
 COMPONENTS = {
-    "h200": {
-        "unet64_ms": 3.17, "taesd64_ms": 1.35, "unet32_ms": 2.25, "taesd32_ms": 0.42,
-        "source": "SPEC section 3, measured on one H200 (eager fp16, batch 10, per frame)",
-    },
     "snapdragon-8gen3": {
         "unet64_ms": 68.3, "taesd64_ms": 22.75,
         "source": "SD 2.1 UNet 68.3 ms (Qualcomm AI Hub, published) + TAESD 22.75 ms (VAE decoder 201 ms "
@@ -254,28 +251,19 @@ def scaled_entries(macs: dict[str, dict[str, float]]) -> dict[str, dict[str, tup
 
     :param macs: variant -> {"unet", "decode", "upsampler"} MACs per frame (segment of 10, rank 8).
     """
-    p, lr = macs["promptus"], macs["promptmobile-lowres"]
+    p = macs["promptus"]
     out: dict[str, dict[str, tuple[float, str]]] = {}
     for device, c in COMPONENTS.items():
         rows = {}
         for v in MOBILE:
             q = macs[v]
-            if "unet32_ms" in c and v in ("promptmobile-lowres", "promptmobile"):
-                # a GPU at batch 10 is not compute-bound: scale from its measured 32x32 figures
-                unet = c["unet32_ms"] * q["unet"] / lr["unet"]
-                dec = c["taesd32_ms"] * q["decode"] / lr["decode"]
-                ups = c["taesd32_ms"] * q["upsampler"] / lr["decode"]
-                how = (f"UNet {c['unet32_ms']} ms and TAESD {c['taesd32_ms']} ms at 256x256 ({c['source']}) "
-                       f"x MAC ratios {q['unet'] / lr['unet']:.3f} (UNet vs low-res UNet) and "
-                       f"{q['upsampler'] / lr['decode']:.3f} (upsampler vs TAESD at 256)")
-            else:
-                unet = c["unet64_ms"] * q["unet"] / p["unet"]
-                dec = c["taesd64_ms"] * q["decode"] / p["decode"]
-                ups = c["taesd64_ms"] * q["upsampler"] / p["decode"]
-                ups_text = f" and {q['upsampler'] / p['decode']:.3f} (upsampler vs TAESD)" if q["upsampler"] else ""
-                how = (f"UNet {c['unet64_ms']} ms and TAESD {c['taesd64_ms']} ms at 512x512 ({c['source']}) x "
-                       f"MAC ratios {q['unet'] / p['unet']:.3f} (UNet), {q['decode'] / p['decode']:.3f} (TAESD)"
-                       f"{ups_text}")
+            unet = c["unet64_ms"] * q["unet"] / p["unet"]
+            dec = c["taesd64_ms"] * q["decode"] / p["decode"]
+            ups = c["taesd64_ms"] * q["upsampler"] / p["decode"]
+            ups_text = f" and {q['upsampler'] / p['decode']:.3f} (upsampler vs TAESD)" if q["upsampler"] else ""
+            how = (f"UNet {c['unet64_ms']} ms and TAESD {c['taesd64_ms']} ms at 512x512 ({c['source']}) x "
+                   f"MAC ratios {q['unet'] / p['unet']:.3f} (UNet), {q['decode'] / p['decode']:.3f} (TAESD)"
+                   f"{ups_text}")
             ms = unet + dec + ups
             rows[v] = (round(ms, 2), f"scaled estimate: {how}; MACs counted by codec.promptmobile.cost for a "
                                      f"10-frame segment at rank 8 (bench/device_profile.py). Assumes time "
