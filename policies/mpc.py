@@ -184,22 +184,16 @@ class RobustMPC(MPC):
     name = "robustmpc"
 
     @dataclass(frozen=True, slots=True)
-    class Params:
-        """:param horizon: chunks planned ahead.
-        :param window: past chunks in the harmonic-mean prediction.
-        :param error_window: past prediction errors whose maximum discounts the prediction.
-        :param first_rung: rung of the first chunk, before any throughput is known."""
+    class Params(MPC.Params):
+        """MPC's parameters plus
+        :param error_window: past prediction errors whose maximum discounts the prediction."""
 
-        horizon: int = 5
-        window: int = 5
         error_window: int = 5
-        first_rung: int = 0
 
         def __post_init__(self) -> None:
-            if not 1 <= self.horizon <= 8:
-                raise ValueError(f"horizon must be in 1..8, got {self.horizon}")
-            if self.window < 1 or self.error_window < 1:
-                raise ValueError("window and error_window must be >= 1")
+            super(RobustMPC.Params, self).__post_init__()
+            if self.error_window < 1:
+                raise ValueError(f"error_window must be >= 1, got {self.error_window}")
 
     def reset(self, ctx: PolicyContext, n_sessions: int) -> None:
         super().reset(ctx, n_sessions)
