@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_atomic", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+__all__ = ["read_text", "write_atomic", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
 
 
 def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], Any], *, suffix: str = ".tmp") -> Path:
@@ -47,3 +47,18 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
 
 def write_json_atomic(path: str | os.PathLike[str], doc: Any, *, indent: int | None = 1) -> Path:
     return write_text_atomic(path, json.dumps(doc, indent=indent) + "\n")
+
+
+def read_text(path: str | os.PathLike[str], kind: str) -> str:
+    """The text of a ``kind`` file (``"ladder"``, ``"trace"``...); :class:`InputError` naming it if unreadable."""
+    from abr.errors import InputError
+
+    path = Path(path)
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise InputError(f"{kind} file not found", path=path) from None
+    except IsADirectoryError:
+        raise InputError(f"expected a {kind} file, got a folder", path=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {kind} file ({exc.__class__.__name__}: {exc})", path=path) from None

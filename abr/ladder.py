@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from abr.errors import InputError
-from abr.io import write_json_atomic
+from abr.io import read_text, write_json_atomic
 
 __all__ = [
     "FORMAT",
@@ -305,12 +305,7 @@ def save_ladder(ladder: Ladder, path: str | os.PathLike[str]) -> Path:
 def load_ladder(path: str | os.PathLike[str]) -> Ladder:
     """Read a ladder file written by :func:`save_ladder`; raise :class:`InputError` if broken."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise InputError("ladder file not found", path=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read ladder file ({exc})", path=path) from None
+    text = read_text(path, "ladder")
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from abr.errors import InputError, unknown_name
-from abr.io import write_text_atomic
+from abr.io import read_text, write_text_atomic
 from traces.trace import Trace
 
 __all__ = [
@@ -73,14 +73,7 @@ RATE_UNITS: dict[str, float] = {
 
 
 def _read_text(path: Path) -> str:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise InputError("trace file not found", path=path) from None
-    except IsADirectoryError:
-        raise InputError("expected a trace file, got a folder", path=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read trace file ({exc.__class__.__name__}: {exc})", path=path) from None
+    text = read_text(path, "trace")
     if not text.strip():
         raise InputError("trace file is empty", path=path)
     return text

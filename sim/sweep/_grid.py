@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from abr.errors import InputError
+from abr.io import read_text
 from abr.registry import DEFAULT_LADDER
 from sim.env import DEFAULT_DEVICE
 
@@ -241,12 +242,7 @@ def load_grid(path: str | Path) -> Grid:
     ``sessions``, ``block``, ``seed``, ``trace_count``.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise InputError("grid file not found", path=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read grid file ({exc})", path=path) from None
+    text = read_text(path, "grid")
     if path.suffix in (".yaml", ".yml"):
         try:
             import yaml
