@@ -1,13 +1,17 @@
 """The one error family of promptabr.
 
 Every problem with user input (a malformed trace, ladder, video or bitstream, an unknown
-name) raises :class:`InputError`; command-line entry points catch it, print its message on
-one line and exit with status 2.
+name) raises :class:`InputError`; command-line entry points, decorated with
+:func:`cli_main`, print its message on one line and exit with status 2.
 """
 
 from __future__ import annotations
 
-__all__ = ["InputError", "PromptabrError", "unknown_name"]
+import functools
+import sys
+from collections.abc import Callable
+
+__all__ = ["InputError", "PromptabrError", "cli_main", "unknown_name"]
 
 
 class PromptabrError(Exception):
@@ -33,3 +37,18 @@ def unknown_name(kind: str, name: str, valid: object) -> InputError:
     """The error for an unknown registry name, listing the valid ones."""
     names = ", ".join(sorted(str(v) for v in valid))
     return InputError(f"unknown {kind} {name!r}; valid names: {names}")
+
+
+def cli_main(main: Callable[..., int]) -> Callable[..., int]:
+    """Decorate a command's ``main``: an :class:`InputError` becomes one ``error:`` line on
+    stderr and exit status 2 instead of a traceback."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs) -> int:
+        try:
+            return main(*args, **kwargs)
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return wrapper

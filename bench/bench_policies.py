@@ -18,9 +18,7 @@ Writes ``bench/results/policies_speed.csv`` and ``bench/results/policies_qoe.csv
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from abr import DEFAULT_LADDER, get_ladder, get_qoe  # noqa: E402
 from abr.errors import InputError  # noqa: E402
+from abr.io import write_atomic  # noqa: E402
 from policies import POLICIES, get_policy  # noqa: E402
 from policies.mpc import reference_plan  # noqa: E402
 from sim.core import SIM_PRESETS, BatchSimulator  # noqa: E402
@@ -53,12 +52,7 @@ DEVICE = "h200"
 
 
 def write_csv(df, path: Path) -> None:
-    """Atomic write: a temp file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    write_atomic(path, lambda p: df.to_csv(p, index=False))
 
 
 class Timed:

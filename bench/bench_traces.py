@@ -19,7 +19,6 @@ import csv
 import json
 import os
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from abr.io import write_json_atomic  # noqa: E402
 from traces.catalog import default_trace_root, real_set_of  # noqa: E402
 from traces.sets import list_trace_files, load_traces  # noqa: E402
 
@@ -85,11 +85,7 @@ def main() -> int:
         "meets_target": load_s < TARGET_S,
     }
     print(json.dumps(out, indent=1))
-    RESULTS.mkdir(exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=RESULTS, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(out, fh, indent=1)
-    os.replace(tmp, RESULTS / "traces.json")
+    write_json_atomic(RESULTS / "traces.json", out)
     return 0 if out["meets_target"] else 1
 
 

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from abr import concat_ladders  # noqa: E402
-from abr.errors import InputError  # noqa: E402
+from abr.errors import cli_main  # noqa: E402
 from abr.ladder import load_ladder, save_ladder  # noqa: E402
 from abr.promptus_model import promptus_paper_model  # noqa: E402
 from codec.ladder import LadderBuildConfig, build_ladder  # noqa: E402
@@ -49,6 +49,7 @@ KBPS = {
 LPIPS_STRIDE = 2
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--videos", type=Path, default=ROOT.parent / "shared" / "data" / "videos")
@@ -64,32 +65,28 @@ def main(argv: list[str] | None = None) -> int:
         save_ladder(model, args.out / f"{model.name}.json")
         print(f"wrote {args.out / f'{model.name}.json'}")
         return 0
-    try:
-        for codec in codecs:
-            parts = []
-            for clip, _ in CLIPS:
-                cfg = LadderBuildConfig(codec=codec, kbps=KBPS[codec], chunk_s=2.0, lpips_stride=LPIPS_STRIDE)
-                t0 = time.perf_counter()
-                stem = Path(clip).stem
-                lad = build_ladder(args.videos / clip, args.work / codec / stem, cfg, name=f"{codec}-measured:{stem}")
-                print(f"{codec} {clip}: {lad.n_chunks} chunks in {time.perf_counter() - t0:.0f} s", flush=True)
-                parts.append(lad)
-            ladder = concat_ladders(*parts, name=f"{codec}-measured")
-            ladder.metadata.update(
-                source=f"measured {codec.upper()} ladders of {len(parts)} clips from ../shared/data/videos "
-                "(bench/build_default_ladders.py)",
-                clips={clip: note for clip, note in CLIPS},
-                built_by="bench/build_default_ladders.py",
-            )
-            save_ladder(ladder, args.out / f"{codec}-measured.json")
-            print(f"wrote {args.out / f'{codec}-measured.json'}", flush=True)
-            if codec == "h265":
-                model = promptus_paper_model(ladder)
-                save_ladder(model, args.out / f"{model.name}.json")
-                print(f"wrote {args.out / f'{model.name}.json'}", flush=True)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    for codec in codecs:
+        parts = []
+        for clip, _ in CLIPS:
+            cfg = LadderBuildConfig(codec=codec, kbps=KBPS[codec], chunk_s=2.0, lpips_stride=LPIPS_STRIDE)
+            t0 = time.perf_counter()
+            stem = Path(clip).stem
+            lad = build_ladder(args.videos / clip, args.work / codec / stem, cfg, name=f"{codec}-measured:{stem}")
+            print(f"{codec} {clip}: {lad.n_chunks} chunks in {time.perf_counter() - t0:.0f} s", flush=True)
+            parts.append(lad)
+        ladder = concat_ladders(*parts, name=f"{codec}-measured")
+        ladder.metadata.update(
+            source=f"measured {codec.upper()} ladders of {len(parts)} clips from ../shared/data/videos "
+            "(bench/build_default_ladders.py)",
+            clips={clip: note for clip, note in CLIPS},
+            built_by="bench/build_default_ladders.py",
+        )
+        save_ladder(ladder, args.out / f"{codec}-measured.json")
+        print(f"wrote {args.out / f'{codec}-measured.json'}", flush=True)
+        if codec == "h265":
+            model = promptus_paper_model(ladder)
+            save_ladder(model, args.out / f"{model.name}.json")
+            print(f"wrote {args.out / f'{model.name}.json'}", flush=True)
     return 0
 
 

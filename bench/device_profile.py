@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from abr.errors import InputError  # noqa: E402
+from abr.errors import InputError, cli_main  # noqa: E402
+from abr.io import write_json_atomic, write_text_atomic  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 RAW = RESULTS / "device_profile_cpu.json"
@@ -86,21 +86,7 @@ MOBILE = ("promptmobile-lowres", "promptmobile-lossless", "promptmobile-lossy", 
 
 
 # --------------------------------------------------------------------------- helpers
-def _atomic_json(path: Path, doc: object) -> None:
-    _atomic_text(path, json.dumps(doc, indent=2) + "\n")
 
-
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _cpu_name() -> str:
@@ -317,7 +303,7 @@ def update_builtin(scaled: dict) -> None:
         for v, (ms, src) in rows.items():
             prof["decode_ms_per_frame"][v] = ms
             prof["sources"][v] = src
-    _atomic_text(BUILTIN, dump_devices(doc))
+    write_text_atomic(BUILTIN, dump_devices(doc))
 
 
 def component_macs(gen=None) -> dict[str, dict[str, float]]:
@@ -333,6 +319,7 @@ def component_macs(gen=None) -> dict[str, dict[str, float]]:
     return out
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=2, help="timed calls per measurement (median reported)")
@@ -344,25 +331,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fresh", action="store_true", help="ignore earlier measurements in the raw file")
     ap.add_argument("--no-update-builtin", action="store_true", help="leave sim/data/devices.json alone")
     args = ap.parse_args(argv)
-    try:
-        import torch
+    import torch
 
-        torch.set_num_threads(args.threads)
-        key = {"machine": _machine(), "reps": args.reps, "warmup": args.warmup,
-               "neural": {k: list(v) for k, v in NEURAL.items()}, "classic_chunk": CHUNK}
-        raw = _load_raw(key, args.fresh)
-        names = args.only or [*NEURAL, *CLASSIC]
-        t0 = time.time()
-        with torch.inference_mode():
-            measure_classic(names, args.reps, raw, lambda: _atomic_json(RAW, raw))
-            measure_neural(names, args.reps, args.warmup, raw, lambda: _atomic_json(RAW, raw))
-        profile = cpu_profile(raw)
-        _atomic_json(PROFILE, profile)
-        if not args.no_update_builtin:
-            update_builtin(scaled_entries(component_macs()))
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    torch.set_num_threads(args.threads)
+    key = {"machine": _machine(), "reps": args.reps, "warmup": args.warmup,
+           "neural": {k: list(v) for k, v in NEURAL.items()}, "classic_chunk": CHUNK}
+    raw = _load_raw(key, args.fresh)
+    names = args.only or [*NEURAL, *CLASSIC]
+    t0 = time.time()
+    with torch.inference_mode():
+        measure_classic(names, args.reps, raw, lambda: write_json_atomic(RAW, raw, indent=2))
+        measure_neural(names, args.reps, args.warmup, raw, lambda: write_json_atomic(RAW, raw, indent=2))
+    profile = cpu_profile(raw)
+    write_json_atomic(PROFILE, profile, indent=2)
+    if not args.no_update_builtin:
+        update_builtin(scaled_entries(component_macs()))
     print(json.dumps(profile["decode_ms_per_frame"], indent=1))
     print(f"done in {time.time() - t0:.0f} s; wrote {PROFILE.relative_to(ROOT)}"
           + ("" if args.no_update_builtin else f" and {BUILTIN.relative_to(ROOT)}"))

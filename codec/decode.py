@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from abr.errors import InputError
+from abr.errors import cli_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,20 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        from codec.promptus.bitstream import read_stream
-        from codec.promptus.generator import PromptusGenerator
-        from codec.promptus.pipeline import decode_stream
+    from codec.promptus.bitstream import read_stream
+    from codec.promptus.generator import PromptusGenerator
+    from codec.promptus.pipeline import decode_stream
 
-        read_stream(args.stream)  # fail on a damaged file before loading a model
-        gen = PromptusGenerator.from_pretrained(args.model, args.taesd, device=args.device)
-        n = decode_stream(args.stream, args.out, gen, receiver=args.receiver, strict=not args.allow_mismatch,
-                          progress=not args.quiet)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    read_stream(args.stream)  # fail on a damaged file before loading a model
+    gen = PromptusGenerator.from_pretrained(args.model, args.taesd, device=args.device)
+    n = decode_stream(args.stream, args.out, gen, receiver=args.receiver, strict=not args.allow_mismatch,
+                      progress=not args.quiet)
     print(f"{n} frames -> {args.out}")
     return 0
 

@@ -17,7 +17,7 @@ import json
 import sys
 from dataclasses import replace
 
-from abr.errors import InputError
+from abr.errors import InputError, cli_main
 
 
 def _ranks(text: str) -> tuple[int, ...]:
@@ -66,35 +66,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        from codec.promptus.fit import FIT_PRESETS
-        from codec.promptus.generator import PromptusGenerator
-        from codec.promptus.pipeline import EncodeOptions, encode_video
+    from codec.promptus.fit import FIT_PRESETS
+    from codec.promptus.generator import PromptusGenerator
+    from codec.promptus.pipeline import EncodeOptions, encode_video
 
-        fit = FIT_PRESETS[args.preset]
-        over = {"noise_seed": args.seed}
-        for key in ("iters", "iters_first", "target_loss"):
-            if getattr(args, key) is not None:
-                over[key] = getattr(args, key)
-        loss = fit.loss if args.perceptual != "off" else replace(fit.loss, perceptual=0.0)
-        if args.perceptual != "off":
-            loss = replace(loss, perceptual_kind=args.perceptual)
-        try:
-            fit = replace(fit, loss=loss, **over)
-            options = EncodeOptions(
-                ranks=args.ranks, interval=args.interval, fit=fit, derive=args.derive, derive_iters=args.derive_iters,
-                receiver=args.receiver, fps=args.fps, max_frames=args.max_frames, chunk_s=args.chunk_s,
-                lpips_net=args.lpips, coder=args.coder, lpips_weights=args.lpips_weights,
-            )
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-        gen = PromptusGenerator.from_pretrained(args.model, args.taesd, device=args.device)
-        result = encode_video(args.video, gen, args.out, options, progress=not args.quiet)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    fit = FIT_PRESETS[args.preset]
+    over = {"noise_seed": args.seed}
+    for key in ("iters", "iters_first", "target_loss"):
+        if getattr(args, key) is not None:
+            over[key] = getattr(args, key)
+    loss = fit.loss if args.perceptual != "off" else replace(fit.loss, perceptual=0.0)
+    if args.perceptual != "off":
+        loss = replace(loss, perceptual_kind=args.perceptual)
+    try:
+        fit = replace(fit, loss=loss, **over)
+        options = EncodeOptions(
+            ranks=args.ranks, interval=args.interval, fit=fit, derive=args.derive, derive_iters=args.derive_iters,
+            receiver=args.receiver, fps=args.fps, max_frames=args.max_frames, chunk_s=args.chunk_s,
+            lpips_net=args.lpips, coder=args.coder, lpips_weights=args.lpips_weights,
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    gen = PromptusGenerator.from_pretrained(args.model, args.taesd, device=args.device)
+    result = encode_video(args.video, gen, args.out, options, progress=not args.quiet)
     for r, s in result.summary.items():
         print(json.dumps({"rank": r, **{k: s[k] for k in ("kbps", "lpips_mean", "psnr_db", "entropy_gain",
                                                           "fit_seconds", "fit_loss")}}))

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from abr.errors import InputError, unknown_name
+from abr.errors import InputError, cli_main, unknown_name
 from abr.io import write_json_atomic
 from abr.ladder import DEFAULT_SEVERE_LPIPS, Ladder, RungInfo, save_ladder
 
@@ -564,6 +564,7 @@ def _kbps_list(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated bitrates like 50,100,200, got {text!r}") from None
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     d = LadderBuildConfig()
     ap = argparse.ArgumentParser(
@@ -614,9 +615,6 @@ def main(argv: list[str] | None = None) -> int:
             args.video, args.out, cfg, name=args.name, device=args.device, lpips_weights=args.lpips_weights,
             progress=not args.quiet,
         )  # fmt: skip
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         done = len(list((args.out / "chunks").glob("chunk-*.json"))) if (args.out / "chunks").is_dir() else 0
         print(

@@ -5,7 +5,9 @@ config, the observation layout and the ladder the model was trained for), ``mode
 (the best model on the validation traces) and, when observations were normalised,
 ``vecnormalize.pkl`` (SB3 ``VecNormalize`` statistics). The policy acts for every session of
 a batch with one ``model.predict(..., deterministic=True)`` call on the observations built
-by :class:`sim.env.ObservationBuilder`, the builder the training environment used.
+by :class:`sim.env.ObservationBuilder`, the builder the training environment used. A model
+trained with a fixed first-chunk rung (``start_rung`` in ``config.json``) plays that rung for
+the first chunk and decides from the second on, as it did in training.
 
 This module imports torch (through stable-baselines3); ``policies.registry`` imports it only
 when an ``rl:`` policy is requested, so ``import policies`` stays light.
@@ -48,17 +50,19 @@ MODEL_FILE = "model.zip"
 NORMALIZER_FILE = "vecnormalize.pkl"
 
 
-def observation_layout(history: int, n_rungs: int, frame_stack: int = 1) -> dict[str, Any]:
+def observation_layout(history: int, n_rungs: int, frame_stack: int = 1, lookahead: int = 1) -> dict[str, Any]:
     """What a model's input means: saved at training, compared when the model is loaded.
 
-    Two layouts are compatible only if every entry is equal: the builder, the history and
-    rung counts (hence the vector size), the frame stack and the normalisation constants.
+    Two layouts are compatible only if every entry is equal: the builder, the history, rung
+    and lookahead counts (hence the vector size), the frame stack and the normalisation
+    constants. Layouts saved before ``lookahead`` existed mean lookahead 1.
     """
     return {
         "builder": "sim.env.ObservationBuilder",
         "history": int(history),
         "n_rungs": int(n_rungs),
-        "size": observation_size(history, n_rungs),
+        "lookahead": int(lookahead),
+        "size": observation_size(history, n_rungs, lookahead),
         "frame_stack": int(frame_stack),
         "scales": dict(OBS_SCALES),
         "high": float(OBS_HIGH),
@@ -70,7 +74,8 @@ class RLPolicy(Policy):
 
     :param model: the trained model (any of :data:`sim.train.ALGORITHMS`).
     :param meta: the ``config.json`` document: needs ``layout`` (see :func:`observation_layout`)
-        and ``ladder`` (``name``, ``n_rungs``); ``qoe`` is compared when present.
+        and ``ladder`` (``name``, ``n_rungs``); ``qoe`` is compared when present; ``start_rung``
+        (optional) is the rung of the first chunk.
     :param normalizer: a ``VecNormalize`` whose observation statistics are applied, or None.
     :param source: where the model came from (for messages).
     """
@@ -88,11 +93,15 @@ class RLPolicy(Policy):
         super().__init__()
         self.model = model
         self.meta = meta
-        self.layout = meta["layout"]
+        self.layout = {"lookahead": 1, **meta["layout"]}
         self.normalizer = normalizer
         self.source = source
+        self.start_rung = meta.get("start_rung")
+        self._first = 0 if self.start_rung is None else 1  # first chunk the model decides
         self._stack: StackedObservations | None = None
         self._builder: ObservationBuilder | None = None
+        if self.start_rung is not None and not 0 <= self.start_rung < meta["ladder"]["n_rungs"]:
+            raise InputError(f"start_rung {self.start_rung} is not a rung of the trained ladder", path=source)
         expected = (self.layout["size"] * self.layout["frame_stack"],)
         if model.observation_space.shape != expected:
             raise InputError(
@@ -164,7 +173,9 @@ class RLPolicy(Policy):
 
     def _check_history(self, obs: Observation) -> None:
         history = obs.throughput_mbps.shape[1]
-        current = observation_layout(history, self.ctx.ladder.n_rungs, self.layout["frame_stack"])
+        current = observation_layout(
+            history, self.ctx.ladder.n_rungs, self.layout["frame_stack"], self.layout["lookahead"]
+        )
         diffs = [
             f"{k}: trained {self.layout.get(k)!r}, now {v!r}" for k, v in current.items() if self.layout.get(k) != v
         ]
@@ -173,7 +184,7 @@ class RLPolicy(Policy):
                 "observation layout differs from the one the model was trained with (" + "; ".join(diffs) + ")",
                 path=self.source,
             )
-        self._builder = ObservationBuilder.from_context(self.ctx, history)
+        self._builder = ObservationBuilder.from_context(self.ctx, history, self.layout["lookahead"])
 
     def features(self, obs: Observation) -> np.ndarray:
         """The model's input for every session: observation vector, frame stack, normalisation."""
@@ -184,7 +195,7 @@ class RLPolicy(Policy):
         vec = self._builder(obs)
         stack = self.layout["frame_stack"]
         if stack > 1:
-            if self._stack is None or obs.chunk == 0:
+            if self._stack is None or obs.chunk == self._first:
                 space = spaces.Box(0.0, self.layout["high"], (self.layout["size"],), np.float32)
                 self._stack = StackedObservations(obs.n_sessions, stack, space)
                 vec = self._stack.reset(vec)
@@ -195,6 +206,8 @@ class RLPolicy(Policy):
         return vec
 
     def act(self, obs: Observation) -> np.ndarray:
+        if obs.chunk < self._first:
+            return np.full(obs.n_sessions, self.start_rung, dtype=np.int64)
         actions, _ = self.model.predict(self.features(obs), deterministic=True)
         return np.asarray(actions, dtype=np.int64).reshape(obs.n_sessions)
 

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from abr.errors import InputError
+from abr.errors import InputError, cli_main
 from abr.io import write_text_atomic
 from abr.qoe import QOE_PRESETS, get_qoe
 from abr.registry import DEFAULT_LADDER, available_ladders, get_ladder
@@ -118,13 +118,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run(args)
 
 
 if __name__ == "__main__":

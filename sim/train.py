@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from abr.errors import InputError, unknown_name
+from abr.errors import InputError, cli_main, unknown_name
 from abr.io import write_atomic, write_text_atomic
 from abr.qoe import QOE_PRESETS
 from abr.registry import DEFAULT_LADDER
@@ -121,6 +121,15 @@ class TrainConfig:
     :param select_by: validation score of the best model: ``qoe_mean``, ``qoe_p10`` or
         ``mean_p10`` (their average, which rewards the tail too).
     :param frame_stack: past observations stacked into the model's input (1 = none).
+    :param lookahead: chunks whose per-rung quality the observation shows (1 = the next only;
+        MPC plans over 5).
+    :param start_rung: rung of every session's first chunk, fetched before the agent acts, in
+        training and wherever the model plays (Pensieve's fixed first-chunk quality); None =
+        the agent picks the first chunk too, blind (nothing has been measured yet).
+    :param imitate: policy spec of an expert (e.g. ``mpc``) whose decisions initialise the
+        actor and critic before RL (behaviour cloning, :mod:`sim.imitation`; PPO and A2C).
+    :param imitate_episodes: expert episodes of every environment cloned.
+    :param imitate_epochs: passes over the expert's samples.
     :param normalize_obs: running mean/std observation normalisation (SB3 ``VecNormalize``).
     :param normalize_reward: scale rewards by the running std of the discounted return.
     :param reward_scale: multiplies the QoE before it reaches the learner.
@@ -153,6 +162,11 @@ class TrainConfig:
     eval_sessions: int = 0
     select_by: str = "qoe_mean"
     frame_stack: int = 1
+    lookahead: int = 1
+    start_rung: int | None = None
+    imitate: str | None = None
+    imitate_episodes: int = 20
+    imitate_epochs: int = 10
     normalize_obs: bool = True
     normalize_reward: bool = True
     reward_scale: float = 1.0
@@ -172,11 +186,16 @@ class TrainConfig:
             raise ValueError("TrainConfig.traces must name at least one trace spec")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"TrainConfig.val_fraction must be in (0, 1), got {self.val_fraction}")
-        for name in ("steps", "n_envs", "eval_every", "frame_stack", "torch_threads", "trace_count"):
+        for name in ("steps", "n_envs", "eval_every", "frame_stack", "lookahead", "torch_threads", "trace_count",
+                     "imitate_episodes", "imitate_epochs"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.select_by not in _SELECT:
             raise ValueError(f"TrainConfig.select_by must be one of {', '.join(_SELECT)}, got {self.select_by!r}")
+        if self.start_rung is not None and self.start_rung < 0:
+            raise ValueError(f"TrainConfig.start_rung must be >= 0, got {self.start_rung}")
+        if self.imitate is not None and self.algo == "dqn":
+            raise ValueError("TrainConfig.imitate needs an actor-critic algorithm (ppo or a2c), not dqn")
         if self.eval_sessions < 0:
             raise ValueError(f"TrainConfig.eval_sessions must be >= 0, got {self.eval_sessions}")
         if not self.reward_scale > 0:
@@ -308,6 +327,8 @@ def _setup(cfg: TrainConfig) -> _Setup:
     ladder = get_ladder(cfg.ladder)
     device = get_device(cfg.device)
     device.decode_s(ladder)  # fail early if the device cannot decode a rung
+    if cfg.start_rung is not None and cfg.start_rung >= ladder.n_rungs:
+        raise InputError(f"--start-rung {cfg.start_rung}: ladder {ladder.name} has rungs 0..{ladder.n_rungs - 1}")
     train_traces = _load_specs(cfg.traces, cfg, cfg.seed)
     if cfg.eval_traces:
         # model specs get other seeds than training, so generated validation traces are new ones
@@ -337,6 +358,8 @@ def _make_env(cfg: TrainConfig, s: _Setup):
         num_envs=cfg.n_envs,
         seed=cfg.seed,
         reward_scale=cfg.reward_scale,
+        start_rung=cfg.start_rung,
+        lookahead=cfg.lookahead,
     )
     venv = VecMonitor(env)
     if cfg.frame_stack > 1:
@@ -358,7 +381,8 @@ def _meta(cfg: TrainConfig, s: _Setup) -> dict[str, Any]:
         "version": VERSION,
         "algo": cfg.algo,
         "normalize_obs": cfg.normalize_obs,
-        "layout": observation_layout(s.sim.player.history, s.ladder.n_rungs, cfg.frame_stack),
+        "layout": observation_layout(s.sim.player.history, s.ladder.n_rungs, cfg.frame_stack, cfg.lookahead),
+        "start_rung": cfg.start_rung,
         "ladder": {
             "name": s.ladder.name,
             "spec": cfg.ladder,
@@ -475,6 +499,7 @@ class _Trainer:
         self.t0 = time.perf_counter()
         self.env = None
         self.venv = None
+        self.imitation: dict[str, Any] | None = None
 
     def wall_s(self) -> float:
         return self.wall_before_s + time.perf_counter() - self.t0
@@ -518,6 +543,7 @@ class _Trainer:
             "best": self.best,
             "next_eval": self.next_eval,
             "env": self.env.episode_state(),
+            "imitation": self.imitation,
         }
         _write_text(last / "state.json", json.dumps(state, indent=1))
         _write_csv(self.out / "eval.csv", list(_EVAL_COLUMNS), self.rows)
@@ -571,6 +597,11 @@ def train(
             raise InputError("cannot resume with a different config (" + "; ".join(diff) + ")", path=cfg_path)
 
     torch.set_num_threads(cfg.torch_threads)
+    expert = None
+    if cfg.imitate is not None and not resume:
+        from policies.registry import get_policy
+
+        expert = get_policy(cfg.imitate)
     s = _setup(cfg)
     meta = _meta(cfg, s)
     trainer = _Trainer(cfg, out, s, meta, progress, time_limit_s)
@@ -588,6 +619,7 @@ def train(
         trainer.rows = [r for r in rows if r["timesteps"] <= done_steps]
         trainer.best_score, trainer.best = state["best_score"], state["best"]
         trainer.next_eval, trainer.wall_before_s = state["next_eval"], state["wall_s"]
+        trainer.imitation = state.get("imitation")
         progress_rows = [
             r for r in _read_csv(out / "progress.csv") if float(r.get("time/total_timesteps") or 0) <= done_steps
         ]
@@ -605,6 +637,13 @@ def train(
             "MlpPolicy", venv, seed=cfg.seed, device="cpu", policy_kwargs=policy_kwargs, verbose=0, **cfg.algo_kwargs()
         )
     model.set_logger(Logger(str(out), [CsvLog(out / "progress.csv", progress_rows)]))
+    if expert is not None:
+        from sim.imitation import clone_expert
+
+        cloned = clone_expert(model, expert, env, venv, episodes=cfg.imitate_episodes, epochs=cfg.imitate_epochs,
+                              seed=cfg.seed)  # fmt: skip
+        trainer.imitation = {"expert": cfg.imitate, **asdict(cloned), "wall_s": round(trainer.wall_s(), 3)}
+        trainer.evaluate_and_checkpoint(model, 0)  # the cloned policy is the first candidate
     remaining = cfg.steps - done_steps
     if remaining > 0:
         model.learn(remaining, callback=TrainingCallback(trainer), reset_num_timesteps=not resume, log_interval=1)
@@ -629,6 +668,7 @@ def train(
         "model": MODEL_FILE,
         "stopped_by_time_limit": trainer.stopped_by_time_limit,
         "time_limit_s": time_limit_s,
+        "imitation": trainer.imitation,
     }
     _write_text(out / "summary.json", json.dumps(summary, indent=1))
     venv.close()
@@ -679,6 +719,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--select-by", choices=list(_SELECT), help=f"validation score of the best model (default: {d.select_by})"
     )
     p.add_argument("--frame-stack", type=int, help="stack this many past observations (default: 1)")
+    p.add_argument("--imitate", metavar="POLICY", help="clone this policy (e.g. mpc) before RL (PPO/A2C)")
+    p.add_argument("--imitate-episodes", type=int, help=f"expert episodes per env (default: {d.imitate_episodes})")
+    p.add_argument("--imitate-epochs", type=int, help=f"passes over the expert samples (default: {d.imitate_epochs})")
+    p.add_argument("--lookahead", type=int, help="upcoming chunks whose qualities the agent sees (default: 1)")
+    p.add_argument(
+        "--start-rung",
+        type=int,
+        metavar="R",
+        help="fetch the first chunk at rung R before the agent acts (default: the agent picks it)",
+    )
     p.add_argument(
         "--no-normalize-obs", dest="normalize_obs", action="store_false", help="no observation normalisation"
     )
@@ -708,23 +758,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     out, resume, progress = args.pop("out"), args.pop("resume", False), args.pop("progress", True)
     limit_min = args.pop("time_limit_min", None)
-    try:
-        base = load_config(args.pop("config")).to_dict() if "config" in args else {}
-        if resume and not base and (out / "config.json").is_file():
-            base = load_config(out / "config.json").to_dict()
-        base.update(args)
-        cfg = TrainConfig.from_dict(base, where="command line")
-        if limit_min is not None and not limit_min > 0:
-            raise InputError(f"--time-limit-min must be > 0, got {limit_min}")
-        limit_s = None if limit_min is None else 60.0 * limit_min
-        res = train(cfg, out, resume=resume, progress=progress, time_limit_s=limit_s)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    base = load_config(args.pop("config")).to_dict() if "config" in args else {}
+    if resume and not base and (out / "config.json").is_file():
+        base = load_config(out / "config.json").to_dict()
+    base.update(args)
+    cfg = TrainConfig.from_dict(base, where="command line")
+    if limit_min is not None and not limit_min > 0:
+        raise InputError(f"--time-limit-min must be > 0, got {limit_min}")
+    limit_s = None if limit_min is None else 60.0 * limit_min
+    res = train(cfg, out, resume=resume, progress=progress, time_limit_s=limit_s)
     best = res.best
     print(
         f"trained {res.timesteps} steps in {res.wall_s:.1f} s ({res.steps_per_s:.0f} steps/s); best validation "

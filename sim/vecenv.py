@@ -11,6 +11,11 @@ the env then auto-resets every one of them, as SB3 expects: the last observation
 episode goes to ``infos[i]["terminal_observation"]``, the returned observation is the first of
 the next episode and ``reset_infos[i]`` says which trace and session it plays.
 
+With ``start_rung`` set, every episode's first chunk is fetched at that rung before the
+agent acts (Pensieve's convention of a fixed first-chunk quality; MPC does the same for lack
+of a throughput sample): the first observation is the one after it, and its QoE, which no
+action chose, is not a reward.
+
 Each episode every environment draws a trace (uniformly, or with ``trace_weights``) from a
 generator seeded by :meth:`BatchVecEnv.seed`, and gets a fresh session id
 ``episode * num_envs + i`` whose counter-based key (:func:`sim.rng.session_keys`) fixes its
@@ -29,9 +34,10 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 from abr.ladder import Ladder
 from abr.qoe import QoE
+from policies.base import Observation
 from sim.core import BatchSimulator, SimConfig
 from sim.device import DeviceProfile
-from sim.env import ObservationBuilder
+from sim.env import ObservationBuilder, check_start_rung
 from sim.rng import session_keys
 from traces.trace import Trace
 
@@ -50,9 +56,15 @@ class BatchVecEnv(VecEnv):
     :param seed: seed of trace draws and session keys (see :meth:`seed`).
     :param trace_weights: relative probability of drawing each trace (default uniform).
     :param reward_scale: multiplies every reward (QoE is reported unscaled in ``infos``).
+    :param start_rung: rung of every episode's first chunk, fetched before the agent acts
+        (None: the agent picks it).
+    :param lookahead: chunks whose per-rung quality the observation shows
+        (:class:`sim.env.ObservationBuilder`).
     """
 
     render_mode = None
+    #: the raw :class:`policies.base.Observation` behind the vectors last returned (for experts)
+    observation: Observation
 
     def __init__(
         self,
@@ -66,6 +78,8 @@ class BatchVecEnv(VecEnv):
         seed: int = 0,
         trace_weights: Sequence[float] | None = None,
         reward_scale: float = 1.0,
+        start_rung: int | None = None,
+        lookahead: int = 1,
     ):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -81,7 +95,8 @@ class BatchVecEnv(VecEnv):
                 raise ValueError(f"trace_weights must be {n_traces} non-negative numbers with a positive sum")
             self._p = w / w.sum()
         self.reward_scale = float(reward_scale)
-        self.builder = ObservationBuilder.from_context(self.sim.context, self.sim.config.player.history)
+        self.start_rung = check_start_rung(start_rung, ladder)
+        self.builder = ObservationBuilder.from_context(self.sim.context, self.sim.config.player.history, lookahead)
         super().__init__(num_envs, self.builder.space(), spaces.Discrete(ladder.n_rungs))
         self._actions: np.ndarray | None = None
         self._needs_reset = True
@@ -121,6 +136,9 @@ class BatchVecEnv(VecEnv):
         self.trace_index, self.session_ids = tix, ids
         self.keys = session_keys(self._seed, ids)
         obs = self.sim.reset(tix, self.keys)
+        if self.start_rung is not None:
+            obs, _, _ = self.sim.step(np.full(n, self.start_rung, dtype=np.int64))
+        self.observation = obs
         names = self.sim.bank.traces
         self.reset_infos = [
             {"trace": names[t].name, "trace_index": int(t), "session": int(s)} for t, s in zip(tix, ids)
@@ -143,6 +161,7 @@ class BatchVecEnv(VecEnv):
         if self._needs_reset:
             raise RuntimeError("call reset() before step()")
         obs, info, done = self.sim.step(self._actions)
+        self.observation = obs
         self._actions = None
         vec = self.builder(obs)
         rewards = (info.reward * self.reward_scale).astype(np.float32)

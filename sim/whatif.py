@@ -33,7 +33,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from abr.errors import InputError
+from abr.errors import InputError, cli_main
 from abr.qoe import QOE_PRESETS
 from abr.registry import available_ladders
 from policies.registry import POLICIES
@@ -258,13 +258,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run(args)
 
 
 if __name__ == "__main__":

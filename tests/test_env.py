@@ -35,6 +35,27 @@ def test_observation_layout_and_bounds():
     assert info["rung"] == 5 and not trunc
 
 
+def test_lookahead_appends_the_qualities_of_the_chunks_after_the_next():
+    near, far = small_env(), small_env(lookahead=3)
+    o1, _ = near.reset(seed=3)
+    o3, _ = far.reset(seed=3)
+    base, rungs = observation_size(8, 6), 6
+    assert o3.shape == (observation_size(8, 6, 3),) == (base + 2 * rungs,)
+    q = far.sim.context.quality / np.abs(far.sim.context.quality).max()
+    n = len(q)
+    for k in range(n):
+        assert far.observation_space.contains(o3)
+        np.testing.assert_array_equal(o3[:base], o1)  # the lookahead-1 layout is a prefix
+        ahead = o3[base:].reshape(2, rungs)
+        for j in (1, 2):
+            expect = q[k + j] if k + j < n else np.zeros(rungs)  # 0 past the end of the video
+            np.testing.assert_allclose(ahead[j - 1], expect, rtol=1e-6)
+        o1, *_ = near.step(k % rungs)
+        o3, *_ = far.step(k % rungs)
+    with pytest.raises(ValueError, match="lookahead"):
+        small_env(lookahead=0)
+
+
 def test_reset_seed_reproduces_episode():
     def episode(seed):
         env = small_env()

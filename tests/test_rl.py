@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -21,9 +22,10 @@ from abr.qoe import get_qoe  # noqa: E402
 from abr.registry import get_ladder  # noqa: E402
 from policies.registry import get_policy  # noqa: E402
 from policies.rl import RLPolicy  # noqa: E402
-from sim.core import SIM_PRESETS, PlayerConfig  # noqa: E402
+from sim.core import SIM_PRESETS, BatchSimulator, PlayerConfig  # noqa: E402
 from sim.device import get_device  # noqa: E402
 from sim.env import StreamingEnv  # noqa: E402
+from sim.imitation import collect_expert, discounted_returns  # noqa: E402
 from sim.session import run_sessions  # noqa: E402
 from sim.train import TrainConfig, load_config, main, train  # noqa: E402
 from sim.vecenv import BatchVecEnv  # noqa: E402
@@ -138,6 +140,32 @@ def test_vecenv_trace_weights_and_sb3_wrappers():
     assert venv.env_is_wrapped(object) == [False] * 8
 
 
+def test_start_rung_fetches_the_first_chunk_before_the_agent_acts():
+    ladder, device, qoe, cfg = _world()
+    fixed = BatchVecEnv(_traces(), ladder, device, qoe, cfg, num_envs=4, seed=5, start_rung=2)
+    free = BatchVecEnv(_traces(), ladder, device, qoe, cfg, num_envs=4, seed=5)
+    first = fixed.reset()
+    free.reset()
+    after_start, *_ = free.step(np.full(4, 2))
+    np.testing.assert_array_equal(first, after_start)
+    rng = np.random.default_rng(1)
+    for k in range(ladder.n_chunks - 1):  # the agent decides every chunk after the first
+        actions = rng.integers(0, ladder.n_rungs, size=4)
+        a, b = fixed.step(actions), free.step(actions)
+        np.testing.assert_array_equal(a[1], b[1])
+        assert a[2].all() == b[2].all() == (k == ladder.n_chunks - 2)
+    env = StreamingEnv(_traces(), ladder, device, qoe, cfg, start_rung=2)
+    env.reset(seed=0)
+    steps, done = 0, False
+    while not done:
+        _, _, done, _, info = env.step(0)
+        steps += 1
+    assert steps == ladder.n_chunks - 1 and info["rung"] == 0
+    for bad in (-1, ladder.n_rungs):
+        with pytest.raises(ValueError, match="start_rung"):
+            BatchVecEnv(_traces(), ladder, device, qoe, cfg, start_rung=bad)
+
+
 def test_single_env_passes_sb3_check_env():
     ladder, device, qoe, cfg = _world()
     check_env(StreamingEnv(_traces(2), ladder, device, qoe, cfg), warn=True)
@@ -201,11 +229,82 @@ def test_other_algorithms_and_frame_stack_train_and_load(trace_dir, tmp_path):
         assert res.chunks["rung"].shape == (ladder.n_chunks, 2)
 
 
+def test_loaded_policy_sees_what_training_saw_with_start_rung_and_frame_stack(trace_dir, tmp_path):
+    out = tmp_path / "fs"
+    train(_config(trace_dir, steps=512, eval_every=512, frame_stack=2, start_rung=1, lookahead=3,
+                  normalize_obs=False), out, progress=False)  # fmt: skip
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["start_rung"] == 1 and meta["layout"]["lookahead"] == 3
+    policy = RLPolicy.load(out)
+    ladder, device, qoe, cfg = _world()
+    traces = _traces(3)
+    venv = VecFrameStack(
+        BatchVecEnv(traces, ladder, device, qoe, cfg, num_envs=3, seed=9, start_rung=1, lookahead=3), 2
+    )
+    seen = venv.reset()
+    sim = BatchSimulator(traces, ladder, device, qoe, cfg)
+    obs = sim.reset(venv.venv.trace_index, venv.venv.keys)
+    policy.reset(sim.context, 3)
+    start = policy.act(obs)
+    assert (start == 1).all()
+    obs, _, _ = sim.step(start)
+    rng = np.random.default_rng(2)
+    for _ in range(1, ladder.n_chunks):
+        np.testing.assert_array_equal(policy.features(obs), seen)
+        actions = rng.integers(0, ladder.n_rungs, size=3)
+        obs, _, _ = sim.step(actions)
+        seen, *_ = venv.step(actions)
+    res = run_sessions(policy, traces, ladder, device, qoe, config=cfg)
+    assert (res.chunks["rung"][0] == 1).all()
+    with pytest.raises(InputError, match="start-rung 6"):
+        train(_config(trace_dir, start_rung=6), tmp_path / "bad", progress=False)
+
+
+def test_collect_expert_records_what_the_expert_does_in_its_sessions():
+    ladder, device, qoe, cfg = _world()
+    traces = _traces(1)  # one trace: the env's sessions are run_sessions' sessions 0..5
+    env = BatchVecEnv(traces, ladder, device, qoe, cfg, num_envs=3, seed=4)
+    obs, actions, rewards = collect_expert(get_policy("bba"), env, env, episodes=2)
+    n = ladder.n_chunks
+    assert obs.shape == (2, n, 3, env.observation_space.shape[0]) and actions.shape == rewards.shape == (2, n, 3)
+    ref = run_sessions(get_policy("bba"), traces, ladder, device, qoe, config=cfg, sessions=6, seed=4)
+    as_sessions = lambda a: a.transpose(1, 0, 2).reshape(n, 6)  # noqa: E731  (chunk, episode * 3 + env)
+    np.testing.assert_array_equal(as_sessions(actions), ref.chunks["rung"])
+    np.testing.assert_allclose(as_sessions(rewards), ref.chunks["reward"], rtol=1e-6, atol=1e-7)
+    # returns: hand-computed on a two-step episode, and undiscounted = the episode's total
+    np.testing.assert_allclose(discounted_returns(np.array([[1.0, 2.0]]), 0.5), [[2.0, 2.0]])
+    total = discounted_returns(rewards, 1.0)[:, 0, :].reshape(6)
+    np.testing.assert_allclose(total, ref.chunks["reward"].sum(axis=0), rtol=1e-5)
+
+
+def test_imitation_clones_the_expert_before_rl(trace_dir, tmp_path):
+    out = tmp_path / "bc"
+    res = train(_config(trace_dir, steps=512, eval_every=512, imitate="fixed:rung=3", imitate_episodes=2,
+                        imitate_epochs=300), out, progress=False)  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["imitation"]["expert"] == "fixed:rung=3" and summary["imitation"]["agreement"] == 1.0
+    assert res.eval_rows[0]["timesteps"] == 0  # the cloned policy is scored before RL
+    ladder, device, qoe, cfg = _world()
+    meta = json.loads((out / "config.json").read_text())
+    from traces.formats import read_trace
+
+    by_name = {p.stem: p for p in trace_dir.iterdir()}
+    val = [read_trace(by_name[Path(n).stem]) for n in meta["traces"]["eval"]]
+    expert = run_sessions(get_policy("fixed:rung=3"), val, ladder, device, qoe, config=cfg, seed=3 + 1_000_003)
+    assert res.eval_rows[0]["qoe_mean"] == pytest.approx(float(expert.summary_arrays()["qoe_mean"].mean()), abs=1e-12)
+    with pytest.raises(InputError, match="unknown policy"):
+        train(_config(trace_dir, imitate="nope"), tmp_path / "bad", progress=False)
+
+
 def test_config_rejects_bad_options():
     with pytest.raises(ValueError, match="n_epochs does not apply to dqn"):
         TrainConfig(algo="dqn", n_epochs=3)
     with pytest.raises(ValueError, match="algo"):
         TrainConfig(algo="sac")
+    with pytest.raises(ValueError, match="start_rung"):
+        TrainConfig(start_rung=-1)
+    with pytest.raises(ValueError, match="imitate needs an actor-critic"):
+        TrainConfig(algo="dqn", imitate="mpc")
     with pytest.raises(InputError, match="unknown training option"):
         TrainConfig.from_dict({"stepz": 3})
     cfg = TrainConfig(traces=("a", "b"), net_arch=(8, 8))
@@ -233,6 +332,19 @@ def test_loading_with_another_observation_layout_fails_clearly(trained):
     ladder, device, qoe, cfg = _world(history=4)
     with pytest.raises(InputError, match="observation layout.*history: trained 8, now 4"):
         run_sessions(RLPolicy.load(out), _traces(1), ladder, device, qoe, config=cfg)
+
+
+def test_configs_saved_before_lookahead_and_start_rung_still_load(trained, tmp_path):
+    out, _ = trained
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    meta = json.loads((old / "config.json").read_text())
+    del meta["layout"]["lookahead"], meta["start_rung"]
+    (old / "config.json").write_text(json.dumps(meta))
+    ladder, device, qoe, cfg = _world()
+    a = run_sessions(RLPolicy.load(old), _traces(2), ladder, device, qoe, config=cfg)
+    b = run_sessions(RLPolicy.load(out), _traces(2), ladder, device, qoe, config=cfg)
+    np.testing.assert_array_equal(a.chunks["rung"], b.chunks["rung"])
 
 
 def test_loading_broken_folders_fails_clearly(trained, tmp_path):

@@ -13,10 +13,9 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from abr.errors import InputError
+from abr.errors import cli_main
 from traces.cli import add_trace_arguments, traces_from_args
 from traces.formats import FORMATS, write_trace
 from traces.stats import PERCENTILES, summarize
@@ -105,16 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.spec:
         args.trace = args.spec
-    try:
-        traces = traces_from_args(args, seed=args.seed)
-        return {"info": cmd_info, "convert": cmd_convert, "plot": cmd_plot}[args.command](args, traces)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    traces = traces_from_args(args, seed=args.seed)
+    return {"info": cmd_info, "convert": cmd_convert, "plot": cmd_plot}[args.command](args, traces)
 
 
 if __name__ == "__main__":

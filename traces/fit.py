@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from abr.errors import InputError
+from abr.errors import InputError, cli_main
 from abr.io import write_json_atomic
 from traces.catalog import REAL_SETS, default_trace_root, real_set_of
 from traces.formats import read_trace
@@ -271,6 +271,7 @@ def fit_all(root: Path, names: list[str] | None = None, progress: bool = True) -
     }
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m traces.fit", description=__doc__.split("\n\n")[0])
     ap.add_argument("--root", type=Path, default=default_trace_root(), help="folder of the real trace sets")
@@ -290,11 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown model(s) {', '.join(bad)}; valid: {', '.join(FIT_SOURCES)}", file=sys.stderr)
         return 2
     print(f"fitting {', '.join(names)} from {args.root}", file=sys.stderr)
-    try:
-        doc = fit_all(args.root, names)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    doc = fit_all(args.root, names)
     if args.out.is_file() and set(names) != set(FIT_SOURCES):  # partial refit: keep the other models
         old = json.loads(args.out.read_text())
         doc["models"] = {**old.get("models", {}), **doc["models"]}

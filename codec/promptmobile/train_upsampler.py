@@ -22,14 +22,13 @@ import argparse
 import hashlib
 import json
 import platform
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from abr.errors import InputError
+from abr.errors import InputError, cli_main
 from abr.io import write_atomic
 
 __all__ = ["TrainConfig", "read_frames", "train_upsampler", "main"]
@@ -253,6 +252,7 @@ def _default_videos() -> Path:
     return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "videos"
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     d = TrainConfig()
     ap = argparse.ArgumentParser(prog="python -m codec.promptmobile.train_upsampler",
@@ -270,17 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
-    try:
-        cfg = TrainConfig(steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr, width=args.width,
-                          body_layers=args.body_layers, frame_stride=args.frame_stride, max_side=args.max_side,
-                          seed=args.seed)
-        skip = tuple(args.exclude) + tuple(args.val)
-        train = _list_videos(args.videos, tuple(args.train) if args.train else None, skip)
-        val = _list_videos(args.videos, tuple(args.val), ()) if args.val else []
-        info = train_upsampler(train, val, args.out, cfg, ckpt_every=args.ckpt_every, progress=not args.quiet)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = TrainConfig(steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr, width=args.width,
+                      body_layers=args.body_layers, frame_stride=args.frame_stride, max_side=args.max_side,
+                      seed=args.seed)
+    skip = tuple(args.exclude) + tuple(args.val)
+    train = _list_videos(args.videos, tuple(args.train) if args.train else None, skip)
+    val = _list_videos(args.videos, tuple(args.val), ()) if args.val else []
+    info = train_upsampler(train, val, args.out, cfg, ckpt_every=args.ckpt_every, progress=not args.quiet)
     print(json.dumps(info["validation"]))
     return 0
 
