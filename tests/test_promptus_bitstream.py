@@ -37,7 +37,8 @@ def _stream(n_frames: int = 12, interval: int = 5, rank: int = 3, seed: int = 0)
     for i, f in enumerate(frames):
         u = np.clip(rng.normal(128, 30, (L, rank)), 0, 255).astype(np.uint8)
         v = np.clip(rng.normal(128, 30, (rank, D)), 0, 255).astype(np.uint8)
-        kfs.append(KeyframeRecord(f, 1 if i == 0 else f - frames[i - 1], u, v, QParams(0.01, 3.0), QParams(0.5, -7.25)))
+        kfs.append(KeyframeRecord(u, v, QParams(0.01, 3.0), QParams(0.5, -7.25), frame=f,
+                                  length=1 if i == 0 else f - frames[i - 1]))
     return replace(header, n_keyframes=len(kfs)), latent, kfs
 
 
@@ -141,7 +142,7 @@ def test_bad_magic_version_and_missing_file(tmp_path):
 
 def test_consistent_crc_but_wrong_fields_are_caught():
     header, latent, kfs = _stream()
-    kfs[2] = KeyframeRecord(kfs[2].frame + 1, kfs[2].length, kfs[2].u, kfs[2].v, kfs[2].u_q, kfs[2].v_q)
+    kfs[2] = replace(kfs[2], frame=kfs[2].frame + 1)
     data, _ = encode_stream(header, latent, kfs)
     with pytest.raises(InputError, match="keyframe record 3 of 4: frame 11 with segment length 5 does not follow"):
         decode_stream_bytes(data)

@@ -38,7 +38,7 @@ import numpy as np
 from abr.errors import InputError
 from abr.io import write_bytes_atomic
 from codec.promptus.entropy import CODERS, decode_bytes, encode_bytes
-from codec.promptus.quant import QParams
+from codec.promptus.quant import QParams, QuantFactors
 
 __all__ = [
     "MAGIC",
@@ -101,20 +101,13 @@ class LatentRecord:
     qp: QParams
 
 
-@dataclass(frozen=True, eq=False)
-class KeyframeRecord:
-    """One keyframe: its frame index, the length of the segment it closes, and uint8 factors."""
+@dataclass(frozen=True, eq=False, kw_only=True)
+class KeyframeRecord(QuantFactors):
+    """One keyframe: its uint8 factors (:class:`QuantFactors`), its frame index and the length
+    of the segment it closes."""
 
     frame: int
     length: int
-    u: np.ndarray
-    v: np.ndarray
-    u_q: QParams
-    v_q: QParams
-
-    @property
-    def rank(self) -> int:
-        return int(self.u.shape[1])
 
     @property
     def raw_bytes(self) -> int:
@@ -337,7 +330,8 @@ def decode_stream_bytes(data: bytes, source: object = "<stream>") -> Stream:
         body = _decoded(p, (pl + pd) * krank, f"factors:{pl}:{krank}:{pd}", coded)
         u = body[: pl * krank].reshape(pl, krank)
         v = body[pl * krank :].reshape(krank, pd)
-        kfs.append(KeyframeRecord(frame, length, u, v, _qparams(us, uz, r, what), _qparams(vs, vz, r, what)))
+        u_q, v_q = _qparams(us, uz, r, what), _qparams(vs, vz, r, what)
+        kfs.append(KeyframeRecord(u, v, u_q, v_q, frame=frame, length=length))
         last = frame
     if last != n_frames - 1:
         raise r.fail("keyframe records", f"last keyframe is frame {last}, the video has {n_frames} frames")

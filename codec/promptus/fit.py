@@ -49,7 +49,7 @@ import torch
 from abr.errors import InputError
 from abr.io import write_atomic
 from codec.promptus.prompt import Factors, interpolate_prompts
-from codec.promptus.quant import QParams, dequantize, fake_quant, quantize
+from codec.promptus.quant import QParams, QuantFactors, dequantize, fake_quant, quantize
 from codec.promptus.receiver import Receiver, Segment
 
 __all__ = [
@@ -58,7 +58,6 @@ __all__ = [
     "REFERENCE",
     "FAST",
     "FIT_PRESETS",
-    "QuantFactors",
     "KeyframeFit",
     "VideoFit",
     "keyframe_positions",
@@ -166,30 +165,6 @@ FIT_PRESETS: dict[str, FitConfig] = {"reference": REFERENCE, "fast": FAST}
 
 
 # ---------------------------------------------------------------------------- records
-@dataclass(frozen=True, eq=False)
-class QuantFactors:
-    """The bytes of one keyframe: uint8 ``u`` (L, r) and ``v`` (r, D) with their quantization parameters."""
-
-    u: np.ndarray
-    v: np.ndarray
-    u_q: QParams
-    v_q: QParams
-
-    @property
-    def rank(self) -> int:
-        return int(self.u.shape[1])
-
-    def factors(self, device: torch.device | str = "cpu") -> Factors:
-        """The float factors a decoder reconstructs."""
-        return Factors(dequantize(self.u, self.u_q, device), dequantize(self.v, self.v_q, device))
-
-    @classmethod
-    def from_factors(cls, u: torch.Tensor, v: torch.Tensor) -> QuantFactors:
-        qu, pu = quantize(u)
-        qv, pv = quantize(v)
-        return cls(qu, qv, pu, pv)
-
-
 @dataclass(frozen=True, eq=False)
 class KeyframeFit:
     """One fitted keyframe.

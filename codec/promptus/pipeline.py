@@ -45,7 +45,6 @@ from codec.promptus.bitstream import (
 from codec.promptus.fit import FIT_PRESETS, FitConfig, VideoFit, dequantize_latent, derive_rank, fit_video
 from codec.promptus.generator import PromptusGenerator
 from codec.promptus.prompt import Factors
-from codec.promptus.quant import dequantize
 from codec.promptus.receiver import Receiver, Segment, get_receiver
 
 __all__ = [
@@ -156,7 +155,7 @@ def stream_from_fit(fit: VideoFit, generator: PromptusGenerator, fps: float) -> 
         prompt_shape=cfg.prompt_shape, rank=fit.rank, interval=fit.config.interval, fps=fps,
         seed=fit.config.noise_seed, n_frames=fit.n_frames, n_keyframes=len(fit.keyframes),
     )  # fmt: skip
-    kfs = [KeyframeRecord(k.frame, k.length, k.factors.u, k.factors.v, k.factors.u_q, k.factors.v_q)
+    kfs = [KeyframeRecord(k.factors.u, k.factors.v, k.factors.u_q, k.factors.v_q, frame=k.frame, length=k.length)
            for k in fit.keyframes]
     return header, LatentRecord(fit.first_latent, fit.first_latent_q), kfs
 
@@ -195,7 +194,7 @@ def decode_frames(
     noise = receiver.noise(stream.header.seed)
     prev: Factors | None = None
     for kf in stream.keyframes:
-        fac = Factors(dequantize(kf.u, kf.u_q, dev), dequantize(kf.v, kf.v_q, dev))
+        fac = kf.factors(dev)
         seg = Segment(prev if kf.frame > 0 else None, fac, kf.length, receiver.start_latent(z_prev, noise))
         frames, latents = receiver(seg)
         yield kf.frame - kf.length + 1, _to_uint8(frames)

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["QParams", "qparams", "quantize", "dequantize", "fake_quant", "LEVELS"]
+from codec.promptus.prompt import Factors
+
+__all__ = ["QParams", "QuantFactors", "qparams", "quantize", "dequantize", "fake_quant", "LEVELS"]
 
 #: Number of quantization levels (uint8).
 LEVELS = 256
@@ -74,3 +76,27 @@ def fake_quant(x: torch.Tensor) -> torch.Tensor:
     zp = torch.tensor(qp.zero_point, dtype=torch.float32, device=x.device)
     deq = ((_q(x, qp) - zp) * scale).to(x.dtype)
     return x + (deq - x).detach()
+
+
+@dataclass(frozen=True, eq=False)
+class QuantFactors:
+    """The bytes of one keyframe: uint8 ``u`` (L, r) and ``v`` (r, D) with their quantization parameters."""
+
+    u: np.ndarray
+    v: np.ndarray
+    u_q: QParams
+    v_q: QParams
+
+    @property
+    def rank(self) -> int:
+        return int(self.u.shape[1])
+
+    def factors(self, device: torch.device | str = "cpu") -> Factors:
+        """The float factors a decoder reconstructs."""
+        return Factors(dequantize(self.u, self.u_q, device), dequantize(self.v, self.v_q, device))
+
+    @classmethod
+    def from_factors(cls, u: torch.Tensor, v: torch.Tensor) -> QuantFactors:
+        qu, pu = quantize(u)
+        qv, pv = quantize(v)
+        return cls(qu, qv, pu, pv)
