@@ -23,6 +23,17 @@ def shared_data() -> Path:
     return data
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Run the test on one torch thread (tiny models: threads only add overhead and noise)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def make_ladder(sizes, chunk_s=2.0, frames=60, lpips=None, decoder="h265", kbps=None) -> Ladder:
     """A ladder with ``sizes[k][r]`` bytes; LPIPS falls with rung unless given."""
     sizes = np.asarray(sizes, dtype=float)

@@ -30,12 +30,7 @@ from codec.promptus.testing import tiny_generator  # noqa: E402
 MSE_ONLY = LossConfig(mse=1.0, perceptual=0.0, l1_prompt=0.0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,7 @@ from codec.promptus.prompt import Factors  # noqa: E402
 from codec.promptus.receiver import RECEIVERS, Segment, get_receiver, parse_receiver_spec  # noqa: E402
 from codec.promptus.testing import save_tiny, tiny_generator  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -28,12 +28,7 @@ from codec.promptus.testing import save_tiny, tiny_generator  # noqa: E402
 FAST_FIT = replace(REFERENCE, iters_first=3, iters=2, loss=LossConfig(mse=1.0, perceptual=0.0, l1_prompt=0.1))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _frames(n: int = 7, side: int = 64) -> np.ndarray:
