@@ -22,7 +22,7 @@ import numpy as np
 
 from policies.base import DownloadProgress, Observation, Policy, PolicyContext
 from policies.estimators import Ewma
-from policies.rate import insufficient_buffer_cap
+from policies.rate import IBR_SAFETY_INIT, IBR_SAFETY_MIN, insufficient_buffer_cap
 from policies.rules import realtime_rungs, throughput_rung, utilities
 
 __all__ = ["BOLA", "BOLAE", "bola_choice"]
@@ -178,8 +178,6 @@ class BOLAE(Policy):
             if self.variant not in ("o", "u"):
                 raise ValueError(f"variant must be 'o' or 'u', got {self.variant!r}")
 
-    IBR_SAFETY_INIT, IBR_SAFETY_MIN = 0.9, 0.5
-
     def reset(self, ctx: PolicyContext, n_sessions: int) -> None:
         super().reset(ctx, n_sessions)
         p = self.params
@@ -187,7 +185,7 @@ class BOLAE(Policy):
         self.ewma.reset(n_sessions)
         self.placeholder = np.zeros(n_sessions)
         self.steady = np.zeros(n_sessions, dtype=bool)
-        self.ibr_safety = np.full(n_sessions, self.IBR_SAFETY_INIT)
+        self.ibr_safety = np.full(n_sessions, IBR_SAFETY_INIT)
         self.abandoned_to = np.full(n_sessions, -1, dtype=np.int64)
         self.prev_clock = np.zeros(n_sessions)
         self._levels: dict[int, tuple] = {}
@@ -239,7 +237,7 @@ class BOLAE(Policy):
         if p.ibr:
             safe = self.ibr_safety * B * est * 1e6 / 8.0
             self.ibr_safety = np.where(
-                steady, np.maximum(self.ibr_safety * self.IBR_SAFETY_INIT, self.IBR_SAFETY_MIN), self.ibr_safety
+                steady, np.maximum(self.ibr_safety * IBR_SAFETY_INIT, IBR_SAFETY_MIN), self.ibr_safety
             )
             capped = insufficient_buffer_cap(size, m, np.where(steady, safe, np.nan))
             ph_steady = np.where(capped < m, np.minimum(ph_steady, np.maximum(min_level[capped] - B, 0.0)), ph_steady)

@@ -35,6 +35,11 @@ class RateBased(Policy):
         return throughput_rung(self.ctx, obs.chunk, est, self.params.safety)
 
 
+#: Sabre's insufficient-buffer safety factor: starts at 0.9 and is multiplied by 0.9 each time
+#: the rule is applied, never below 0.5 (shared by the throughput rule and BOLA-E).
+IBR_SAFETY_INIT, IBR_SAFETY_MIN = 0.9, 0.5
+
+
 def insufficient_buffer_cap(size: np.ndarray, rung: np.ndarray, safe_bytes: np.ndarray) -> np.ndarray:
     """Sabre's insufficient-buffer rule: lower ``rung`` to the last rung before the first one
     (counting up from rung 1) whose chunk is larger than ``safe_bytes``. NaN budgets change nothing."""
@@ -82,14 +87,12 @@ class Throughput(Policy):
             if self.abandon_multiplier <= 0 or self.grace_s < 0:
                 raise ValueError("abandon_multiplier must be > 0 and grace_s >= 0")
 
-    IBR_SAFETY_INIT, IBR_SAFETY_MIN = 0.9, 0.5
-
     def reset(self, ctx: PolicyContext, n_sessions: int) -> None:
         super().reset(ctx, n_sessions)
         p = self.params
         self.ewma = Ewma((p.half_life_fast_s, p.half_life_slow_s))
         self.ewma.reset(n_sessions)
-        self.ibr_safety = np.full(n_sessions, self.IBR_SAFETY_INIT)
+        self.ibr_safety = np.full(n_sessions, IBR_SAFETY_INIT)
 
     def act(self, obs: Observation) -> np.ndarray:
         ctx, k, p = self.ctx, obs.chunk, self.params
@@ -97,7 +100,7 @@ class Throughput(Policy):
         rung = throughput_rung(ctx, k, est, p.safety)
         if p.ibr:
             safe = self.ibr_safety * obs.buffer_s * est * 1e6 / 8.0
-            self.ibr_safety = np.maximum(self.ibr_safety * self.IBR_SAFETY_INIT, self.IBR_SAFETY_MIN)
+            self.ibr_safety = np.maximum(self.ibr_safety * IBR_SAFETY_INIT, IBR_SAFETY_MIN)
             rung = insufficient_buffer_cap(ctx.ladder.size_bytes[k], rung, safe)
         return rung
 
