@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sessions", type=int, default=None, help="number of sessions (default: one per trace)")
     p.add_argument("--out", type=Path, default=None,
                    help="write results: FILE.csv (sessions; chunks go to FILE.chunks.csv) or FILE.json (both)")
+    p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                   help="draw one session per policy over time (throughput, buffer, rung, decode); "
+                   "with several policies FILE-<n>-<policy>.png")
+    p.add_argument("--plot-session", type=int, default=None, metavar="ID",
+                   help="the session id to draw with --plot (default: the first one)")
     add_trace_arguments(p)
     return p
 
@@ -82,11 +87,27 @@ def _write(out: Path, sessions, chunks) -> None:
         write_text_atomic(path, text)
 
 
+def _plot(res, args: argparse.Namespace, i: int, n: int) -> None:
+    from sim.plots import plot_session
+
+    path = args.plot
+    if n > 1:
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in res.policy)
+        path = path.with_name(f"{path.stem}-{i}-{safe}{path.suffix}")
+    try:
+        plot_session(res, path, session=args.plot_session)
+    except ValueError as e:
+        raise InputError(f"--plot-session: {e}") from None
+    print(f"wrote {path}")
+
+
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     if args.sessions is not None and args.sessions < 1:
         raise InputError(f"--sessions must be >= 1, got {args.sessions}")
+    if args.plot is not None and args.plot.suffix.lower() != ".png":
+        raise InputError("--plot must end in .png", path=args.plot)
     if args.sim not in SIM_PRESETS:
         raise InputError(f"unknown simulator preset {args.sim!r}; valid: {', '.join(SIM_PRESETS)}")
     runners = [resolve_runner(s) for s in (args.policy or ["bola"])]
@@ -95,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
     qoe = get_qoe(args.qoe)
     traces = traces_from_args(args, seed=args.seed)
     config = SIM_PRESETS[args.sim]
+    n_sessions = args.sessions or len(traces)
+    if args.plot_session is not None and not 0 <= args.plot_session < n_sessions:
+        raise InputError(f"--plot-session must be a session id in 0..{n_sessions - 1}, got {args.plot_session}")
     device.decode_s(ladder)  # fail early if the device cannot decode a rung
 
     kind = "SYNTHETIC model (not measured)" if ladder.is_synthetic else ladder.metadata.get("source", "measured")
@@ -104,11 +128,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"        {ladder.metadata['derivation']}")
     print(f"traces  {args.trace}: {len(traces)} trace(s); sim {args.sim}; device {device.name}; qoe {qoe.name}")
     sessions, chunks = [], []
-    for runner in runners:
+    for i, runner in enumerate(runners):
         res = runner(traces, ladder, device, qoe, config=config, sessions=args.sessions, seed=args.seed)
         sessions.append(res.sessions_frame())
         if args.out is not None:
             chunks.append(res.chunks_frame())
+        if args.plot is not None:
+            _plot(res, args, i, len(runners))
     table = summarize(sessions)
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         print(table.to_string())

@@ -241,7 +241,7 @@ def test_cli_sweep_with_report(trace_dir, tmp_path, capsys):
     table = pd.read_csv(out / "sessions.csv")
     assert len(table) == 2 * 2 * 2 * 6 and sorted(table["scale"].unique()) == [0.5, 2.0]
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3  # vs scale, LPIPS CDF, crossovers
+    assert page.count("data:image/png;base64,") == 4  # vs scale, LPIPS CDF, crossovers, one session
     assert 'src="http' not in page and "<script" not in page  # self-contained
     assert "Synthetic (modelled, not measured)" in page
     assert (out / "crossovers.csv").is_file() and "ran 16 cells" in capsys.readouterr().out

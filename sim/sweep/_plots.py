@@ -18,7 +18,9 @@ __all__ = ["conditions", "plot_crossovers", "plot_lpips_cdf", "plot_vs_scale"]
 
 _CHOICES = ("policy", "ladder")
 _NOT_KEYS = ("transform", "scale", "family")
-_METRICS = (("qoe_mean", "mean QoE per chunk"), ("stall_ratio", "stall ratio"), ("lpips_mean", "mean LPIPS"))
+_METRICS = (("qoe_mean", "mean QoE per chunk", "QoE per chunk (preset units)"),
+            ("stall_ratio", "stall ratio", "stall time / (stall + video time)"),
+            ("lpips_mean", "mean LPIPS", "LPIPS (lower is better)"))
 _STYLES = ("-", "--", ":", "-.")
 _MARKERS = ("o", "s", "^", "v", "D", "P")
 
@@ -72,6 +74,19 @@ class _Lines:
                 "marker": _MARKERS[j % len(_MARKERS)], "label": label}  # fmt: skip
 
 
+def _scale_axis(ax, scales) -> None:
+    """Log-2 bandwidth-scale axis whose ticks are the swept values themselves (0.125, not 2^-3)."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    ax.set_xscale("log", base=2)
+    values = np.unique(np.asarray(scales, dtype=float))
+    if len(values) > 9:  # keep the labels readable
+        values = values[np.unique(np.linspace(0, len(values) - 1, 9).round().astype(int))]
+    ax.xaxis.set_major_locator(FixedLocator(values))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([f"{v:g}" for v in values], fontsize=8)
+
+
 def _legend(fig, axes_row) -> None:
     handles, labels = axes_row[-1].get_legend_handles_labels()
     if handles:
@@ -96,17 +111,19 @@ def plot_vs_scale(summary, path: Path, max_rows: int = 6) -> Path | None:
     for row, (label, cmask) in zip(axes, conds):
         sub = summary[cmask]
         for pol, lad, mask in lines.choices(sub):
-            pts = sub[mask].groupby("scale")[[m for m, _ in _METRICS]].mean().sort_index()
-            for ax, (m, _) in zip(row, _METRICS):
+            pts = sub[mask].groupby("scale")[[m for m, _, _ in _METRICS]].mean().sort_index()
+            for ax, (m, _, _) in zip(row, _METRICS):
                 ax.plot(pts.index, pts[m], ms=3, **lines.style(pol, lad))
-        for ax, (_, title) in zip(row, _METRICS):
-            ax.set_xscale("log", base=2)
+        for ax, (_, title, unit) in zip(row, _METRICS):
+            _scale_axis(ax, summary["scale"])
             ax.set_title(f"{title}\n{label}" if label else title, fontsize=9)
+            ax.set_ylabel(unit)
             ax.grid(alpha=0.3)
         row[1].axhline(0.01, color="grey", lw=0.8, ls="--")
+        row[1].set_ylim(bottom=0)
         _legend(fig, row)
     for ax in axes[-1]:
-        ax.set_xlabel("bandwidth scale")
+        ax.set_xlabel("bandwidth scale (x the traces' throughput)")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -135,7 +152,7 @@ def plot_lpips_cdf(table, path: Path, max_panels: int = 4, max_rows: int = 6) ->
         row[0].set_ylabel("fraction of sessions")
         _legend(fig, row)
     for ax in axes[-1]:
-        ax.set_xlabel("session mean LPIPS")
+        ax.set_xlabel("session mean LPIPS (lower is better)")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -172,12 +189,12 @@ def plot_crossovers(summary, crossovers, path: Path, metric: str = "qoe_mean", m
                     ax.axvline(x, color=color, ls=":", lw=1)
                     ax.plot([x], [0], "x", color=color, ms=10, mew=2)
             ax.axhline(0, color="black", lw=0.8)
-            ax.set_xscale("log", base=2)
+            _scale_axis(ax, summary["scale"])
             ax.set_title(f"{pol}" + (f"\n{label}" if label else ""), fontsize=9)
             ax.grid(alpha=0.3)
-        row[0].set_ylabel(f"{metric}(A) - {metric}(B)")
+        row[0].set_ylabel(f"{metric}(A) - {metric}(B), QoE per chunk")
         _legend(fig, row)
     for ax in axes[-1]:
-        ax.set_xlabel("bandwidth scale")
+        ax.set_xlabel("bandwidth scale (x the traces' throughput)")
     fig.tight_layout()
     return _save(fig, path)

@@ -58,6 +58,40 @@ def _img(path: Path | None, caption: str) -> str:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")  # fmt: skip
 
 
+#: Summary columns a reader looks at first; the rest go into a collapsed block.
+KEY_METRICS = ("sessions", "qoe_mean", "qoe_p10", "stall_ratio", "lpips_mean", "startup_s")
+
+
+def _summary_html(summary) -> str:
+    """The varying key columns and :data:`KEY_METRICS` first; every column in a <details> block."""
+    keys = list(summary.columns[: summary.columns.get_loc("sessions")])
+    varying = [k for k in keys if summary[k].nunique(dropna=False) > 1] or keys[:1]
+    lead = varying + [m for m in KEY_METRICS if m in summary.columns]
+    fixed = {k: summary[k].iloc[0] for k in keys if k not in varying and len(summary)}
+    same = ("<p>Same in every row: " + "; ".join(f"<code>{html.escape(k)}</code> = {html.escape(str(v))}"
+            for k, v in fixed.items()) + "</p>") if fixed else ""  # fmt: skip
+    return (same + _table(summary[lead]) + "<details><summary>all "
+            f"{len(summary.columns)} columns</summary>" + _table(summary) + "</details>")  # fmt: skip
+
+
+def _session_plot(result, out: Path) -> tuple[Path | None, str]:
+    """The per-chunk view of the first session of the grid's first point (re-run: cheap, exact)."""
+    from sim.plots import plot_session
+    from sim.sweep._cell import resolve_point
+
+    g = result.grid
+    if not g.points:
+        return None, ""
+    p = g.points[0]
+    run, traces, ladder, device, qoe, config = resolve_point(p, g.seed, g.trace_count)
+    import numpy as np
+
+    res = run(list(traces), ladder, device, qoe, config=config, seed=g.seed, session_ids=np.array([0]))
+    caption = (f"One session over time (session 0 of the first grid point: {p.policy}, {p.ladder}, {p.device}, "
+               f"{p.traces}{' ' + p.transform if p.transform else ''})")  # fmt: skip
+    return plot_session(res, out / "plots" / "session.png"), caption
+
+
 def _table(frame, max_rows: int = 500) -> str:
     if frame is None or len(frame) == 0:
         return "<p><em>none</em></p>"
@@ -93,6 +127,7 @@ def write_report(result, out: str | Path, *, max_stall_ratio: float = 0.01, titl
         "lpips_cdf": (plot_lpips_cdf(table, out / "plots" / "lpips_cdf.png"), "CDF of per-session mean LPIPS"),
         "crossovers": (plot_crossovers(summary, crossings, out / "plots" / "crossovers.png"),
                        "QoE difference between ladders; x marks a crossover"),
+        "session": _session_plot(result, out),
     }  # fmt: skip
     paths.update({f"plot_{k}": p for k, (p, _) in plots.items() if p is not None})
     synthetic = [lad for lad in result.grid.ladders if resolve_ladder(lad).is_synthetic]
@@ -122,7 +157,7 @@ def write_report(result, out: str | Path, *, max_stall_ratio: float = 0.01, titl
         "<p>Means over sessions unless named _p10/_p90 (percentiles over sessions). Per session: "
         + "; ".join(f"<code>{html.escape(k)}</code>: {html.escape(v)}" for k, v in SUMMARY_COLUMNS.items())
         + "; <code>trace_mbps</code>: mean throughput of the (transformed) trace played.</p>",
-        _table(summary),
+        _summary_html(summary),
         "</body></html>",
     ]
     text = "\n".join(parts)
