@@ -35,7 +35,7 @@ from pathlib import Path
 
 from abr.errors import InputError, cli_main
 from abr.qoe import QOE_PRESETS
-from abr.registry import available_ladders
+from abr.registry import DEFAULT_LADDER, available_ladders
 from policies.registry import POLICIES
 from sim.core import SIM_PRESETS
 from sim.device import available_devices
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("grid (flags replace the grid file's axes)")
     g.add_argument("--grid", type=Path, help="grid file (.yaml/.yml or .json)")
     g.add_argument("--policy", action="append", metavar="SPECS", help="policies (default: bola)")
-    g.add_argument("--ladder", action="append", metavar="SPECS", help="ladder expressions (default: DEFAULT_LADDER)")
+    g.add_argument("--ladder", action="append", metavar="SPECS", help=f"ladder expressions (default: {DEFAULT_LADDER})")
     g.add_argument("--device", action="append", metavar="NAMES", help="device profiles (default: h200)")
     g.add_argument("--qoe", action="append", metavar="NAMES", help="QoE presets (default: perceptual)")
     g.add_argument(

@@ -5,7 +5,7 @@ Examples::
     python -m traces info lte
     python -m traces info ../shared/data/traces/norway-hsdpa-3g-pensieve-cooked --per-file
     python -m traces info wifi --scale 0.5 --outages 3 --outage-s 10
-    python -m traces convert trace.json out.cooked --to cooked
+    python -m traces convert ../shared/data/traces/norway-hsdpa-3g-pensieve-cooked/norway_bus_1 bus1.csv --to csv
     python -m traces convert 3g --trace-count 4 out_dir/ --to mahimahi
     python -m traces plot ../shared/data/traces/belgium-4g-lte-sabre-json --out lte.png
 """
@@ -90,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     }
     for name, help_ in specs.items():
         p = sub.add_parser(name, help=help_, description=help_)
-        p.add_argument("spec", nargs="?", help="a model, file, folder or glob (same as --trace)")
+        # convert takes IN OUT; an optional IN there would swallow OUT when options sit between them
+        p.add_argument("spec", nargs=None if name == "convert" else "?",
+                       help="a model, file, folder or glob (same as --trace)")
         if name == "convert":
             p.add_argument("out", help="output file (one trace) or folder")
             p.add_argument("--to", choices=writable, required=True, help="output format")
