@@ -250,9 +250,11 @@ class BatchSimulator:
                 wait = np.maximum(when - arrive, 0.0)
                 if player.sleep_quantum_s > 0:
                     wait = np.ceil(wait / player.sleep_quantum_s - 1e-9) * player.sleep_quantum_s
-                if np.any(wait > 0):
-                    self.pos = bank.advance(self.tix, self.pos, wait)
-                    self.cum = bank.bytes_before(self.tix, self.pos)
+                moved = wait > 0
+                if moved.any():  # only where it waits: C(pos) recomputed, not carried, would tie a session to its batch
+                    pos = bank.advance(self.tix, self.pos, wait)
+                    self.pos = np.where(moved, pos, self.pos)
+                    self.cum = np.where(moved, bank.bytes_before(self.tix, pos), self.cum)
         self.clock = arrive + wait
 
         thr = (size if abandon is None else size + wasted) * 8.0 / delay / 1e6
