@@ -70,12 +70,15 @@ class Agent(nn.Module):
         return action, dist.log_prob(action), dist.entropy(), self.value(x)
 
 
-def train(args: Args) -> dict[str, float]:
-    """Run PPO; returns steps/s (env steps, updates included) and the mean QoE of recent episodes."""
+def train(args: Args, **env_kwargs) -> dict[str, float]:
+    """Run PPO; returns steps/s (env steps, updates included) and the mean QoE of recent episodes.
+
+    ``env_kwargs`` override the env's arguments (e.g. ``trace=`` a list of Trace objects).
+    """
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.torch_threads)
-    envs = gym.make_vec("sim:promptabr/Streaming-v0", num_envs=args.num_envs, trace=args.trace,
-                        ladder=args.ladder, device=args.device, qoe=args.qoe)  # fmt: skip
+    world = {"trace": args.trace, "ladder": args.ladder, "device": args.device, "qoe": args.qoe, **env_kwargs}
+    envs = gym.make_vec("sim:promptabr/Streaming-v0", num_envs=args.num_envs, **world)
     envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
     n, t_len = args.num_envs, args.num_steps
     n_obs, n_act = envs.single_observation_space.shape[0], int(envs.single_action_space.n)

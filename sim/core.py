@@ -251,10 +251,9 @@ class BatchSimulator:
                 if player.sleep_quantum_s > 0:
                     wait = np.ceil(wait / player.sleep_quantum_s - 1e-9) * player.sleep_quantum_s
                 moved = wait > 0
-                if moved.any():  # only where it waits: C(pos) recomputed, not carried, would tie a session to its batch
-                    pos = bank.advance(self.tix, self.pos, wait)
-                    self.pos = np.where(moved, pos, self.pos)
-                    self.cum = np.where(moved, bank.bytes_before(self.tix, pos), self.cum)
+                if moved.any():  # pos + 0 is pos; C(pos) is recomputed only where the session waited
+                    self.pos = bank.advance(self.tix, self.pos, wait)
+                    self.cum = np.where(moved, bank.bytes_before(self.tix, self.pos), self.cum)
         self.clock = arrive + wait
 
         thr = (size if abandon is None else size + wasted) * 8.0 / delay / 1e6
