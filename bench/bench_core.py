@@ -3,7 +3,8 @@
 Run: ``nice -n 10 python bench/bench_core.py`` (a few minutes; ``--quick`` for less). All
 figures are measured in the same run on the same traces (16 ``lte`` traces, Pensieve's
 synthetic ladder of 48 chunks, no decode time, ``pensieve-linear`` QoE, the ``pensieve``
-simulator preset); each ratio is to ``sim.reference.PensieveLoop`` (the plain loop):
+simulator preset), as CPU time of this one-threaded process, each interleaved with runs of the
+plain loop (``sim.reference.PensieveLoop``), the base of every ratio:
 
 * single env: the plain loop behind a Gymnasium API the way Pensieve's env would be wrapped
   (state vector + reward per step), ``StreamingEnv`` (scalar mirror of the core), the same
@@ -75,9 +76,11 @@ class PensieveGymEnv(gym.Env):
 
 
 def rate(fn, steps: int) -> float:
-    t0 = time.perf_counter()
+    """Steps per second of this process's CPU time (everything here runs on one thread; on a shared
+    machine CPU time, unlike wall time, does not count the time other jobs hold the core)."""
+    t0 = time.process_time()
     fn()
-    return steps / (time.perf_counter() - t0)
+    return steps / (time.process_time() - t0)
 
 
 class Versus:

@@ -336,7 +336,8 @@ class StreamingEnv(gym.Env):
         self.builder = ObservationBuilder.from_context(self.sim.context, self.sim.config.player.history, lookahead)
         self.start_rung = check_start_rung(start_rung, self.sim.ladder)
         self._draw = _TraceDraw(len(self.sim.bank), trace_weights)
-        self.action_space = spaces.Discrete(self.sim.ladder.n_rungs)
+        self._n_rungs = self.sim.ladder.n_rungs
+        self.action_space = spaces.Discrete(self._n_rungs)
         self.observation_space = self.builder.space()
         s = self.sim
         self._fast = ScalarSession(s, self.builder) if supports(s.config, s.device, s.qoe, s) else None
@@ -375,12 +376,16 @@ class StreamingEnv(gym.Env):
     def step(self, action):
         if not self._ready:
             raise RuntimeError("call reset() before step()")
-        a = _valid_action(action, self.sim.ladder.n_rungs)
-        if a is None:
-            raise ValueError(f"action {action!r} not in {self.action_space}")
-        if self._fast is not None:
-            reward, done, info = self._fast.step(a)
-            return self._fast.features(), reward, done, False, info
+        fast = self._fast
+        if type(action) is int and 0 <= action < self._n_rungs:  # the common case, checked cheaply
+            a = action
+        else:
+            a = _valid_action(action, self._n_rungs)
+            if a is None:
+                raise ValueError(f"action {action!r} not in {self.action_space}")
+        if fast is not None:
+            reward, done, info = fast.step(a)
+            return fast.features(), reward, done, False, info
         self._obs, info, done = self.sim.step(np.array([a]))
         return self.builder(self._obs)[0], float(info.reward[0]), done, False, step_info(info)
 

@@ -160,14 +160,14 @@ class ScalarSession:
     # ------------------------------------------------------------------- step
     def step(self, r: int) -> tuple[float, bool, dict]:
         """Chunk ``k`` at rung ``r``; returns (reward, done, info as :func:`sim.env.step_info`)."""
-        k = self.k
-        if k >= self.n_chunks:
+        k, n_chunks = self.k, self.n_chunks
+        if k >= n_chunks:
             raise RuntimeError("step() after the last chunk; call reset()")
         size = self.size[k][r]
 
         # 2. network
         if self.pensieve:
-            dl, self.pos, self.cum = self._transfer(self.pos, self.cum, size)
+            dl, pos, self.cum = self._transfer(self.pos, self.cum, size)
             noise = self.noise_low
             if self.noisy:
                 noise = self.noise_low + self.noise_span * uniform(self.key, k, _STREAM_NOISE)
@@ -175,13 +175,15 @@ class ScalarSession:
         else:
             lat = self.latency_s[self._segment(self.pos)]
             pos = (self.pos + lat) % self.total_s
-            dl, self.pos, self.cum = self._transfer(pos, self._bytes_before(pos), size)
+            dl, pos, self.cum = self._transfer(pos, self._bytes_before(pos), size)
             delay = lat + dl
+        self.pos = pos
         arrive = self.clock + delay
 
         # 3. decoder
         dec = self.decode[k][r]
-        decoded = (arrive if arrive >= self.dec_free else self.dec_free) + dec
+        dec_free = self.dec_free
+        decoded = (arrive if arrive >= dec_free else dec_free) + dec
         self.dec_free = decoded
 
         # 4. player
@@ -193,29 +195,32 @@ class ScalarSession:
             play = decoded if decoded >= play_end else play_end
             stall = play - play_end
             self.stall_total = self.stall_total + stall
-        self.play_start[k] = play
-        self.play_end = play + self.chunk_s[k]
+        ps, content_end, chunk_s = self.play_start, self.content_end, self.chunk_s
+        ps[k] = play
+        self.play_end = play + chunk_s[k]
 
         # 6. QoE
         q = self.quality[k][r]
-        switch = 0.0 if self.last_q is None else abs(q - self.last_q)
+        last_q = self.last_q
+        switch = 0.0 if last_q is None else abs(q - last_q)
         reward = q - self.mu * stall - self.lam * switch
 
         # 5. buffer cap
         wait = 0.0
-        if k + 1 < self.n_chunks:
-            target = self.content_end[k] - self.cap_s
+        if k + 1 < n_chunks:
+            target = content_end[k] - self.cap_s
             if target > 0:
-                j = bisect_right(self.content_end, target)
-                before = self.content_end[j - 1] if j > 0 else 0.0
-                when = self.play_start[j] + (target - before)
+                j = bisect_right(content_end, target)
+                before = content_end[j - 1] if j > 0 else 0.0
+                when = ps[j] + (target - before)
                 wait = when - arrive
                 wait = wait if wait >= 0.0 else 0.0
-                if self.quantum_s > 0:
-                    wait = math.ceil(wait / self.quantum_s - 1e-9) * self.quantum_s
+                quantum = self.quantum_s
+                if quantum > 0:
+                    wait = math.ceil(wait / quantum - 1e-9) * quantum
                 if wait > 0:
-                    self.pos = (self.pos + wait) % self.total_s
-                    self.cum = self._bytes_before(self.pos)
+                    self.pos = pos = (pos + wait) % self.total_s
+                    self.cum = self._bytes_before(pos)
         self.clock = clock = arrive + wait
 
         thr = size * 8.0 / delay / 1e6
@@ -227,17 +232,17 @@ class ScalarSession:
         self.k = k = k + 1
 
         # BatchSimulator._buffer(clock)
-        ps, played = self.play_start, self.played
+        played = self.played
         while played < k and ps[played if played < k - 1 else k - 1] <= clock:
             played += 1
         self.played = played
         j = played - 1 if played > 1 else 0
         if played > 0:
             into = clock - ps[j]
-            into = (into if into >= 0.0 else 0.0) if into <= self.chunk_s[j] else self.chunk_s[j]
-            buffer = self.content_end[k - 1] - ((self.content_end[j] - self.chunk_s[j]) + into)
+            into = (into if into >= 0.0 else 0.0) if into <= chunk_s[j] else chunk_s[j]
+            buffer = content_end[k - 1] - ((content_end[j] - chunk_s[j]) + into)
         else:
-            buffer = self.content_end[k - 1] - 0.0
+            buffer = content_end[k - 1] - 0.0
         self.buffer = buffer
         info = {
             "chunk": k - 1, "rung": r, "size_bytes": size, "delay_s": delay, "throughput_mbps": thr,
@@ -245,7 +250,7 @@ class ScalarSession:
             "lpips": self.lpips[k - 1][r], "severe_frac": self.severe[k - 1][r], "reward": reward,
             "abandoned": 0, "wasted_bytes": 0.0,
         }  # fmt: skip
-        return reward, k == self.n_chunks, info
+        return reward, k == n_chunks, info
 
     def features(self) -> np.ndarray:
         """The observation vector (float32) :class:`sim.env.ObservationBuilder` makes of this state."""

@@ -153,3 +153,31 @@ def test_core_session_does_not_depend_on_its_batch(config):
         sim.reset(tix[i : i + 1], keys[i : i + 1])
         for k in range(lad.n_chunks):
             assert step_info(sim.step(acts[k, i : i + 1])[1]) == step_info(batch[k], i), (i, k)
+
+
+@pytest.mark.parametrize("config", sorted(SIM_PRESETS))
+@pytest.mark.parametrize("policy", ["bba", "throughput", "bola", "mpc"])
+def test_scalar_session_replays_policies_decisions_exactly(policy, config):
+    """Rungs chosen by real policies on the core (abandonment off), replayed on the mirror."""
+    from policies.registry import get_policy
+
+    cfg, lad, dev = SIM_PRESETS[config], get_ladder("promptus-paper-model"), get_device("h200")
+    qoe, traces = get_qoe("perceptual"), _traces()
+    sim = BatchSimulator(traces, lad, dev, qoe, cfg)
+    n = 6
+    tix, keys = np.arange(n) % len(traces), rng.session_keys(11, np.arange(n))
+    pol = get_policy(policy)
+    obs = sim.reset(tix, keys)
+    pol.reset(sim.context, n)
+    rungs, infos = [], []
+    for _ in range(lad.n_chunks):
+        a = pol.act(obs)
+        obs, info, _ = sim.step(a)
+        rungs.append(info.rung)
+        infos.append(info)
+    assert len({tuple(r) for r in rungs}) > 1  # the policy adapted
+    one = ScalarSession(BatchSimulator(traces, lad, dev, qoe, cfg), ObservationBuilder.from_context(sim.context, 8))
+    for i in range(n):
+        one.reset(int(tix[i]), int(keys[i]))
+        for k in range(lad.n_chunks):
+            assert one.step(int(rungs[k][i]))[2] == step_info(infos[k], i), (policy, i, k)
