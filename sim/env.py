@@ -454,6 +454,8 @@ class StreamingVectorEnv(VectorEnv):
     # ------------------------------------------------------------ episodes
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict | None = None):
         """Start a new episode in every sub-env; ``seed``: int s (sub-env i gets s + i), a list, or None."""
+        if isinstance(seed, np.integer):
+            seed = int(seed)
         super().reset(seed=seed if isinstance(seed, int) else None)
         if options and "reset_mask" in options and not np.all(options["reset_mask"]):
             raise ValueError("the sessions of a StreamingVectorEnv start together: reset_mask must be all True")

@@ -134,7 +134,8 @@ def test_vector_env_passes_the_vector_checks_and_gymnasium_wrappers():
     assert term.all() and not trunc.any()
     obs, rewards, term, trunc, info = envs.step(np.full(6, 99))  # out of range, yet ignored
     assert not term.any() and (rewards == 0).all() and set(info) == {"trace", "_trace", "trace_index", "_trace_index"}
-    first, _ = envs.reset(seed=1)
+    first, info_first = envs.reset(seed=1)
+    _assert_same((first, info_first), envs.reset(seed=np.int64(1)), "a numpy integer seed")
     # Gymnasium's episode statistics wrapper, which relies on the autoreset mode
     stats = gym.wrappers.vector.RecordEpisodeStatistics(gym.make_vec(ENV_ID, num_envs=6, **_kw()))
     stats.reset(seed=1)
