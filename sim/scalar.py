@@ -25,6 +25,7 @@ from dataclasses import fields
 import numpy as np
 
 from abr.qoe import QoE
+from sim import rng
 from sim.core import _STREAM_NOISE, _STREAM_START, BatchSimulator, PlayerConfig, SimConfig
 from sim.device import DeviceProfile
 from sim.network import NetworkConfig
@@ -67,8 +68,7 @@ class ScalarSession:
     """One session of ``sim`` (a :class:`BatchSimulator` that :func:`supports` accepts), stepped on floats.
 
     :meth:`reset` and :meth:`step` stand for ``sim.reset`` and ``sim.step`` with one session;
-    :meth:`features` is :class:`sim.env.ObservationBuilder` of its observation. The delay noise
-    is drawn per chunk from the session key, as the core draws it for every chunk at reset.
+    :meth:`features` is :class:`sim.env.ObservationBuilder` of its observation.
     """
 
     def __init__(self, sim: BatchSimulator, builder) -> None:
@@ -147,8 +147,11 @@ class ScalarSession:
         self.key = key
         self.pos = uniform(key, 0, _STREAM_START) * self.total_s if net.random_start else 0.0
         self.cum = self._bytes_before(self.pos)
-        self.noisy = self.pensieve and net.noise_high > net.noise_low
-        self.noise_low, self.noise_span = net.noise_low, net.noise_high - net.noise_low
+        if self.pensieve and net.noise_high > net.noise_low:  # all chunks' draws at once, as the core does
+            draws = rng.uniform(np.uint64(key), np.arange(self.n_chunks), _STREAM_NOISE)
+            self.noise = (net.noise_low + (net.noise_high - net.noise_low) * draws).tolist()
+        else:
+            self.noise = [net.noise_low] * self.n_chunks
         self.k = 0
         self.played = 0
         self.clock = self.dec_free = self.play_end = self.stall_total = self.buffer = 0.0
@@ -168,10 +171,7 @@ class ScalarSession:
         # 2. network
         if self.pensieve:
             dl, pos, self.cum = self._transfer(self.pos, self.cum, size)
-            noise = self.noise_low
-            if self.noisy:
-                noise = self.noise_low + self.noise_span * uniform(self.key, k, _STREAM_NOISE)
-            delay = (dl + self.rtt_s) * noise
+            delay = (dl + self.rtt_s) * self.noise[k]
         else:
             lat = self.latency_s[self._segment(self.pos)]
             pos = (self.pos + lat) % self.total_s
