@@ -19,7 +19,9 @@ attempts count in the chunk's delay and in ``wasted_bytes``.
 
 A decoder slower than real time therefore stalls playback even on a fast network. All
 sessions advance one chunk per step, so a run of K chunks is K numpy steps whatever the
-number of sessions; a single Gymnasium env is a batch of one on the same code.
+number of sessions. A single Gymnasium env runs ``sim/scalar.py``, a line-for-line scalar mirror
+of :meth:`BatchSimulator.reset` and :meth:`BatchSimulator.step` that ``tests/test_scalar.py``
+holds bit for bit to this code: change both together.
 """
 
 from __future__ import annotations

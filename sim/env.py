@@ -4,7 +4,7 @@
 is ``gymnasium.make_vec("promptabr/Streaming-v0", num_envs=N)``, which steps all N sessions
 with one call of the batched core (:class:`sim.core.BatchSimulator`). Both run the model of
 :mod:`sim.core`: the vector env is the core; the single env runs its scalar mirror
-(:mod:`sim.scalar`, bit-for-bit the same numbers, ten times faster than a batch of one) where
+(:mod:`sim.scalar`, bit-for-bit the same numbers, 10-20x faster than a batch of one) where
 that mirror supports the set-up, else the core with a batch of one.
 
 Episodes are counter-based: episode e of an env seeded with s plays trace and session key
