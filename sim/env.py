@@ -509,38 +509,55 @@ class StreamingVectorEnv(VectorEnv):
 
     # ------------------------------------------------------------ steps
     def step(self, actions):
+        n = self.num_envs
+        obs, rewards, terminated, info, final_obs = self.advance(actions)
+        if info is None:  # NEXT_STEP's autoreset step
+            infos = self._reset_info()
+        else:
+            infos = self._step_info(info)
+            if final_obs is not None:  # SAME_STEP: the episode ended and the next one started
+                every = np.ones(n, dtype=bool)
+                infos = {"final_obs": final_obs, "_final_obs": every, "final_info": infos, "_final_info": every.copy(),
+                         **self._reset_info()}  # fmt: skip
+        return obs, rewards, terminated, np.zeros(n, dtype=bool), infos
+
+    def advance(
+        self, actions
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, StepInfo | None, np.ndarray | None]:  # fmt: skip
+        """:meth:`step` without Gymnasium's info dict (for adapters such as :class:`sim.vecenv.BatchVecEnv`).
+
+        Returns (observations, rewards, terminated, the core's :class:`StepInfo` or None on
+        NEXT_STEP's autoreset step, and under SAME_STEP at an episode's end the last
+        observations as an object array, else None).
+        """
         if not self._ready:
             raise RuntimeError("call reset() before step()")
         n = self.num_envs
         if self._autoreset:  # NEXT_STEP: this step starts the next episode and ignores the actions
             self.episodes += 1
-            obs = self._start()
-            zeros = np.zeros(n, dtype=bool)
-            return obs, np.zeros(n), zeros, zeros.copy(), self._reset_info()
+            return self._start(), np.zeros(n), np.zeros(n, dtype=bool), None, None
         a = np.asarray(actions)
         if a.shape != (n,) or not np.issubdtype(a.dtype, np.integer):
             raise ValueError(f"actions must be {n} rung indices, got {a.dtype} array of shape {a.shape}")
         raw, info, done = self.sim.step(a)
         self.observation = raw
         obs = self.builder(raw)
-        infos = self._step_info(info)
-        terminated = np.full(n, done, dtype=bool)
+        final_obs = None
         if done and self.autoreset_mode is AutoresetMode.SAME_STEP:
             final_obs = np.empty(n, dtype=object)
             final_obs[:] = list(obs)
-            every = np.ones(n, dtype=bool)
             self.episodes += 1
             obs = self._start()
-            infos = {"final_obs": final_obs, "_final_obs": every, "final_info": infos, "_final_info": every.copy(),
-                     **self._reset_info()}  # fmt: skip
         elif done:
             self._autoreset = True
-        return obs, np.array(info.reward, dtype=np.float64), terminated, np.zeros(n, dtype=bool), infos
+        return obs, np.array(info.reward, dtype=np.float64), np.full(n, done, dtype=bool), info, final_obs
 
     def _step_info(self, info: StepInfo) -> dict[str, Any]:
+        """Gymnasium's batched info: a copy of every metric, one all-True ``_key`` mask shared by all keys."""
         n = self.num_envs
-        out: dict[str, Any] = {"chunk": np.full(n, info.chunk, dtype=np.int64), "_chunk": np.ones(n, dtype=bool)}
-        for name in INFO_FIELDS:
-            out[name] = np.array(getattr(info, name), dtype=np.int64 if name in _INT_FIELDS else np.float64)
-            out["_" + name] = np.ones(n, dtype=bool)
+        every = np.ones(n, dtype=bool)
+        out: dict[str, Any] = {"chunk": np.full(n, info.chunk, dtype=np.int64), "_chunk": every}
+        for name in INFO_FIELDS:  # copies: some metrics are the core's state (last rung, quality)
+            out[name] = getattr(info, name).astype(np.int64 if name in _INT_FIELDS else np.float64)
+            out["_" + name] = every
         return out

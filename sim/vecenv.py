@@ -137,8 +137,9 @@ class BatchVecEnv(VecEnv):
         self._set_reset_infos(info)
         return obs
 
-    def _set_reset_infos(self, info: dict[str, Any]) -> None:
-        self.reset_infos = [{"trace": t, "trace_index": int(i)} for t, i in zip(info["trace"], info["trace_index"])]
+    def _set_reset_infos(self, info: dict[str, Any] | None = None) -> None:
+        names = self.sim.bank.traces
+        self.reset_infos = [{"trace": names[i].name, "trace_index": i} for i in self.venv.trace_index.tolist()]
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions).reshape(self.num_envs).astype(np.int64)
@@ -146,19 +147,17 @@ class BatchVecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         if self._actions is None:
             raise RuntimeError("step_wait() without step_async()")
-        obs, rewards, terminated, truncated, info = self.venv.step(self._actions)
+        obs, rewards, terminated, chunk, final_obs = self.venv.advance(self._actions)
         self._actions = None
-        done = bool(terminated[0])
-        chunk = info["final_info"] if done else info
         infos: list[dict[str, Any]] = [
             {"qoe": q, "stall_s": s, "rung": r, "TimeLimit.truncated": False}
-            for q, s, r in zip(chunk["reward"].tolist(), chunk["stall_s"].tolist(), chunk["rung"].tolist())
+            for q, s, r in zip(chunk.reward.tolist(), chunk.stall_s.tolist(), chunk.rung.tolist())
         ]
-        if done:
-            for i, last in enumerate(info["final_obs"]):
+        if final_obs is not None:
+            for i, last in enumerate(final_obs):
                 infos[i]["terminal_observation"] = last
-            self._set_reset_infos(info)
-        return obs, (rewards * self.reward_scale).astype(np.float32), terminated | truncated, infos
+            self._set_reset_infos()
+        return obs, (rewards * self.reward_scale).astype(np.float32), terminated, infos
 
     # ------------------------------------------------------------ VecEnv plumbing
     def close(self) -> None:
