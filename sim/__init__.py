@@ -27,5 +27,11 @@ __all__ = [
 
 import gymnasium as _gym
 
+# gymnasium.make("sim:promptabr/Streaming-v0") imports this module first (no prior import needed);
+# make_vec steps all sessions in one call of the batched core (sim.env.StreamingVectorEnv).
 if "promptabr/Streaming-v0" not in _gym.registry:
-    _gym.register(id="promptabr/Streaming-v0", entry_point="sim.env:StreamingEnv")
+    _gym.register(
+        id="promptabr/Streaming-v0",
+        entry_point="sim.env:StreamingEnv",
+        vector_entry_point="sim.env:StreamingVectorEnv",
+    )

@@ -19,7 +19,9 @@ attempts count in the chunk's delay and in ``wasted_bytes``.
 
 A decoder slower than real time therefore stalls playback even on a fast network. All
 sessions advance one chunk per step, so a run of K chunks is K numpy steps whatever the
-number of sessions; a single Gymnasium env is a batch of one on the same code.
+number of sessions. A single Gymnasium env runs ``sim/scalar.py``, a line-for-line scalar mirror
+of :meth:`BatchSimulator.reset` and :meth:`BatchSimulator.step` that ``tests/test_scalar.py``
+holds bit for bit to this code: change both together.
 """
 
 from __future__ import annotations
@@ -250,9 +252,10 @@ class BatchSimulator:
                 wait = np.maximum(when - arrive, 0.0)
                 if player.sleep_quantum_s > 0:
                     wait = np.ceil(wait / player.sleep_quantum_s - 1e-9) * player.sleep_quantum_s
-                if np.any(wait > 0):
+                moved = wait > 0
+                if moved.any():  # pos + 0 is pos; C(pos) is recomputed only where the session waited
                     self.pos = bank.advance(self.tix, self.pos, wait)
-                    self.cum = bank.bytes_before(self.tix, self.pos)
+                    self.cum = np.where(moved, bank.bytes_before(self.tix, self.pos), self.cum)
         self.clock = arrive + wait
 
         thr = (size if abandon is None else size + wasted) * 8.0 / delay / 1e6

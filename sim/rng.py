@@ -23,10 +23,13 @@ def _mix(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def session_keys(seed: int, session_ids: np.ndarray) -> np.ndarray:
-    """Keys of sessions ``session_ids`` of a run seeded with ``seed``."""
+def session_keys(seed: int | np.ndarray, session_ids: np.ndarray) -> np.ndarray:
+    """Keys of sessions ``session_ids`` of a run seeded with ``seed`` (an int, or uint64 seeds that broadcast)."""
     with np.errstate(over="ignore"):
-        base = _mix(np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))
+        if isinstance(seed, np.ndarray):
+            base = _mix(seed.astype(np.uint64))
+        else:
+            base = _mix(np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))
         return _mix(base ^ (np.asarray(session_ids, dtype=np.uint64) * _M1))
 
 

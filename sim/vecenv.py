@@ -1,26 +1,21 @@
-"""A stable-baselines3 ``VecEnv`` backed by the batched simulator core.
+"""stable-baselines3's ``VecEnv`` API over :class:`sim.env.StreamingVectorEnv`.
 
-:class:`BatchVecEnv` steps all its environments with one :meth:`sim.core.BatchSimulator.step`
-call (one numpy step for every session) instead of looping over single Gymnasium envs as
-SB3's ``DummyVecEnv`` does. Observations come from :class:`sim.env.ObservationBuilder`, the
-same builder the single :class:`sim.env.StreamingEnv` uses, so the layout, rewards and
-dynamics are identical session for session (``tests/test_rl.py`` checks it).
+A thin adapter: :class:`BatchVecEnv` holds the Gymnasium vector env (all sessions stepped
+by one :meth:`sim.core.BatchSimulator.step` call) in ``SAME_STEP`` autoreset mode, which is
+SB3's convention: when the episode ends (every session plays the same ladder, so all end at
+the same step) the returned observation is the first of the next episode and the last one
+is in ``infos[i]["terminal_observation"]``; ``reset_infos[i]`` says which trace sub-env i
+now plays.
 
-Every session plays the same ladder, so all environments end their episode at the same step;
-the env then auto-resets every one of them, as SB3 expects: the last observation of the
-episode goes to ``infos[i]["terminal_observation"]``, the returned observation is the first of
-the next episode and ``reset_infos[i]`` says which trace and session it plays.
+Seeding follows SB3: :meth:`BatchVecEnv.seed` (s) makes the next :meth:`~BatchVecEnv.reset`
+restart sub-env i from seed s + i, so sub-env i plays exactly the episodes of a
+:class:`sim.env.StreamingEnv` reset with seed s + i (``tests/test_vector.py`` checks it), and
+a given seed replays the same sequence of episodes.
 
 With ``start_rung`` set, every episode's first chunk is fetched at that rung before the
 agent acts (Pensieve's convention of a fixed first-chunk quality; MPC does the same for lack
 of a throughput sample): the first observation is the one after it, and its QoE, which no
 action chose, is not a reward.
-
-Each episode every environment draws a trace (uniformly, or with ``trace_weights``) from a
-generator seeded by :meth:`BatchVecEnv.seed`, and gets a fresh session id
-``episode * num_envs + i`` whose counter-based key (:func:`sim.rng.session_keys`) fixes its
-random start position and delay noise. A given seed therefore replays the same sequence of
-episodes.
 """
 
 from __future__ import annotations
@@ -29,31 +24,28 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from abr.ladder import Ladder
 from abr.qoe import QoE
+from abr.registry import DEFAULT_LADDER
 from policies.base import Observation
 from sim.core import BatchSimulator, SimConfig
 from sim.device import DeviceProfile
-from sim.env import ObservationBuilder, check_start_rung
-from sim.rng import session_keys
+from sim.env import DEFAULT_DEVICE, StreamingVectorEnv
 from traces.trace import Trace
 
 __all__ = ["BatchVecEnv"]
 
 
 class BatchVecEnv(VecEnv):
-    """``num_envs`` streaming sessions stepped together by one :class:`BatchSimulator`.
+    """``num_envs`` streaming sessions for SB3, stepped together by one :class:`StreamingVectorEnv`.
 
-    :param traces: the traces episodes are drawn from.
-    :param ladder: the ladder (every session plays it).
-    :param device: the receiving device.
-    :param qoe: the QoE whose per-chunk value is the reward.
-    :param config: network and player configuration.
+    The first arguments are :class:`sim.env.StreamingEnv`'s (names or objects), then:
+
     :param num_envs: number of parallel sessions.
-    :param seed: seed of trace draws and session keys (see :meth:`seed`).
+    :param seed: seed of the episodes (see :meth:`seed`).
     :param trace_weights: relative probability of drawing each trace (default uniform).
     :param reward_scale: multiplies every reward (QoE is reported unscaled in ``infos``).
     :param start_rung: rung of every episode's first chunk, fetched before the agent acts
@@ -63,16 +55,14 @@ class BatchVecEnv(VecEnv):
     """
 
     render_mode = None
-    #: the raw :class:`policies.base.Observation` behind the vectors last returned (for experts)
-    observation: Observation
 
     def __init__(
         self,
-        traces: Sequence[Trace],
-        ladder: Ladder,
-        device: DeviceProfile,
-        qoe: QoE,
-        config: SimConfig | None = None,
+        traces: Sequence[Trace] | str | None = None,
+        ladder: Ladder | str = DEFAULT_LADDER,
+        device: DeviceProfile | str = DEFAULT_DEVICE,
+        qoe: QoE | str = "perceptual",
+        config: SimConfig | str | None = "pensieve",
         *,
         num_envs: int = 16,
         seed: int = 0,
@@ -80,77 +70,76 @@ class BatchVecEnv(VecEnv):
         reward_scale: float = 1.0,
         start_rung: int | None = None,
         lookahead: int = 1,
+        trace: Sequence[Trace] | str | None = None,
     ):
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if not reward_scale > 0:
             raise ValueError(f"reward_scale must be > 0, got {reward_scale}")
-        self.sim = BatchSimulator(list(traces), ladder, device, qoe, config)
-        n_traces = len(self.sim.bank)
-        if trace_weights is None:
-            self._p = None
-        else:
-            w = np.asarray(trace_weights, dtype=np.float64)
-            if w.shape != (n_traces,) or np.any(w < 0) or not w.sum() > 0:
-                raise ValueError(f"trace_weights must be {n_traces} non-negative numbers with a positive sum")
-            self._p = w / w.sum()
+        self.venv = StreamingVectorEnv(
+            num_envs, traces, ladder, device, qoe, config, start_rung, lookahead,
+            trace=trace, trace_weights=trace_weights, autoreset_mode=AutoresetMode.SAME_STEP,
+        )  # fmt: skip
         self.reward_scale = float(reward_scale)
-        self.start_rung = check_start_rung(start_rung, ladder)
-        self.builder = ObservationBuilder.from_context(self.sim.context, self.sim.config.player.history, lookahead)
-        super().__init__(num_envs, self.builder.space(), spaces.Discrete(ladder.n_rungs))
+        self.start_rung = self.venv.start_rung
+        self.builder = self.venv.builder
+        super().__init__(num_envs, self.venv.single_observation_space, self.venv.single_action_space)
         self._actions: np.ndarray | None = None
-        self._needs_reset = True
         self.seed(seed)
+
+    @property
+    def sim(self) -> BatchSimulator:
+        return self.venv.sim
+
+    @property
+    def observation(self) -> Observation:
+        """The raw :class:`policies.base.Observation` behind the vectors last returned (for experts)."""
+        return self.venv.observation
+
+    @property
+    def trace_index(self) -> np.ndarray:
+        return self.venv.trace_index
+
+    @property
+    def keys(self) -> np.ndarray:
+        """Session keys (:mod:`sim.rng`) of the current episodes."""
+        return self.venv.keys
 
     # ------------------------------------------------------------ seeding
     def seed(self, seed: int | None = None) -> list[int | None]:
-        """Restart the episode sequence from ``seed`` at the next :meth:`reset`.
-
-        Returns ``[seed + i]`` per environment, as SB3's ``VecEnv.seed`` does; the episodes
-        themselves are a function of ``seed`` alone.
-        """
+        """Restart sub-env i from seed ``seed + i`` at the next :meth:`reset`; returns those seeds."""
         if seed is None:
             seed = int(np.random.randint(0, np.iinfo(np.uint32).max, dtype=np.uint32))
         self._seed = int(seed)
-        self._rng = np.random.default_rng(self._seed)
-        self._episode = 0
-        self._needs_reset = True
+        self._pending_seed = True
         return [self._seed + i for i in range(self.num_envs)]
 
     def episode_state(self) -> dict[str, Any]:
         """Where the episode sequence stands (JSON-able), for checkpoints."""
-        return {"seed": self._seed, "episode": self._episode, "rng": self._rng.bit_generator.state}
+        started = self.venv.seeds is not None and not self._pending_seed
+        return {"seed": self._seed, "episode": int(self.venv.episodes[0]) if started else -1}
 
     def restore_episode_state(self, state: dict[str, Any]) -> None:
-        """Continue the episode sequence saved by :meth:`episode_state` at the next :meth:`reset`."""
+        """Continue after the episode saved by :meth:`episode_state` at the next :meth:`reset`."""
         self.seed(int(state["seed"]))
-        self._episode = int(state["episode"])
-        self._rng.bit_generator.state = state["rng"]
+        self._pending_seed = False
+        n = self.num_envs
+        self.venv.resume([self._seed + i for i in range(n)], [int(state["episode"])] * n)
 
     # ------------------------------------------------------------ episodes
-    def _start_episode(self) -> np.ndarray:
-        n = self.num_envs
-        tix = self._rng.choice(len(self.sim.bank), size=n, p=self._p)
-        ids = self._episode * n + np.arange(n, dtype=np.int64)
-        self._episode += 1
-        self.trace_index, self.session_ids = tix, ids
-        self.keys = session_keys(self._seed, ids)
-        obs = self.sim.reset(tix, self.keys)
-        if self.start_rung is not None:
-            obs, _, _ = self.sim.step(np.full(n, self.start_rung, dtype=np.int64))
-        self.observation = obs
-        names = self.sim.bank.traces
-        self.reset_infos = [
-            {"trace": names[t].name, "trace_index": int(t), "session": int(s)} for t, s in zip(tix, ids)
-        ]
-        self._needs_reset = False
-        return self.builder(obs)
-
     def reset(self) -> VecEnvObs:
         """Start a new episode in every environment."""
         self._reset_seeds()
         self._reset_options()
-        return self._start_episode()
+        if self._pending_seed:
+            obs, info = self.venv.reset(seed=self._seed)
+            self._pending_seed = False
+        else:
+            obs, info = self.venv.reset()
+        self._set_reset_infos(info)
+        return obs
+
+    def _set_reset_infos(self, info: dict[str, Any] | None = None) -> None:
+        names = self.sim.bank.traces
+        self.reset_infos = [{"trace": names[i].name, "trace_index": i} for i in self.venv.trace_index.tolist()]
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions).reshape(self.num_envs).astype(np.int64)
@@ -158,27 +147,21 @@ class BatchVecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         if self._actions is None:
             raise RuntimeError("step_wait() without step_async()")
-        if self._needs_reset:
-            raise RuntimeError("call reset() before step()")
-        obs, info, done = self.sim.step(self._actions)
-        self.observation = obs
+        obs, rewards, terminated, chunk, final_obs = self.venv.advance(self._actions)
         self._actions = None
-        vec = self.builder(obs)
-        rewards = (info.reward * self.reward_scale).astype(np.float32)
         infos: list[dict[str, Any]] = [
-            {"qoe": float(q), "stall_s": float(s), "rung": int(r), "TimeLimit.truncated": False}
-            for q, s, r in zip(info.reward, info.stall_s, info.rung)
+            {"qoe": q, "stall_s": s, "rung": r, "TimeLimit.truncated": False}
+            for q, s, r in zip(chunk.reward.tolist(), chunk.stall_s.tolist(), chunk.rung.tolist())
         ]
-        dones = np.full(self.num_envs, done, dtype=bool)
-        if done:
-            for i in range(self.num_envs):
-                infos[i]["terminal_observation"] = vec[i]
-            vec = self._start_episode()
-        return vec, rewards, dones, infos
+        if final_obs is not None:
+            for i, last in enumerate(final_obs):
+                infos[i]["terminal_observation"] = last
+            self._set_reset_infos()
+        return obs, (rewards * self.reward_scale).astype(np.float32), terminated, infos
 
     # ------------------------------------------------------------ VecEnv plumbing
     def close(self) -> None:
-        """Nothing to release."""
+        self.venv.close()
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         """An attribute of the (shared) env object, once per requested environment."""

@@ -24,8 +24,9 @@ from policies.registry import get_policy  # noqa: E402
 from policies.rl import RLPolicy  # noqa: E402
 from sim.core import SIM_PRESETS, BatchSimulator, PlayerConfig  # noqa: E402
 from sim.device import get_device  # noqa: E402
-from sim.env import StreamingEnv  # noqa: E402
+from sim.env import StreamingEnv, episode_sessions  # noqa: E402
 from sim.imitation import collect_expert, discounted_returns  # noqa: E402
+from sim.rng import session_keys  # noqa: E402
 from sim.session import run_sessions  # noqa: E402
 from sim.train import TrainConfig, load_config, main, train  # noqa: E402
 from sim.vecenv import BatchVecEnv  # noqa: E402
@@ -76,28 +77,29 @@ def trained(trace_dir, tmp_path_factory) -> tuple[Path, object]:
 
 # ---------------------------------------------------------------------------- VecEnv
 def test_vecenv_matches_single_envs_session_for_session():
+    """Sub-env i of a BatchVecEnv seeded s plays the episodes of a StreamingEnv reset with s + i."""
     ladder, device, qoe, cfg = _world()
     traces = _traces()
     venv = BatchVecEnv(traces, ladder, device, qoe, cfg, num_envs=4, seed=11)
+    singles = [StreamingEnv(traces, ladder, device, qoe, cfg) for _ in range(4)]
     rng = np.random.default_rng(0)
     obs = venv.reset()
+    for i, env in enumerate(singles):
+        o, info = env.reset(seed=11 + i)
+        np.testing.assert_array_equal(o, obs[i])
+        assert info["trace_index"] == venv.reset_infos[i]["trace_index"]
     for _episode in range(2):
-        singles = []
-        for i, info in enumerate(venv.reset_infos):
-            env = StreamingEnv(traces, ladder, device, qoe, cfg)
-            env.reset(seed=0)  # then replay the vec env's trace and session key on the same simulator
-            o = env.sim.reset(np.array([info["trace_index"]]), venv.keys[i : i + 1])
-            np.testing.assert_array_equal(env.builder(o)[0], obs[i])
-            singles.append(env)
         for k in range(ladder.n_chunks):
             actions = rng.integers(0, ladder.n_rungs, size=4)
             obs, rewards, dones, infos = venv.step(actions)
             for i, env in enumerate(singles):
                 o, r, term, trunc, _ = env.step(int(actions[i]))
-                assert r == pytest.approx(float(rewards[i]), rel=1e-6, abs=1e-6)
+                assert float(rewards[i]) == np.float32(r) and infos[i]["qoe"] == r
                 assert dones[i] == term and not trunc
-                seen = infos[i]["terminal_observation"] if term else obs[i]
-                np.testing.assert_array_equal(o, seen)
+                if term:
+                    np.testing.assert_array_equal(o, infos[i]["terminal_observation"])
+                    o, _ = env.reset()
+                np.testing.assert_array_equal(o, obs[i])
             assert dones.all() == (k == ladder.n_chunks - 1)
 
 
@@ -120,8 +122,9 @@ def test_vecenv_seed_replays_episodes_and_sessions_are_fresh():
     assert not np.array_equal(a[2], c[2])
     first, second = a[1][0], a[1][ladder.n_chunks]
     assert not np.intersect1d(first, second).size  # a new episode gets new session keys
-    sessions = [i["session"] for i in a[0][0] + a[0][ladder.n_chunks]]
-    assert sessions == list(range(6))
+    # sub-env i's episode e has key session_keys(seed + i, e) (sim.env.episode_sessions)
+    expect = [int(session_keys(7 + i, np.array([e]))[0]) for e in (0, 1) for i in range(3)]
+    assert [int(k) for k in np.concatenate([first, second])] == expect
 
 
 def test_vecenv_trace_weights_and_sb3_wrappers():
@@ -262,19 +265,30 @@ def test_loaded_policy_sees_what_training_saw_with_start_rung_and_frame_stack(tr
 
 def test_collect_expert_records_what_the_expert_does_in_its_sessions():
     ladder, device, qoe, cfg = _world()
-    traces = _traces(1)  # one trace: the env's sessions are run_sessions' sessions 0..5
+    traces = _traces(3)
     env = BatchVecEnv(traces, ladder, device, qoe, cfg, num_envs=3, seed=4)
     obs, actions, rewards = collect_expert(get_policy("bba"), env, env, episodes=2)
     n = ladder.n_chunks
     assert obs.shape == (2, n, 3, env.observation_space.shape[0]) and actions.shape == rewards.shape == (2, n, 3)
-    ref = run_sessions(get_policy("bba"), traces, ladder, device, qoe, config=cfg, sessions=6, seed=4)
+    # the env's episodes are (seed 4 + i, episode e): replay them on the core with the expert
+    tix, keys = episode_sessions([4, 5, 6] * 2, [0, 0, 0, 1, 1, 1], len(traces))
+    sim = BatchSimulator(traces, ladder, device, qoe, cfg)
+    expert = get_policy("bba")
+    o = sim.reset(tix, keys)
+    expert.reset(sim.context, 6)
+    ref_rungs, ref_rewards = [], []
+    for _ in range(n):
+        a = expert.act(o)
+        o, info, _ = sim.step(a)
+        ref_rungs.append(info.rung)
+        ref_rewards.append(info.reward)
     as_sessions = lambda a: a.transpose(1, 0, 2).reshape(n, 6)  # noqa: E731  (chunk, episode * 3 + env)
-    np.testing.assert_array_equal(as_sessions(actions), ref.chunks["rung"])
-    np.testing.assert_allclose(as_sessions(rewards), ref.chunks["reward"], rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(as_sessions(actions), np.array(ref_rungs))
+    np.testing.assert_allclose(as_sessions(rewards), np.array(ref_rewards), rtol=1e-6, atol=1e-7)
     # returns: hand-computed on a two-step episode, and undiscounted = the episode's total
     np.testing.assert_allclose(discounted_returns(np.array([[1.0, 2.0]]), 0.5), [[2.0, 2.0]])
     total = discounted_returns(rewards, 1.0)[:, 0, :].reshape(6)
-    np.testing.assert_allclose(total, ref.chunks["reward"].sum(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(total, np.array(ref_rewards).sum(axis=0), rtol=1e-5)
 
 
 def test_imitation_clones_the_expert_before_rl(trace_dir, tmp_path):
