@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from abr.errors import InputError, cli_main
-from abr.io import write_text_atomic
+from abr.io import check_output, write_text_atomic
+from abr.limits import check_request
 from abr.qoe import QOE_PRESETS, get_qoe
 from abr.registry import DEFAULT_LADDER, available_ladders, get_ladder
 from policies.registry import describe_policies
@@ -87,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.sessions is not None and args.sessions < 1:
         raise InputError(f"--sessions must be >= 1, got {args.sessions}")
+    if args.out is not None:
+        if args.out.suffix not in (".csv", ".json"):
+            raise InputError("--out must end in .csv or .json", path=args.out)
+        check_output(args.out)
     if args.sim not in SIM_PRESETS:
         raise InputError(f"unknown simulator preset {args.sim!r}; valid: {', '.join(SIM_PRESETS)}")
     runners = [resolve_runner(s) for s in (args.policy or ["bola"])]
@@ -96,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
     traces = traces_from_args(args, seed=args.seed)
     config = SIM_PRESETS[args.sim]
     device.decode_s(ladder)  # fail early if the device cannot decode a rung
+    # a session holds about a dozen float64 per chunk (its chunk records) in memory
+    check_request("--sessions", args.sessions or 0, 16 * 8 * ladder.n_chunks, force=args.force)
 
     kind = "SYNTHETIC model (not measured)" if ladder.is_synthetic else ladder.metadata.get("source", "measured")
     print(f"ladder  {ladder.name}: {ladder.n_rungs} rungs x {ladder.n_chunks} chunks "
