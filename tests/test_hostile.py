@@ -8,11 +8,11 @@ Rows run in-process (``main(argv)``, the way ``python -m`` calls it) in an empty
 holds only the row's input files; afterwards that folder must hold nothing else.
 """
 
+# ruff: noqa: E501  (the case table keeps one case per line)
 from __future__ import annotations
 
 import importlib
 import json
-import os
 import re
 import struct
 import subprocess
@@ -190,3 +190,397 @@ def test_bad_input_is_one_clear_line_and_exit_2(case, tmp_path, capsys, monkeypa
         assert err[0].startswith("usage:"), err
     assert re.search(case.match, line), (case.match, line)
     assert _listing(folder) == before, "output left behind"
+
+
+def test_case_counts():
+    """The table covers every entry point; counts by what the issue found (see the module docstring)."""
+    kinds = {k: sum(c.kind == k for c in CASES) for k in ("traceback", "silent", "clean")}
+    modules = {c.module for c in CASES}
+    assert modules == {RUN, TRAIN, WHATIF, TRACES, ENC, DEC, LAD}
+    assert kinds["traceback"] >= 30 and kinds["silent"] >= 18, kinds
+
+
+def test_broken_pipe_is_quiet(tmp_path):
+    """``python -m traces info lte | head -1``: the closed pipe ends the command quietly."""
+    code = (
+        "import sys; from abr.errors import cli_main\n"
+        "@cli_main\n"
+        "def main():\n"
+        "    for i in range(200000): print('line', i)\n"
+        "    return 0\n"
+        "sys.exit(main())\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) in (0, 141) and "Traceback" not in err and "BrokenPipe" not in err, err
+# ---------------------------------------------------------------------------- bitstream fuzz
+def _records(data: bytes) -> list[tuple[int, int]]:
+    """(start, payload length) of every record of a valid stream."""
+    out, pos = [], 6
+    while pos < len(data):
+        _, n = struct.unpack_from("<BI", data, pos)
+        out.append((pos, n))
+        pos += 5 + n + 4
+    return out
+
+
+def _rebuild(data: bytes, start: int, payload: bytes) -> bytes:
+    """``data`` with the record at ``start`` given a new payload, its length and CRC recomputed."""
+    tag, n = struct.unpack_from("<BI", data, start)
+    head = struct.pack("<BI", tag, len(payload))
+    rec = head + payload + struct.pack("<I", zlib.crc32(head + payload) & 0xFFFFFFFF)
+    return data[:start] + rec + data[start + 5 + n + 4 :]
+
+
+def _mutants(data: bytes, rng: np.random.Generator, count: int):
+    recs = _records(data)
+    for _ in range(count):
+        start, n = recs[rng.integers(len(recs))]
+        payload = bytearray(data[start + 5 : start + 5 + n])
+        kind = rng.integers(5)
+        if kind == 0 and n:  # flip a few bits
+            for _ in range(rng.integers(1, 4)):
+                i = rng.integers(n)
+                payload[i] ^= 1 << int(rng.integers(8))
+        elif kind == 1 and n >= 2:  # an extreme little-endian u16/u32 somewhere (sizes, counts, ranks)
+            width = int(rng.choice([2, 4]))
+            i = int(rng.integers(max(n - width, 0) + 1))
+            value = int(rng.choice([0, 1, 0xFF, 0xFFFF, 0xFFFFFFFF, 0x7FFFFFFF]))
+            payload[i : i + width] = value.to_bytes(8, "little")[:width]
+        elif kind == 2:  # cut the payload
+            payload = payload[: int(rng.integers(n + 1))]
+        elif kind == 3:  # append bytes
+            payload += bytes(rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8))
+        else:  # random bytes over a stretch
+            i = int(rng.integers(n + 1))
+            k = int(rng.integers(1, 9))
+            payload[i : i + k] = bytes(rng.integers(0, 256, k, dtype=np.uint8))
+        yield _rebuild(data, start, bytes(payload))
+
+
+def _same(a, b) -> bool:
+    ka = [(k.frame, k.length, k.u_q, k.v_q, k.u.tobytes(), k.v.tobytes()) for k in a.keyframes]
+    kb = [(k.frame, k.length, k.u_q, k.v_q, k.u.tobytes(), k.v.tobytes()) for k in b.keyframes]
+    return (a.header == b.header and ka == kb and a.latent.qp == b.latent.qp
+            and a.latent.q.tobytes() == b.latent.q.tobytes())  # fmt: skip
+
+
+@pytest.mark.parametrize("coder", ["raw", "zlib", "lzma", "ac"])
+def test_bitstream_mutants_with_valid_crcs_fail_cleanly_or_are_valid_streams(coder):
+    """100 seeded mutants per coder, CRCs recomputed: every one is an InputError or a valid
+    stream (it re-encodes to a stream that decodes to the same content), none allocates more
+    than 32 MiB, and every record kind is hit."""
+    from codec.promptus.bitstream import KeyframeRecord, LatentRecord, StreamHeader, decode_stream_bytes, encode_stream
+    from codec.promptus.quant import QParams
+
+    rng = np.random.default_rng(CODERS[coder])
+    L, D, r = 8, 32, 3
+    header = StreamHeader("tiny", "0123456789abcdef", "promptus", 64, 64, (4, 8, 8), (L, D), r, 5, 30.0, 7, 11, 3)
+    latent = LatentRecord(rng.integers(0, 256, (1, 4, 8, 8), dtype=np.uint8), QParams(0.02, 120.5))
+    kfs = [KeyframeRecord(np.clip(rng.normal(128, 20, (L, r)), 0, 255).astype(np.uint8),
+                          np.clip(rng.normal(128, 20, (r, D)), 0, 255).astype(np.uint8),
+                          QParams(0.01, 3.0), QParams(0.5, -7.0), frame=f, length=ln)
+           for f, ln in ((0, 1), (5, 5), (10, 5))]  # fmt: skip
+    data, _ = encode_stream(header, latent, kfs, coder=coder)
+    assert _same(decode_stream_bytes(data), decode_stream_bytes(data))
+    outcome = {"refused": 0, "valid": 0}
+    tracemalloc.start()
+    try:
+        for mutant in _mutants(data, rng, 100):
+            tracemalloc.reset_peak()
+            try:
+                s = decode_stream_bytes(mutant)
+            except InputError as exc:
+                assert "corrupt Promptus stream" in str(exc) and "\n" not in str(exc)
+                outcome["refused"] += 1
+            else:
+                again, _ = encode_stream(s.header, s.latent, s.keyframes, coder="raw")
+                assert _same(decode_stream_bytes(again), s)
+                outcome["valid"] += 1
+            assert tracemalloc.get_traced_memory()[1] < 32 << 20
+    finally:
+        tracemalloc.stop()
+    assert outcome["refused"] > 50, outcome
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("latent_shape", (255, 4096, 4096), "latent of 4278190080 elements"),
+        ("prompt_shape", (4096, 4096), "prompt 4096x4096"),
+        ("rank", 60000, "rank 60000"),
+        ("fps", float("inf"), "fps inf"),
+        ("fps", float("nan"), "zero or negative"),
+        ("n_frames", 4_000_000_000, "4000000000 frames"),
+        ("width", 60000, "frame size 60000x64"),
+    ],
+)
+def test_bitstream_header_beyond_limits_is_refused_before_allocating(field, value, message):
+    from codec.promptus.bitstream import _header_payload, decode_stream_bytes
+
+    base = dict(generator="g", fingerprint="0123456789abcdef", receiver="promptus", width=64, height=64,
+                latent_shape=(4, 8, 8), prompt_shape=(8, 32), rank=3, interval=5, fps=30.0, seed=1, n_frames=11,
+                n_keyframes=3)  # fmt: skip
+    from codec.promptus.bitstream import StreamHeader
+
+    payload = _header_payload(StreamHeader(**{**base, field: value}))
+    head = struct.pack("<BI", ord("H"), len(payload))
+    data = b"PRMT" + struct.pack("<H", 1) + head + payload + struct.pack("<I", zlib.crc32(head + payload))
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError, match=re.escape(message)):
+            decode_stream_bytes(data)
+        assert tracemalloc.get_traced_memory()[1] < 1 << 20
+    finally:
+        tracemalloc.stop()
+
+
+def test_entropy_decoders_are_bounded():
+    """A zlib bomb stops at the expected size; arithmetic-coded input too short or too long
+    for its size is refused before decoding."""
+    bomb = zlib.compress(bytes(50 << 20), 9)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="does not end after 1000 bytes"):
+            decode_bytes(1, bomb, 1000)
+        assert tracemalloc.get_traced_memory()[1] < 4 << 20
+    finally:
+        tracemalloc.stop()
+    with pytest.raises(ValueError, match="cannot hold"):
+        ac_decode(b"\0" * 6, 10_000_000)
+    with pytest.raises(ValueError, match="more than"):
+        ac_decode(b"\0" * 1000, 10)
+    data = bytes(range(256)) * 4
+    assert ac_decode(ac_encode(data), len(data)) == data
+
+
+# ---------------------------------------------------------------------------- no code from files
+class _Marker:
+    """Unpickling this writes a marker file: proof that a loader ran code from a file."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.path), "pwned"))
+
+
+def _evil(path: Path) -> bytes:
+    import pickle
+
+    return pickle.dumps({"x": _Marker(path)})
+
+
+def _evil_zip(dest: Path, marker: Path, members: tuple[str, ...]) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(dest, "w") as zf:
+        for m in members:
+            zf.writestr(m, _evil(marker) if m != "data" else json.dumps({"observation_space": {":serialized:": __import__("base64").b64encode(_evil(marker)).decode()}}))
+
+
+RL_PPO = ROOT / "bench" / "results" / "rl-ppo"
+
+
+def test_the_marker_really_runs_code_when_unpickled(tmp_path):
+    import pickle
+
+    pickle.loads(_evil(tmp_path / "m"))  # noqa: S301 - the control: plain pickle runs it
+    assert (tmp_path / "m").read_text() == "pwned"
+
+
+def test_rl_policy_folder_runs_no_code(tmp_path):
+    """A planted vecnormalize.pkl, model.zip data and policy.pth: refused, nothing runs."""
+    pytest.importorskip("stable_baselines3")
+    import shutil
+
+    from policies.registry import get_policy
+
+    marker = tmp_path / "marker"
+    folder = tmp_path / "pol"
+    shutil.copytree(RL_PPO, folder)
+    # 1) an old-format folder: statistics in a (planted) pickle, none in model.zip
+    import zipfile
+
+    from policies.rl import NORMALIZER_MEMBER
+
+    with zipfile.ZipFile(RL_PPO / "model.zip") as src, zipfile.ZipFile(folder / "model.zip", "w") as dst:
+        for info in src.infolist():
+            if info.filename == NORMALIZER_MEMBER:
+                continue
+            blob = src.read(info)
+            dst.writestr(info, _evil(marker) if info.filename == "data" else blob)
+    (folder / "vecnormalize.pkl").write_bytes(_evil(marker))
+    with pytest.raises(InputError, match="does not load.*--trust-pickle"):
+        get_policy(f"rl:{folder}")
+    # 2) weights that are a pickle with code
+    _evil_zip(folder / "model.zip", marker, ("data", "policy.pth", "pytorch_variables.pth"))
+    with pytest.raises(InputError, match="policy.pth is not a plain state dict"):
+        get_policy(f"rl:{folder}")
+    assert not marker.exists()
+
+
+def test_train_resume_runs_no_code(tmp_path):
+    """sim.train --resume on a planted checkpoint (new and old layout): refused, nothing runs."""
+    pytest.importorskip("stable_baselines3")
+    from sim.train import TrainConfig, train
+
+    marker = tmp_path / "marker"
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    for i in range(4):
+        (traces / f"t{i}.txt").write_text(_COOKED)
+    cfg = TrainConfig(traces=(str(traces),), ladder="synthetic:promptus", steps=64, n_envs=2, n_steps=32,
+                      batch_size=64, eval_every=64, net_arch=(8,))  # fmt: skip
+    out = tmp_path / "run"
+    (out / "last").mkdir(parents=True)
+    (out / "config.json").write_text(json.dumps({"train": cfg.to_dict()}))
+    (out / "last" / "state.json").write_text("{}")
+    (out / "last" / "vecnormalize.pkl").write_bytes(_evil(marker))
+    (out / "last" / "model.zip").write_bytes(b"")
+    _evil_zip(out / "last" / "model.zip", marker, ("data", "policy.pth"))
+    with pytest.raises(InputError, match="older promptabr"):
+        train(cfg, out, resume=True, progress=False)
+    _evil_zip(out / "last" / "checkpoint.zip", marker, ("data", "policy.pth", "policy.optimizer.pth"))
+    import zipfile
+
+    with zipfile.ZipFile(out / "last" / "checkpoint.zip", "a") as zf:  # readable state, planted weights
+        zf.writestr("state.json", json.dumps({"timesteps": 64}))
+        zf.writestr("vecnormalize.json", "{}")
+    with pytest.raises(InputError, match="not a plain state dict"):
+        train(cfg, out, resume=True, progress=False)
+    assert not marker.exists()
+
+
+def test_promptus_fit_checkpoint_runs_no_code_and_real_ones_still_load(tmp_path):
+    import torch
+
+    from codec.promptus.fit import KeyframeFit, _atomic_save, _ckpt_doc, _load_ckpt
+    from codec.promptus.quant import QParams, QuantFactors
+
+    rng = np.random.default_rng(0)
+    q = QuantFactors(rng.integers(0, 256, (8, 3), dtype=np.uint8), rng.integers(0, 256, (3, 16), dtype=np.uint8),
+                     QParams(0.01, 3.0), QParams(0.5, -7.0))  # fmt: skip
+    kf = KeyframeFit(5, 5, q, torch.randn(1, 4, 8, 8), 0.25, np.array([0.1, 0.2]), 40, 1.5)
+    _atomic_save(_ckpt_doc(kf, "abc"), tmp_path / "kf.pt")
+    back = _load_ckpt(tmp_path / "kf.pt", "abc")
+    assert back is not None and back.frame == 5 and np.array_equal(back.factors.u, q.u)
+    assert np.array_equal(back.frame_mse, kf.frame_mse) and torch.equal(back.latent, kf.latent)
+    assert _load_ckpt(tmp_path / "kf.pt", "other") is None
+    marker = tmp_path / "marker"
+    torch.save({"digest": "abc", "u": _Marker(marker)}, tmp_path / "evil.pt")
+    assert _load_ckpt(tmp_path / "evil.pt", "abc") is None
+    assert not marker.exists()
+
+
+def test_committed_rl_policy_loads_safely_and_acts_as_before():
+    """bench/results/rl-ppo, converted to the safe format, takes the actions SB3's own loader and
+    the old pickled statistics gave (48 seeded inputs, recorded before the conversion)."""
+    pytest.importorskip("stable_baselines3")
+    from policies.rl import RLPolicy
+
+    policy = RLPolicy.load(RL_PPO)
+    x = np.random.default_rng(20).uniform(0, 3, size=(48, 62)).astype(np.float32)
+    actions = policy.model.predict(policy.normalizer(x), deterministic=True)[0]
+    assert "".join(map(str, actions)) == "443534254454543534354435535345435445355544553552"
+    assert not (RL_PPO / "vecnormalize.pkl").exists()
+
+
+def test_normalizer_matches_vecnormalize():
+    pytest.importorskip("stable_baselines3")
+    import gymnasium as gym
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from policies.rl import ObsNormalizer
+
+    env = DummyVecEnv([lambda: gym.make("CartPole-v1")])
+    vn = VecNormalize(env, clip_obs=2.0)
+    rng = np.random.default_rng(1)
+    vn.obs_rms.update(rng.normal(3, 2, (50, 4)))
+    x = rng.normal(3, 4, (20, 4)).astype(np.float32)
+    norm = ObsNormalizer.from_vecnormalize(vn)
+    np.testing.assert_array_equal(norm(x), vn.normalize_obs(x))
+    again = ObsNormalizer.from_dict(json.loads(json.dumps(norm.to_dict())), "x")
+    np.testing.assert_array_equal(again(x), vn.normalize_obs(x))
+    with pytest.raises(InputError, match="bad normaliser"):
+        ObsNormalizer.from_dict({**norm.to_dict(), "var": [float("nan")] * 4}, "x")
+
+
+# ---------------------------------------------------------------------------- locks, stale files, workers
+def test_folder_lock_refuses_a_second_writer_and_recovers_from_a_dead_one(tmp_path):
+    from abr.lock import LOCK_NAME, folder_lock
+
+    out = tmp_path / "out"
+    hold = subprocess.Popen([sys.executable, "-c", "import sys, time; from abr.lock import folder_lock\n"
+                             f"with folder_lock({str(out)!r}, 'holder'):\n print('held', flush=True); time.sleep(60)"],
+                            stdout=subprocess.PIPE, cwd=ROOT)  # fmt: skip
+    assert hold.stdout.readline().strip() == b"held"
+    with pytest.raises(InputError, match=rf"in use by PID {hold.pid} .*holder"):
+        with folder_lock(out):
+            pass
+    hold.kill()  # kill -9: the lock file stays, but its flock died with the process
+    hold.wait()
+    assert (out / LOCK_NAME).exists()
+    (out / ".summary.csv.x1y2.tmp").write_text("partial")
+    (out / "cells").mkdir()
+    (out / "cells" / ".ab.parquet.z.tmp.parquet").write_text("partial")
+    (out / "keep.csv").write_text("done")
+    with folder_lock(out):
+        with folder_lock(out):  # re-entrant in one process
+            pass
+        assert {p.name for p in out.rglob("*")} == {"cells", LOCK_NAME, "keep.csv"}
+    assert not (out / LOCK_NAME).exists()
+
+
+def test_whatif_refuses_a_locked_out_folder(tmp_path, capsys):
+    from sim.whatif import main
+
+    (tmp_path / "t.txt").write_text(_COOKED)
+    out = tmp_path / "o"
+    hold = subprocess.Popen([sys.executable, "-c", "import time; from abr.lock import folder_lock\n"
+                             f"with folder_lock({str(out)!r}, 'other'):\n print('held', flush=True); time.sleep(60)"],
+                            stdout=subprocess.PIPE, cwd=ROOT)  # fmt: skip
+    try:
+        assert hold.stdout.readline().strip() == b"held"
+        assert main(["--trace", str(tmp_path / "t.txt"), "--out", str(out), "--fresh", "--no-progress"]) == 2
+        assert re.search(r"in use by PID \d+", capsys.readouterr().err)
+    finally:
+        hold.kill()
+        hold.wait()
+
+
+def test_process_workers_die_with_their_parent(tmp_path):
+    """kill -9 of a driver using ProcessExecutor: its workers are gone within seconds."""
+    script = (
+        "import os, time\n"
+        "from sim.sweep._executors import ProcessExecutor\n"
+        "ex = ProcessExecutor(2, start_method='fork')\n"
+        "it = ex.map(time.sleep, [600] * 4)\n"
+        "import threading; threading.Thread(target=lambda: next(it), daemon=True).start()\n"
+        "while ex._pool is None or len(ex._pool._processes or {}) < 2: time.sleep(0.05)\n"
+        "time.sleep(0.5)\n"
+        "print(' '.join(str(p) for p in ex._pool._processes), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=ROOT)
+    pids = [int(x) for x in p.stdout.readline().split()]
+    assert len(pids) == 2
+    p.kill()
+    p.wait()
+    import time
+
+    deadline = time.monotonic() + 20
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in alive if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
+        time.sleep(0.2)
+    assert not alive, f"workers {alive} outlived their parent"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

@@ -18,7 +18,8 @@ Registry :data:`CODERS` (name -> id on the wire):
 
 Decoding is bounded for hostile input: the expected size ``n`` is known before decoding (the
 bitstream checks it against its limits), zlib and LZMA stop after ``n + 1`` output bytes and
-must end exactly there, and the arithmetic decoder refuses input shorter than its coding
+must end exactly there (LZMA with a dictionary of ``n`` bytes, not the encoder's 64 MiB), and
+the arithmetic decoder refuses input shorter than its coding
 bound allows for ``n`` bytes (every coded bit costs at least ``-log2(1 - 16/2048)`` bits:
 probabilities never leave [16, 2032] / 2048) or longer than the most it can emit, and stops as
 soon as it reads past the end of its input.
@@ -186,7 +187,9 @@ def decode_bytes(cid: int, blob: bytes, n: int, model: str = "") -> bytes:
             if not dec.eof or dec.unconsumed_tail or dec.unused_data:
                 raise ValueError(f"zlib data does not end after {n} bytes")
         elif cid == 2:
-            dec = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
+            # a dictionary of the output size is enough for any valid stream (preset 9 would be 64 MiB)
+            dec = lzma.LZMADecompressor(format=lzma.FORMAT_RAW,
+                                        filters=[{"id": lzma.FILTER_LZMA2, "dict_size": max(n, 4096)}])  # fmt: skip
             out = dec.decompress(blob, n + 1)
             if not dec.eof or dec.unused_data:
                 raise ValueError(f"lzma data does not decode to {n} bytes")
