@@ -214,6 +214,31 @@ def test_resume_continues_and_refuses_other_configs(trace_dir, tmp_path):
     assert [r["timesteps"] for r in res.eval_rows] == [1024, 2048]
 
 
+def test_interrupted_runs_leave_a_folder_that_reruns_or_resumes(trace_dir, tmp_path):
+    """Killed before the first checkpoint: the folder (config.json, a partial progress.csv, a
+    stale temporary file) is simply run again, even with --resume. Killed after a checkpoint
+    but before model.zip and eval.csv caught up: resume rederives them from the checkpoint and
+    stops at the step budget."""
+    import zipfile
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    (out / "progress.csv").write_text("partial\n")
+    (out / ".eval.csv.k1l2.tmp").write_text("partial")
+    train(_config(trace_dir, steps=1024), out, resume=True, progress=False)
+    assert not (out / ".eval.csv.k1l2.tmp").exists() and not (out / ".promptabr.lock").exists()
+    with zipfile.ZipFile(out / "last" / "checkpoint.zip") as zf:
+        state = json.loads(zf.read("state.json"))
+    assert state["timesteps"] == 1024 and [r["timesteps"] for r in state["rows"]] == [1024]
+    (out / "model.zip").unlink()
+    (out / "eval.csv").write_text("timesteps\n")
+    res = train(_config(trace_dir, steps=2048), out, resume=True, progress=False)
+    assert res.timesteps == 2048 and [r["timesteps"] for r in res.eval_rows] == [1024, 2048]
+    assert (out / "model.zip").is_file()
+    assert [int(r.split(",")[0]) for r in (out / "eval.csv").read_text().splitlines()[1:]] == [1024, 2048]
+
+
 def test_other_algorithms_and_frame_stack_train_and_load(trace_dir, tmp_path):
     for algo, extra in (("dqn", {"batch_size": 64}), ("a2c", {"frame_stack": 3, "n_steps": 8})):
         out = tmp_path / algo
