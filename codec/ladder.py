@@ -178,7 +178,7 @@ class LadderBuildConfig:
             raise unknown_name(f"{self.codec} preset", str(self.preset), PRESETS[self.codec])
         kbps = tuple(sorted(float(k) for k in self.kbps))
         if not kbps or not all(0 < k < 1e7 for k in kbps) or len(set(kbps)) != len(kbps):
-            raise InputError(f"kbps must be distinct bitrates in (0, 1e7), got {list(self.kbps)}")
+            raise InputError(f"kbps must be distinct positive bitrates below 1e7, got {list(self.kbps)}")
         object.__setattr__(self, "kbps", kbps)
         if not 0 < self.chunk_s < 3600:
             raise InputError(f"chunk_s must be in (0, 3600) s, got {self.chunk_s}")

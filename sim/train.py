@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from abr.errors import InputError, cli_main, unknown_name
-from abr.io import write_atomic, write_text_atomic
+from abr.io import check_output, write_atomic, write_text_atomic
 from abr.lock import folder_lock
 from abr.qoe import QOE_PRESETS
 from abr.registry import DEFAULT_LADDER
@@ -718,6 +718,7 @@ def train(
     ckpt_path = out / "last" / CHECKPOINT_FILE
     if out.exists() and not out.is_dir():
         raise InputError("--out must be a folder; this is a file", path=out)
+    check_output(out, folder=True)
     if resume and not ckpt_path.is_file():
         if (out / "last" / "state.json").is_file():
             raise InputError("the checkpoint in last/ was written by an older promptabr (pickled statistics) and "

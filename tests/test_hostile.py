@@ -143,6 +143,47 @@ CASES: list[Case] = [
     Case("encode-target-loss-nan", ENC, ("{d}/v.mp4", "--target-loss", "nan", "--out", "{d}/o"), r"target.loss", kind="silent"),
     Case("decode-out-txt", DEC, ("{d}/s.prmt", "--out", "{d}/x.txt"), r"x\.txt.*--out must end", {"s.prmt": b"PRMT"}),
     Case("ladder-preset-unknown", LAD, ("{d}/v.mp4", "--preset", "nosuchpreset", "--out", "{d}/o"), r"nosuchpreset"),
+    # ---- more of the same kinds, beyond the issue's list
+    Case("run-policy-unknown", RUN, (*T, "--policy", "nosuch"), r"nosuch", TF, kind="extra"),
+    Case("run-policy-bad-key", RUN, (*T, "--policy", "bola:gama=5"), r"gama", TF, kind="extra"),
+    Case("run-policy-rl-missing", RUN, (*T, "--policy", "rl:{d}/none"), r"none.*not a folder", TF, kind="extra"),
+    Case("run-policy-rl-garbage-config", RUN, (*T, "--policy", "rl:{d}/pol"), r"config\.json", {**TF, "pol/config.json": _nested(100000)}, kind="extra"),
+    Case("run-qoe-unknown", RUN, (*T, "--qoe", "nosuch"), r"nosuch", TF, kind="extra"),
+    Case("run-sim-unknown", RUN, (*T, "--sim", "nosuch"), r"nosuch", TF, kind="extra"),
+    Case("run-device-unknown", RUN, (*T, "--device", "nosuch"), r"nosuch", TF, kind="extra"),
+    Case("run-trace-empty-file", RUN, ("--trace", "{d}/e.txt"), r"e\.txt", {"e.txt": ""}, kind="extra"),
+    Case("run-trace-missing", RUN, ("--trace", "{d}/missing.txt"), r"missing\.txt", kind="extra"),
+    Case("run-trace-count-zero", RUN, ("--trace", "lte", "--trace-count", "0"), r"count", kind="extra"),
+    Case("run-shift-nan", RUN, (*T, "--shift", "nan"), r"shift", TF, kind="extra"),
+    Case("run-rtt-inf", RUN, (*T, "--rtt-ms", "inf"), r"rtt", TF, kind="extra"),
+    Case("run-outages-negative", RUN, (*T, "--outages", "-1"), r"outages", TF, kind="extra"),
+    Case("run-test-fraction-nan", RUN, ("--trace", "{d}/tr@test", "--test-fraction", "nan"), r"fraction", {"tr/a.txt": _COOKED, "tr/b.txt": _COOKED}, kind="extra"),
+    Case("run-mahimahi-letters", RUN, ("--trace", "{d}/mm.log", "--trace-format", "mahimahi"), r"mm\.log:2", {"mm.log": "1\nabc\n"}, kind="extra"),
+    Case("run-sabre-not-list", RUN, ("--trace", "{d}/s.json", "--trace-format", "sabre"), r"s\.json", {"s.json": '{"a": 1}'}, kind="extra"),
+    Case("run-ladder-missing", RUN, (*T, "--ladder", "{d}/none.json"), r"none\.json", TF, kind="extra"),
+    Case("train-gamma-nan", TRAIN, (*T, "--gamma", "nan", "--out", "{d}/o"), r"gamma", TF, kind="extra"),
+    Case("train-reward-scale-inf", TRAIN, (*T, "--reward-scale", "inf", "--out", "{d}/o"), r"reward_scale", TF, kind="extra"),
+    Case("train-val-fraction-nan", TRAIN, (*T, "--val-fraction", "nan", "--out", "{d}/o"), r"val_fraction", TF, kind="extra"),
+    Case("train-eval-every-0", TRAIN, (*T, "--eval-every", "0", "--out", "{d}/o"), r"eval_every", TF, kind="extra"),
+    Case("train-net-zero", TRAIN, (*T, "--net", "0,8", "--out", "{d}/o"), r"net_arch", TF, kind="extra"),
+    Case("train-start-rung-99", TRAIN, (*T, "--start-rung", "99", "--out", "{d}/o"), r"start-rung 99", TF, kind="extra"),
+    Case("train-resume-foreign-checkpoint", TRAIN, (*T, "--resume", "--out", "{d}/o"), r"o/config\.json.*not found", {**TF, "o/last/checkpoint.zip": b"not a zip"}, kind="extra"),
+    Case("whatif-lo-nan", WHATIF, (*T, "--crossover", "--ladder", "h265-measured,promptus-paper-model", "--lo", "nan", "--out", "{d}/o"), r"--lo", TF, kind="extra"),
+    Case("whatif-block-negative", WHATIF, (*T, "--block", "-1", "--out", "{d}/o"), r"block", TF, kind="extra"),
+    Case("whatif-grid-deep-yaml", WHATIF, ("--grid", "{d}/g.yaml", "--out", "{d}/o"), r"g\.yaml", {"g.yaml": _nested(100000)}, kind="extra"),
+    Case("whatif-vary-nan", WHATIF, (*T, "--vary", "shift_s=nan/1", "--out", "{d}/o"), r"shift.*nan", TF, kind="extra"),
+    Case("whatif-grid-deep", WHATIF, ("--grid", "{d}/g.json", "--out", "{d}/o"), r"g\.json", {"g.json": _nested(100000)}, kind="extra"),
+    Case("whatif-executor-unknown", WHATIF, (*T, "--executor", "nosuch", "--out", "{d}/o"), r"executor", TF, kind="extra"),
+    Case("traces-convert-to-proc", TRACES, ("convert", "{d}/t.txt", "/proc/x.json", "--to", "sabre"), r"/proc/x\.json", TF, kind="extra"),
+    Case("traces-info-gnettrack-garbage", TRACES, ("info", "{d}/g.csv", "--trace-format", "gnettrack"), r"g\.csv", {"g.csv": "a,b\n1,2\n"}, kind="extra"),
+    Case("decode-damaged-stream", DEC, ("{d}/s.prmt", "--out", "{d}/x.mp4"), r"s\.prmt.*corrupt", {"s.prmt": b"PRMT\x01\x00H\xff\xff\xff\xff"}, kind="extra"),
+    Case("decode-not-a-stream", DEC, ("{d}/s.prmt", "--out", "{d}/x.mp4"), r"s\.prmt.*magic", {"s.prmt": b"GIF89a......"}, kind="extra"),
+    Case("encode-interval-zero", ENC, ("{d}/v.mp4", "--interval", "0", "--out", "{d}/o"), r"--interval", kind="extra"),
+    Case("encode-fps-nan", ENC, ("{d}/v.mp4", "--fps", "nan", "--out", "{d}/o"), r"--fps", kind="extra"),
+    Case("encode-out-into-file", ENC, ("{d}/v.mp4", "--out", "{d}/v.mp4/o"), r"v\.mp4", {"v.mp4": b"x"}, kind="extra"),
+    Case("ladder-kbps-nan", LAD, ("{d}/v.mp4", "--kbps", "nan,100", "--out", "{d}/o"), r"kbps", kind="extra"),
+    Case("ladder-chunk-inf", LAD, ("{d}/v.mp4", "--chunk", "inf", "--out", "{d}/o"), r"chunk", kind="extra"),
+    Case("rl-convert-untrusted", "policies.rl", ("convert", "{d}/pol"), r"--trust-pickle", kind="extra"),
 ]
 # fmt: on
 
@@ -194,9 +235,9 @@ def test_bad_input_is_one_clear_line_and_exit_2(case, tmp_path, capsys, monkeypa
 
 def test_case_counts():
     """The table covers every entry point; counts by what the issue found (see the module docstring)."""
-    kinds = {k: sum(c.kind == k for c in CASES) for k in ("traceback", "silent", "clean")}
+    kinds = {k: sum(c.kind == k for c in CASES) for k in ("traceback", "silent", "clean", "extra")}
     modules = {c.module for c in CASES}
-    assert modules == {RUN, TRAIN, WHATIF, TRACES, ENC, DEC, LAD}
+    assert modules == {RUN, TRAIN, WHATIF, TRACES, ENC, DEC, LAD, "policies.rl"}
     assert kinds["traceback"] >= 30 and kinds["silent"] >= 18, kinds
 
 
