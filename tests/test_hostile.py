@@ -625,3 +625,47 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_legacy_policy_folder_converts_only_when_trusted(tmp_path, capsys):
+    """An old folder (statistics in vecnormalize.pkl) is refused until converted with
+    --trust-pickle; converted, it acts exactly as the committed policy."""
+    pytest.importorskip("stable_baselines3")
+    import shutil
+    import zipfile
+
+    import gymnasium as gym
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from policies.rl import NORMALIZER_MEMBER, RLPolicy, main
+
+    class _Env(gym.Env):
+        observation_space = gym.spaces.Box(0, 100, (62,), np.float32)
+        action_space = gym.spaces.Discrete(6)
+
+        def reset(self, *, seed=None, options=None):
+            return np.zeros(62, np.float32), {}
+
+        def step(self, action):
+            return np.zeros(62, np.float32), 0.0, True, False, {}
+
+    folder = tmp_path / "old"
+    shutil.copytree(RL_PPO, folder)
+    with zipfile.ZipFile(RL_PPO / "model.zip") as src:
+        norm = json.loads(src.read(NORMALIZER_MEMBER))
+        with zipfile.ZipFile(folder / "model.zip", "w") as dst:
+            for info in src.infolist():
+                if info.filename != NORMALIZER_MEMBER:
+                    dst.writestr(info, src.read(info))
+    vn = VecNormalize(DummyVecEnv([_Env]), clip_obs=norm["clip"], epsilon=norm["epsilon"])
+    vn.obs_rms.mean, vn.obs_rms.var = np.array(norm["mean"]), np.array(norm["var"])
+    vn.save(str(folder / "vecnormalize.pkl"))
+    with pytest.raises(InputError, match="convert"):
+        RLPolicy.load(folder)
+    assert main(["convert", str(folder)]) == 2 and "--trust-pickle" in capsys.readouterr().err
+    assert main(["convert", str(folder), "--trust-pickle"]) == 0
+    assert not (folder / "vecnormalize.pkl").exists()
+    policy = RLPolicy.load(folder)
+    x = np.random.default_rng(20).uniform(0, 3, size=(48, 62)).astype(np.float32)
+    actions = policy.model.predict(policy.normalizer(x), deterministic=True)[0]
+    assert "".join(map(str, actions)) == "443534254454543534354435535345435445355544553552"
