@@ -917,14 +917,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_main
 def main(argv: list[str] | None = None) -> int:
-    args = vars(build_parser().parse_args(argv))
+    parser = build_parser()
+    args = vars(parser.parse_args(argv))
     out, resume, progress = args.pop("out"), args.pop("resume", False), args.pop("progress", True)
     limit_min = args.pop("time_limit_min", None)
     base = load_config(args.pop("config")).to_dict() if "config" in args else {}
     if resume and not base and (out / "config.json").is_file():
         base = load_config(out / "config.json").to_dict()
     base.update(args)
-    cfg = TrainConfig.from_dict(base, where="command line")
+    try:
+        cfg = TrainConfig.from_dict(base, where="command line")
+    except InputError as exc:  # name the flag, not the field: "TrainConfig.learning_rate" -> "--lr"
+        msg = str(exc)
+        for action in parser._actions:
+            if action.option_strings and f"TrainConfig.{action.dest} " in msg:
+                msg = msg.replace(f"command line: TrainConfig.{action.dest}", action.option_strings[0])
+        raise InputError(msg) from None
     if limit_min is not None and not limit_min > 0:
         raise InputError(f"--time-limit-min must be > 0, got {limit_min}")
     limit_s = None if limit_min is None else 60.0 * limit_min
