@@ -10,10 +10,12 @@ from abr.errors import InputError
 
 __all__ = ["MAX_LATENCY_MS", "MAX_MBPS", "MAX_TOTAL_S", "MIN_MBPS", "Trace"]
 
-#: Bounds of a trace: a positive rate below MIN_MBPS (1 bit/s) or above MAX_MBPS (1 Tbit/s), a
-#: latency above MAX_LATENCY_MS or a loop longer than MAX_TOTAL_S (about 3 years) is an error,
-#: not a value: such numbers only overflow or stall the simulator into NaN/inf summaries.
-MIN_MBPS = 1e-6
+#: Bounds of a trace: a positive rate below MIN_MBPS (one bit in 17 minutes: far below any
+#: measured trace, low enough for --scale 1e-5 of the slowest shared ones) or above MAX_MBPS
+#: (1 Tbit/s), a latency above MAX_LATENCY_MS or a loop longer than MAX_TOTAL_S (about 3 years)
+#: is an error, not a value: such numbers (1e308, subnormals) only overflow the simulator into
+#: NaN/inf summaries.
+MIN_MBPS = 1e-9
 MAX_MBPS = 1e6
 MAX_LATENCY_MS = 1e5
 MAX_TOTAL_S = 1e8
