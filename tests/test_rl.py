@@ -239,6 +239,34 @@ def test_interrupted_runs_leave_a_folder_that_reruns_or_resumes(trace_dir, tmp_p
     assert [int(r.split(",")[0]) for r in (out / "eval.csv").read_text().splitlines()[1:]] == [1024, 2048]
 
 
+def test_kill_9_mid_training_then_resume_reaches_the_budget(trace_dir, tmp_path):
+    """A real kill -9 of python -m sim.train after its first checkpoint: the folder's checkpoint,
+    model and eval.csv agree, --resume finishes at the step budget, and the lock is taken over."""
+    import signal
+    import time
+    import zipfile
+
+    out = tmp_path / "killed"
+    args = ["--trace", str(trace_dir), "--ladder", LADDER, "--steps", "4096", "--n-envs", "16", "--n-steps", "32",
+            "--batch-size", "128", "--epochs", "2", "--eval-every", "512", "--net", "32,32", "--seed", "3",
+            "--out", str(out), "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "sim.train", *args], cwd=Path(__file__).resolve().parents[1],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    ckpt = out / "last" / "checkpoint.zip"
+    deadline = time.monotonic() + 240
+    while not ckpt.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt.is_file()
+    with zipfile.ZipFile(ckpt) as zf:
+        done = json.loads(zf.read("state.json"))["timesteps"]
+    res = train(_config(trace_dir, steps=4096, eval_every=512), out, resume=True, progress=False)
+    assert res.timesteps == 4096
+    steps = [r["timesteps"] for r in res.eval_rows]
+    assert steps == list(range(512, 4097, 512)) and done in steps
+
+
 def test_other_algorithms_and_frame_stack_train_and_load(trace_dir, tmp_path):
     for algo, extra in (("dqn", {"batch_size": 64}), ("a2c", {"frame_stack": 3, "n_steps": 8})):
         out = tmp_path / algo
