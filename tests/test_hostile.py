@@ -184,6 +184,8 @@ CASES: list[Case] = [
     Case("ladder-kbps-nan", LAD, ("{d}/v.mp4", "--kbps", "nan,100", "--out", "{d}/o"), r"kbps", kind="extra"),
     Case("ladder-chunk-inf", LAD, ("{d}/v.mp4", "--chunk", "inf", "--out", "{d}/o"), r"chunk", kind="extra"),
     Case("rl-convert-untrusted", "policies.rl", ("convert", "{d}/pol"), r"--trust-pickle", kind="extra"),
+    Case("ladder-lpips-stride-zero", LAD, ("{d}/v.mp4", "--lpips-stride", "0", "--out", "{d}/o"), r"lpips_stride", kind="extra"),
+    Case("run-splice-at-nan", RUN, (*T, "--splice", "lte", "--splice-at", "nan"), r"splice", TF, kind="extra"),
 ]
 # fmt: on
 
