@@ -41,7 +41,8 @@ def unknown_name(kind: str, name: str, valid: object) -> InputError:
 
 def cli_main(main: Callable[..., int]) -> Callable[..., int]:
     """Decorate a command's ``main``: an :class:`InputError` becomes one ``error:`` line on
-    stderr and exit status 2 instead of a traceback."""
+    stderr and exit status 2 instead of a traceback; a closed output pipe (``| head``) ends
+    the command quietly with status 141."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
@@ -50,5 +51,14 @@ def cli_main(main: Callable[..., int]) -> Callable[..., int]:
         except InputError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        except BrokenPipeError:
+            # the reader went away (`... | head`): stop quietly, as Unix tools do; point stdout at
+            # /dev/null so the interpreter's final flush does not raise again
+            import os
+
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            return 141  # 128 + SIGPIPE, what a shell reports
 
     return wrapper

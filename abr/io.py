@@ -15,18 +15,35 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["read_text", "sha256_file", "write_atomic", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+from abr.errors import InputError
+
+__all__ = [
+    "check_output",
+    "read_text",
+    "sha256_file",
+    "write_atomic",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]
 
 
 def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], Any], *, suffix: str = ".tmp") -> Path:
     """Call ``write(tmp)`` on a temporary path beside ``path``, then rename it onto ``path``.
 
-    ``suffix`` is the temporary file's suffix, for writers that pick a format from it
-    (matplotlib, PyAV). The file is made world-readable (0644) like an ordinary file.
+    ``suffix`` is the temporary file's suffix (after ``.tmp``), for writers that pick a format
+    from it (matplotlib, PyAV). The file is made world-readable (0644) like an ordinary file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    # ".tmp" in every temporary name: abr.lock.clean_stale_tmp finds those a killed run left
+    suffix = suffix if suffix.startswith(".tmp") else ".tmp" + suffix
+    if path.is_dir():
+        raise InputError("is a folder; cannot write a file there", path=path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    except OSError as exc:
+        raise InputError(f"cannot write here ({type(exc).__name__}: {exc.strerror or exc})", path=path) from None
     os.close(fd)
     try:
         write(Path(tmp))
@@ -35,6 +52,28 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], Any], *, 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def check_output(path: str | os.PathLike[str], *, folder: bool = False, option: str = "--out") -> Path:
+    """Fail before any work (:class:`InputError`) if ``path`` cannot be written: a folder where a
+    file is wanted (or a file where a folder is), a file among its parents, or a nearest existing
+    folder that refuses new files (read-only, ``/proc``). Creates nothing."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        kind = "a folder" if folder else "a file name"
+        raise InputError(f"{option} needs {kind}; this is {'a file' if folder else 'a folder'}", path=path)
+    base = path if folder else path.parent
+    near = base
+    while not near.exists() and near != near.parent:
+        near = near.parent
+    if not near.is_dir():
+        raise InputError(f"{option}: cannot create it, {near} is a file", path=path)
+    try:
+        with tempfile.TemporaryFile(dir=near):
+            pass
+    except OSError as exc:
+        raise InputError(f"{option}: cannot write in {near} ({exc.strerror or exc})", path=path) from None
     return path
 
 
@@ -52,8 +91,6 @@ def write_json_atomic(path: str | os.PathLike[str], doc: Any, *, indent: int | N
 
 def read_text(path: str | os.PathLike[str], kind: str) -> str:
     """The text of a ``kind`` file (``"ladder"``, ``"trace"``...); :class:`InputError` naming it if unreadable."""
-    from abr.errors import InputError
-
     path = Path(path)
     try:
         return path.read_text()

@@ -310,6 +310,8 @@ def load_ladder(path: str | os.PathLike[str]) -> Ladder:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+    except RecursionError:
+        raise InputError("JSON nested too deeply", path=path) from None
     return Ladder.from_dict(doc, source=path)
 
 

@@ -77,6 +77,8 @@ def _select(ladder: Ladder, selector: str, expr: str) -> Ladder:
     return ladder.select(idx, name=expr)
 
 
+#: Most chunks a ``NAME*N`` ladder may have (a day of 2 s chunks).
+MAX_CHUNKS = 43_200
 _REPEAT = re.compile(r"^(?P<base>.+)\*(?P<times>\d+)$")
 
 
@@ -98,7 +100,11 @@ def get_ladder(spec: str) -> Ladder:
         return combine_ladders(*(get_ladder(p) for p in parts), name=spec)
     m = _REPEAT.match(spec)
     if m and not Path(spec).exists():
-        return get_ladder(m["base"]).repeat(int(m["times"]))
+        base = get_ladder(m["base"])
+        times = int(m["times"])
+        if not 1 <= times * base.n_chunks <= MAX_CHUNKS:
+            raise InputError(f"ladder {spec!r}: {times} x {base.n_chunks} chunks is outside 1..{MAX_CHUNKS} chunks")
+        return base.repeat(times)
     m = _SELECT.match(spec)
     if m and not Path(spec).exists():
         return _select(get_ladder(m["base"]), m["sel"], spec)

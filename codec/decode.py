@@ -36,6 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from pathlib import Path
+
+    from abr.errors import InputError
+    from abr.io import check_output
+
+    if Path(args.out).suffix.lower() not in (".mp4", ".mkv", ".avi"):
+        raise InputError("--out must end in .mp4, .mkv (H.264) or .avi (FFV1)", path=args.out)
+    check_output(args.out)
     from codec.promptus.bitstream import read_stream
     from codec.promptus.generator import PromptusGenerator
     from codec.promptus.pipeline import decode_stream

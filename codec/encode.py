@@ -25,9 +25,30 @@ def _ranks(text: str) -> tuple[int, ...]:
         ranks = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"ranks must be comma-separated integers, got {text!r}") from None
-    if not ranks or min(ranks) < 1:
-        raise argparse.ArgumentTypeError(f"ranks must be positive, got {text!r}")
+    if not ranks or min(ranks) < 1 or max(ranks) > 4096:
+        raise argparse.ArgumentTypeError(f"ranks must be in 1..4096 (the bitstream's limit), got {text!r}")
     return ranks
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Numbers the fit and the bitstream cannot take, refused before the model loads."""
+    import math
+
+    from abr.io import check_output
+
+    if not 0 <= args.seed < 2**64:
+        raise InputError(f"--seed must be in [0, 2^64), got {args.seed}")
+    if not 1 <= args.interval <= 65535:
+        raise InputError(f"--interval must be in 1..65535 frames, got {args.interval}")
+    for name, lo, hi in (("target_loss", 0.0, math.inf), ("fps", 1e-3, 1000.0), ("chunk_s", 1e-3, 3600.0)):
+        v = getattr(args, name)
+        if v is not None and not (math.isfinite(v) and lo <= v <= hi):
+            raise InputError(f"--{name.replace('_', '-')} must be a finite number in [{lo:g}, {hi:g}], got {v}")
+    for name in ("iters", "iters_first", "max_frames", "derive_iters"):
+        v = getattr(args, name)
+        if v is not None and not (0 if name == "derive_iters" else 1) <= v <= 10**7:
+            raise InputError(f"--{name.replace('_', '-')} must be in 1..10^7, got {v}")
+    check_output(args.out, folder=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _check_args(args)
     from codec.promptus.fit import FIT_PRESETS
     from codec.promptus.generator import PromptusGenerator
     from codec.promptus.pipeline import EncodeOptions, encode_video

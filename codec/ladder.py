@@ -116,6 +116,16 @@ CODECS: dict[str, ClassicCodec] = {
 RATE_CONTROLS = ("vbv", "abr")
 
 
+#: Encoder speed presets each family accepts (x264/x265 names; SVT-AV1 numbers).
+_X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                 "placebo")  # fmt: skip
+PRESETS: dict[str, tuple[str, ...]] = {
+    "h264": _X26X_PRESETS,
+    "h265": _X26X_PRESETS,
+    "av1": tuple(str(i) for i in range(-1, 14)),
+}
+
+
 def _codec(name: str) -> ClassicCodec:
     if name not in CODECS:
         raise unknown_name("codec", name, CODECS)
@@ -164,12 +174,14 @@ class LadderBuildConfig:
 
     def __post_init__(self) -> None:
         _codec(self.codec)
+        if self.preset is not None and str(self.preset) not in PRESETS[self.codec]:
+            raise unknown_name(f"{self.codec} preset", str(self.preset), PRESETS[self.codec])
         kbps = tuple(sorted(float(k) for k in self.kbps))
-        if not kbps or kbps[0] <= 0 or len(set(kbps)) != len(kbps):
-            raise InputError(f"kbps must be distinct positive bitrates, got {list(self.kbps)}")
+        if not kbps or not all(0 < k < 1e7 for k in kbps) or len(set(kbps)) != len(kbps):
+            raise InputError(f"kbps must be distinct positive bitrates below 1e7, got {list(self.kbps)}")
         object.__setattr__(self, "kbps", kbps)
-        if not self.chunk_s > 0:
-            raise InputError(f"chunk_s must be > 0, got {self.chunk_s}")
+        if not 0 < self.chunk_s < 3600:
+            raise InputError(f"chunk_s must be in (0, 3600) s, got {self.chunk_s}")
         if self.resize is not None and (self.resize <= 0 or self.resize % 2):
             raise InputError(f"resize must be a positive even number of pixels, got {self.resize}")
         if self.max_s is not None and not self.max_s > 0:

@@ -9,6 +9,7 @@ once, in the :class:`PolicyContext` given to :meth:`Policy.reset`.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
 from typing import ClassVar
@@ -171,10 +172,13 @@ def parse_params(cls: type, options: str, where: str) -> object:
                 kwargs[key] = int(value)
             elif isinstance(default, float):
                 kwargs[key] = float(value)
+                if not math.isfinite(kwargs[key]):  # NaN slips through every `x <= 0` check
+                    raise ValueError
             else:
                 kwargs[key] = value
         except ValueError:
-            raise InputError(f"bad value {value!r} for {where} option {key!r}") from None
+            kind = type(default).__name__
+            raise InputError(f"bad value {value!r} for {where} option {key!r} (expected a finite {kind})") from None
     try:
         return cls(**kwargs)
     except ValueError as exc:

@@ -38,8 +38,9 @@ class DeviceProfile:
 
     def __post_init__(self) -> None:
         for dec, ms in self.decode_ms_per_frame.items():
-            if not (isinstance(ms, (int, float)) and ms >= 0 and np.isfinite(ms)):
-                raise InputError(f"device {self.name!r}: decode time of {dec!r} must be >= 0 ms, got {ms!r}")
+            ok = isinstance(ms, (int, float)) and not isinstance(ms, bool) and np.isfinite(ms)
+            if not (ok and 0 <= ms <= 1e6):
+                raise InputError(f"device {self.name!r}: decode time of {dec!r} must be in [0, 1e6] ms, got {ms!r}")
 
     def ms_per_frame(self, decoder: str) -> float:
         """Decode ms per frame of ``decoder``; InputError if this device has no figure for it."""
@@ -63,8 +64,10 @@ class DeviceProfile:
 
 
 def _from_doc(name: str, doc: dict, source: object) -> DeviceProfile:
-    if not isinstance(doc, dict) or "decode_ms_per_frame" not in doc:
+    if not isinstance(doc, dict) or not isinstance(doc.get("decode_ms_per_frame"), dict):
         raise InputError(f"device {name!r} needs a 'decode_ms_per_frame' object", path=source)
+    if not isinstance(doc.get("sources", {}), dict):
+        raise InputError(f"device {name!r}: 'sources' must be an object", path=source)
     extra = set(doc) - {"description", "decode_ms_per_frame", "sources", "name"}
     if extra:
         raise InputError(f"device {name!r} has unknown field(s) {sorted(extra)}", path=source)
@@ -94,13 +97,13 @@ def available_devices() -> list[str]:
 
 def load_device(path: str | Path) -> DeviceProfile:
     """A profile from a JSON file ``{"name":..., "decode_ms_per_frame": {...}, "sources": {...}}``."""
+    from abr.io import read_text
+
     path = Path(path)
     try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError("device profile not found", path=path) from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read device profile ({exc})", path=path) from None
+        doc = json.loads(read_text(path, "device profile"))
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise InputError(f"cannot read device profile ({type(exc).__name__}: {exc})", path=path) from None
     return _from_doc(str(doc.get("name", path.stem)) if isinstance(doc, dict) else path.stem, doc, path)
 
 

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from abr.errors import InputError, cli_main
-from abr.io import write_text_atomic
+from abr.io import check_output, write_text_atomic
+from abr.limits import check_request
 from abr.qoe import QOE_PRESETS, get_qoe
 from abr.registry import DEFAULT_LADDER, available_ladders, get_ladder
 from policies.registry import describe_policies
@@ -106,8 +107,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.sessions is not None and args.sessions < 1:
         raise InputError(f"--sessions must be >= 1, got {args.sessions}")
-    if args.plot is not None and args.plot.suffix.lower() != ".png":
-        raise InputError("--plot must end in .png", path=args.plot)
+    if args.plot is not None:
+        if args.plot.suffix.lower() != ".png":
+            raise InputError("--plot must end in .png", path=args.plot)
+        check_output(args.plot, option="--plot")
+    if args.out is not None:
+        if args.out.suffix not in (".csv", ".json"):
+            raise InputError("--out must end in .csv or .json", path=args.out)
+        check_output(args.out)
     if args.sim not in SIM_PRESETS:
         raise InputError(f"unknown simulator preset {args.sim!r}; valid: {', '.join(SIM_PRESETS)}")
     runners = [resolve_runner(s) for s in (args.policy or ["bola"])]
@@ -120,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
     if args.plot_session is not None and not 0 <= args.plot_session < n_sessions:
         raise InputError(f"--plot-session must be a session id in 0..{n_sessions - 1}, got {args.plot_session}")
     device.decode_s(ladder)  # fail early if the device cannot decode a rung
+    # a session holds about a dozen float64 per chunk (its chunk records) in memory
+    check_request("--sessions", args.sessions or 0, 16 * 8 * ladder.n_chunks, force=args.force)
 
     kind = "SYNTHETIC model (not measured)" if ladder.is_synthetic else ladder.metadata.get("source", "measured")
     print(f"ladder  {ladder.name}: {ladder.n_rungs} rungs x {ladder.n_chunks} chunks "

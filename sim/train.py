@@ -13,16 +13,25 @@ best one so far is what ``--policy rl:DIR`` loads.
 
 Output folder (every file written atomically: temp file + ``os.replace``)::
 
-    config.json        training config, observation layout, ladder, trace names, versions
-    model.zip          best model on the validation traces (+ vecnormalize.pkl, its statistics)
-    eval.csv           one row per evaluation: validation QoE mean / p10, stall ratio, LPIPS
-    progress.csv       SB3's training metrics, one row per iteration (losses, fps, returns)
-    last/              latest checkpoint and the state needed by --resume
-    summary.json       the result once training has finished
+    config.json           training config, observation layout, ladder, trace names, versions
+    model.zip             best model on the validation traces, its observation statistics inside
+    eval.csv              one row per evaluation: validation QoE mean / p10, stall ratio, LPIPS
+    progress.csv          SB3's training metrics, one row per iteration (losses, fps, returns)
+    last/checkpoint.zip   latest checkpoint: weights, optimizer, normaliser and run state, one file
+    summary.json          the result once training has finished
 
-``--resume`` continues an interrupted run from ``last/`` (same config; ``--steps`` may grow).
-The episodes after a resume differ from an uninterrupted run's (the partial rollout is lost
-and, for DQN, the replay buffer starts empty), so a resumed run is not bit-identical.
+The folder is locked while a run writes it (:func:`abr.lock.folder_lock`): a second run on it
+is refused. Bad options, traces, ladders and devices are reported before the folder is
+created. ``config.json`` is written once everything is validated; a folder whose run died
+before its first checkpoint is simply started again.
+
+``--resume`` continues an interrupted run from ``last/checkpoint.zip`` (same config;
+``--steps`` may grow). The checkpoint is one file written atomically, so weights, statistics,
+step count and evaluation rows always agree; ``model.zip`` and ``eval.csv`` are rewritten from
+it on resume. Nothing is unpickled: weights are read with ``torch.load(weights_only=True)``
+into a model built from the config, statistics and state are JSON. The episodes after a
+resume differ from an uninterrupted run's (the partial rollout is lost and, for DQN, the
+replay buffer starts empty), so a resumed run is not bit-identical.
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ import argparse
 import csv
 import io
 import json
+import math
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -40,7 +51,8 @@ from typing import Any
 import numpy as np
 
 from abr.errors import InputError, cli_main, unknown_name
-from abr.io import write_atomic, write_text_atomic
+from abr.io import check_output, write_atomic, write_text_atomic
+from abr.lock import folder_lock
 from abr.qoe import QOE_PRESETS
 from abr.registry import DEFAULT_LADDER
 from sim.env import DEFAULT_DEVICE
@@ -94,6 +106,13 @@ _SELECT = {
 _TUNABLE = ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "ent_coef")
 _EVAL_SEED_OFFSET = 1_000_003
 _EVAL_COLUMNS = ("timesteps", "wall_s", "train_ep_return", "qoe_mean", "qoe_p10", "stall_ratio", "lpips_mean", "best")
+CHECKPOINT_FILE = "checkpoint.zip"
+_STATE_MEMBER = "state.json"
+_VECNORM_MEMBER = "vecnormalize.json"
+#: Largest request accepted without --force (sessions stepped together, traces drawn, steps).
+_LIMITS = {"n_envs": 65_536, "trace_count": 100_000, "steps": 10**10, "eval_sessions": 1_000_000,
+           "frame_stack": 64, "lookahead": 64, "torch_threads": 1024, "imitate_episodes": 100_000,
+           "imitate_epochs": 100_000, "eval_every": 10**10}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +199,18 @@ class TrainConfig:
     torch_threads: int = 1
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"TrainConfig.{f.name} must be a finite number, got {v}")
+        for name in ("seed", "split_seed"):
+            if not 0 <= getattr(self, name) < 2**63:
+                raise ValueError(f"TrainConfig.{name} must be in [0, 2^63), got {getattr(self, name)}")
+        for name, limit in _LIMITS.items():
+            if getattr(self, name) > limit:
+                raise ValueError(f"TrainConfig.{name} must be <= {limit}, got {getattr(self, name)}")
+        if not 0 <= self.test_fraction < 1:
+            raise ValueError(f"TrainConfig.test_fraction must be in [0, 1), got {self.test_fraction}")
         if self.algo not in ALGORITHMS:
             raise ValueError(f"TrainConfig.algo must be one of {', '.join(ALGORITHMS)}, got {self.algo!r}")
         if not self.traces:
@@ -210,6 +241,16 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} does not apply to {self.algo} (it takes {', '.join(defaults)})")
         if self.gamma is not None and not 0 < self.gamma <= 1:
             raise ValueError(f"TrainConfig.gamma must be in (0, 1], got {self.gamma}")
+        if self.learning_rate is not None and not 0 < self.learning_rate <= 1:
+            raise ValueError(f"TrainConfig.learning_rate must be in (0, 1], got {self.learning_rate}")
+        if self.ent_coef is not None and not 0 <= self.ent_coef <= 10:
+            raise ValueError(f"TrainConfig.ent_coef must be in [0, 10], got {self.ent_coef}")
+        for name in ("n_steps", "batch_size", "n_epochs"):
+            v = getattr(self, name)
+            if v is not None and not 1 <= v <= 10**7:
+                raise ValueError(f"TrainConfig.{name} must be in [1, 10^7], got {v}")
+        if any(int(u) > 65_536 for u in self.net_arch):
+            raise ValueError(f"TrainConfig.net_arch layer sizes must be <= 65536, got {self.net_arch}")
 
     def algo_kwargs(self) -> dict[str, Any]:
         """The algorithm's hyperparameters: the module defaults overridden by the config."""
@@ -231,10 +272,31 @@ class TrainConfig:
                 f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}", path=where
             )
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        types = {f.name: f.type for f in fields(cls)}
+        for k, v in kw.items():
+            if not _type_ok(v, types[k]):
+                raise InputError(f"training option {k} has the wrong type ({type(v).__name__}: {v!r:.60})",
+                                 path=where)  # fmt: skip
         try:
             return cls(**kw)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise InputError(str(exc), path=where) from None
+
+
+def _type_ok(v: Any, annotation: str) -> bool:
+    """Whether JSON value ``v`` fits a TrainConfig field annotation (a string: postponed annotations)."""
+    if v is None:
+        return "None" in annotation
+    if annotation.startswith("tuple"):
+        inner = "int" if "int" in annotation else "str"
+        return isinstance(v, tuple) and all(_type_ok(x, inner) for x in v)
+    if isinstance(v, bool):
+        return annotation.startswith("bool")
+    if isinstance(v, int):
+        return "int" in annotation or "float" in annotation
+    if isinstance(v, float):
+        return "float" in annotation
+    return isinstance(v, str) and "str" in annotation
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,16 +343,19 @@ def _read_csv(path: Path) -> list[dict[str, Any]]:
 
 def load_config(path: str | Path) -> TrainConfig:
     """The :class:`TrainConfig` of a ``config.json`` written by :func:`train` (or a plain dict of options)."""
+    from abr.io import read_text
+
     path = Path(path)
     try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError("config file not found", path=path) from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read config ({exc})", path=path) from None
+        doc = json.loads(read_text(path, "config"))
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise InputError(f"cannot read config ({type(exc).__name__}: {exc})", path=path) from None
     if not isinstance(doc, dict):
         raise InputError("config must be a JSON object", path=path)
-    return TrainConfig.from_dict(doc.get("train", doc), where=str(path))
+    doc = doc.get("train", doc)
+    if not isinstance(doc, dict):
+        raise InputError("config 'train' must be a JSON object", path=path)
+    return TrainConfig.from_dict(doc, where=str(path))
 
 
 # ---------------------------------------------------------------------------- setup
@@ -505,12 +570,13 @@ class _Trainer:
         return self.wall_before_s + time.perf_counter() - self.t0
 
     def policy(self, model):
-        from policies.rl import RLPolicy
+        from policies.rl import ObsNormalizer, RLPolicy
 
-        return RLPolicy(model, self.meta, self.venv if self.cfg.normalize_obs else None, source=str(self.out))
+        norm = ObsNormalizer.from_vecnormalize(self.venv) if self.cfg.normalize_obs else None
+        return RLPolicy(model.policy, self.meta, norm, source=str(self.out))
 
     def evaluate_and_checkpoint(self, model, timesteps: int) -> None:
-        from policies.rl import MODEL_FILE, NORMALIZER_FILE
+        from policies.rl import MODEL_FILE
 
         cfg, s = self.cfg, self.s
         metrics = evaluate(
@@ -532,10 +598,7 @@ class _Trainer:
             model.logger.record(f"eval/{k}", v)
         if is_best:
             self.best_score, self.best = score, dict(metrics, timesteps=timesteps)
-            self._save(model, self.out / MODEL_FILE, self.out / NORMALIZER_FILE)
         self.next_eval = (timesteps // cfg.eval_every + 1) * cfg.eval_every
-        last = self.out / "last"
-        self._save(model, last / MODEL_FILE, last / NORMALIZER_FILE)
         state = {
             "timesteps": timesteps,
             "wall_s": self.wall_s(),
@@ -544,14 +607,85 @@ class _Trainer:
             "next_eval": self.next_eval,
             "env": self.env.episode_state(),
             "imitation": self.imitation,
+            "n_calls": int(getattr(model, "_n_calls", 0)),
+            "rows": self.rows,
         }
-        _write_text(last / "state.json", json.dumps(state, indent=1))
+        # one file, one rename: weights, statistics and state can never disagree; the best
+        # model and eval.csv are then derived from it (and rederived on resume if a kill
+        # falls between these writes)
+        ckpt = self.out / "last" / CHECKPOINT_FILE
+        write_atomic(ckpt, lambda p: self._save(model, p, state), suffix=".tmp.zip")
+        if is_best:
+            write_atomic(self.out / MODEL_FILE, lambda p: shutil.copyfile(ckpt, p), suffix=".tmp.zip")
         _write_csv(self.out / "eval.csv", list(_EVAL_COLUMNS), self.rows)
 
-    def _save(self, model, model_path: Path, norm_path: Path) -> None:
-        # statistics first: a model is never newer than the statistics beside it
-        write_atomic(norm_path, lambda p: self.venv.save(str(p)))
-        write_atomic(model_path, lambda p: model.save(str(p)), suffix=".zip")
+    def _save(self, model, path: Path, state: dict[str, Any]) -> None:
+        from policies.rl import NORMALIZER_MEMBER, ObsNormalizer, add_zip_members
+
+        model.save(str(path))
+        members = {
+            _VECNORM_MEMBER: json.dumps(_vecnorm_state(self.venv)).encode(),
+            _STATE_MEMBER: json.dumps(_jsonable(state), indent=1).encode(),
+        }
+        if self.cfg.normalize_obs:
+            members[NORMALIZER_MEMBER] = json.dumps(ObsNormalizer.from_vecnormalize(self.venv).to_dict()).encode()
+        add_zip_members(path, members)
+
+
+def _jsonable(x: Any) -> Any:
+    """NaN/inf as None (strict JSON), numpy scalars as Python numbers."""
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def _vecnorm_state(venv) -> dict[str, Any]:
+    """Everything of a ``VecNormalize`` that training updates, as JSON numbers."""
+    return {
+        name: {"mean": np.asarray(rms.mean).tolist(), "var": np.asarray(rms.var).tolist(), "count": float(rms.count)}
+        for name in ("obs", "ret")
+        if (rms := getattr(venv, f"{name}_rms", None)) is not None
+    }
+
+
+def _restore_vecnorm(venv, doc: Any, where: object) -> None:
+    try:
+        for name in ("obs", "ret"):
+            rms = getattr(venv, f"{name}_rms", None)
+            if rms is None:
+                continue
+            mean = np.array(doc[name]["mean"], np.float64).reshape(np.shape(rms.mean))
+            var = np.array(doc[name]["var"], np.float64).reshape(np.shape(rms.var))
+            count = float(doc[name]["count"])
+            if not (np.isfinite(mean).all() and np.isfinite(var).all() and (var >= 0).all() and math.isfinite(count)):
+                raise ValueError("non-finite statistics")
+            rms.mean, rms.var, rms.count = mean, var, count
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"checkpoint statistics are damaged ({type(exc).__name__}: {exc})", path=where) from None
+
+
+def _read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """``(state, VecNormalize statistics, {"policy": ..., "policy.optimizer": ...})`` of a checkpoint."""
+    from policies.rl import read_zip_member, read_zip_state_dicts
+
+    docs = []
+    for member in (_STATE_MEMBER, _VECNORM_MEMBER):
+        blob = read_zip_member(path, member)
+        if blob is None:
+            raise InputError(f"checkpoint has no {member} (not written by this version of sim.train)", path=path)
+        try:
+            docs.append(json.loads(blob))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise InputError(f"checkpoint {member} is damaged ({exc})", path=path) from None
+    if not isinstance(docs[0], dict) or not isinstance(docs[0].get("timesteps"), int):
+        raise InputError("checkpoint state is damaged", path=path)
+    return docs[0], docs[1], read_zip_state_dicts(path, ("policy", "policy.optimizer"))
 
 
 # ---------------------------------------------------------------------------- train
@@ -575,21 +709,25 @@ def train(
     """
     import torch
     from stable_baselines3.common.logger import Logger
-    from stable_baselines3.common.vec_env import VecNormalize
 
-    from policies.rl import CONFIG_FILE, MODEL_FILE, NORMALIZER_FILE
+    from policies.rl import CONFIG_FILE
 
     cfg = config
     out = Path(out_dir)
     cfg_path = out / CONFIG_FILE
-    last = out / "last"
-    if cfg_path.exists() and not resume:
+    ckpt_path = out / "last" / CHECKPOINT_FILE
+    if out.exists() and not out.is_dir():
+        raise InputError("--out must be a folder; this is a file", path=out)
+    check_output(out, folder=True)
+    if resume and not ckpt_path.is_file():
+        if (out / "last" / "state.json").is_file():
+            raise InputError("the checkpoint in last/ was written by an older promptabr (pickled statistics) and "
+                             "cannot be resumed safely; start a new run", path=out)  # fmt: skip
+        print(f"{out}: nothing to resume (no checkpoint yet); starting from the beginning", file=sys.stderr)
+        resume = False
+    if not resume and any(p.is_file() for p in (ckpt_path, out / "summary.json", out / "last" / "state.json")):
         raise InputError("already holds a training run; pass --resume to continue it or choose another --out", path=out)
     if resume:
-        if not (last / "state.json").is_file():
-            raise InputError(
-                "nothing to resume: no checkpoint in last/ (the run never reached an evaluation)", path=out
-            )
         saved = load_config(cfg_path).to_dict()
         now = cfg.to_dict()
         diff = [f"{k}: saved {saved[k]!r}, now {now[k]!r}" for k in now if k != "steps" and saved[k] != now[k]]
@@ -602,40 +740,59 @@ def train(
         from policies.registry import get_policy
 
         expert = get_policy(cfg.imitate)
-    s = _setup(cfg)
+    s = _setup(cfg)  # every input is validated here, before the folder is created or locked
     meta = _meta(cfg, s)
+    with folder_lock(out, "python -m sim.train"):
+        return _train_locked(cfg, out, s, meta, expert, resume, progress, time_limit_s, Logger)
+
+
+def _train_locked(cfg, out, s, meta, expert, resume, progress, time_limit_s, Logger) -> TrainResult:
+    from policies.rl import CONFIG_FILE, MODEL_FILE
+
     trainer = _Trainer(cfg, out, s, meta, progress, time_limit_s)
     env, venv = _make_env(cfg, s)
-    trainer.env = env
+    trainer.env, trainer.venv = env, venv
     algo = algorithm_class(cfg.algo)
     CsvLog, TrainingCallback = _make_callback_class()
     progress_rows: list[dict[str, Any]] = []
     done_steps = 0
+    model = algo("MlpPolicy", venv, seed=cfg.seed, device="cpu", policy_kwargs={"net_arch": list(cfg.net_arch)},
+                 verbose=0, **cfg.algo_kwargs())  # fmt: skip
     if resume:
-        state = json.loads((last / "state.json").read_text())
-        done_steps = int(state["timesteps"])
-        rows = [{k: int(v) if k in ("timesteps", "best") else float(v) for k, v in r.items()}
-                for r in _read_csv(out / "eval.csv")]  # fmt: skip
-        trainer.rows = [r for r in rows if r["timesteps"] <= done_steps]
-        trainer.best_score, trainer.best = state["best_score"], state["best"]
-        trainer.next_eval, trainer.wall_before_s = state["next_eval"], state["wall_s"]
-        trainer.imitation = state.get("imitation")
+        ckpt_path = out / "last" / CHECKPOINT_FILE
+        state, vecnorm, params = _read_checkpoint(ckpt_path)
+        try:
+            model.set_parameters(params, exact_match=True, device="cpu")
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"checkpoint weights do not fit the model of config.json ({str(exc)[:200]})",
+                             path=ckpt_path) from None  # fmt: skip
+        _restore_vecnorm(venv, vecnorm, ckpt_path)
+        try:
+            done_steps = int(state["timesteps"])
+            env.restore_episode_state(state["env"])  # after the model's constructor reseeded the env
+            nan = float("nan")
+            trainer.rows = [{k: nan if v is None else v for k, v in r.items()} for r in state["rows"]]
+            trainer.best_score = -np.inf if state["best_score"] is None else float(state["best_score"])
+            trainer.best = state["best"]
+            trainer.next_eval, trainer.wall_before_s = int(state["next_eval"]), float(state["wall_s"])
+            trainer.imitation = state.get("imitation")
+            if hasattr(model, "_n_calls"):
+                model._n_calls = int(state.get("n_calls", 0))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"checkpoint state is damaged ({type(exc).__name__}: {exc})", path=ckpt_path) from None
+        model.num_timesteps = done_steps
+        # the best model and eval.csv are derived from checkpoints: rederive them in case a kill
+        # fell between the checkpoint and those writes
+        if trainer.best.get("timesteps") == done_steps:
+            write_atomic(out / MODEL_FILE, lambda p: shutil.copyfile(ckpt_path, p), suffix=".tmp.zip")
+        _write_csv(out / "eval.csv", list(_EVAL_COLUMNS), trainer.rows)
         progress_rows = [
             r for r in _read_csv(out / "progress.csv") if float(r.get("time/total_timesteps") or 0) <= done_steps
         ]
-        env.restore_episode_state(state["env"])
-        inner = venv.venv
-        venv = VecNormalize.load(str(last / NORMALIZER_FILE), inner)
-        trainer.venv = venv
-        model = algo.load(last / MODEL_FILE, env=venv, device="cpu")
     else:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_text(cfg_path, json.dumps(meta, indent=1))
-        trainer.venv = venv
-        policy_kwargs = {"net_arch": list(cfg.net_arch)}
-        model = algo(
-            "MlpPolicy", venv, seed=cfg.seed, device="cpu", policy_kwargs=policy_kwargs, verbose=0, **cfg.algo_kwargs()
-        )
+        for stale in (MODEL_FILE, "eval.csv", "progress.csv"):  # of a run that died before its first checkpoint
+            (out / stale).unlink(missing_ok=True)
+        _write_text(out / CONFIG_FILE, json.dumps(meta, indent=1))
     model.set_logger(Logger(str(out), [CsvLog(out / "progress.csv", progress_rows)]))
     if expert is not None:
         from sim.imitation import clone_expert
@@ -760,14 +917,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_main
 def main(argv: list[str] | None = None) -> int:
-    args = vars(build_parser().parse_args(argv))
+    parser = build_parser()
+    args = vars(parser.parse_args(argv))
     out, resume, progress = args.pop("out"), args.pop("resume", False), args.pop("progress", True)
     limit_min = args.pop("time_limit_min", None)
     base = load_config(args.pop("config")).to_dict() if "config" in args else {}
     if resume and not base and (out / "config.json").is_file():
         base = load_config(out / "config.json").to_dict()
     base.update(args)
-    cfg = TrainConfig.from_dict(base, where="command line")
+    try:
+        cfg = TrainConfig.from_dict(base, where="command line")
+    except InputError as exc:  # name the flag, not the field: "TrainConfig.learning_rate" -> "--lr"
+        msg = str(exc)
+        for action in parser._actions:
+            if action.option_strings and f"TrainConfig.{action.dest} " in msg:
+                msg = msg.replace(f"command line: TrainConfig.{action.dest}", action.option_strings[0])
+        raise InputError(msg) from None
     if limit_min is not None and not limit_min > 0:
         raise InputError(f"--time-limit-min must be > 0, got {limit_min}")
     limit_s = None if limit_min is None else 60.0 * limit_min

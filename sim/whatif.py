@@ -34,6 +34,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from abr.errors import InputError, cli_main
+from abr.io import check_output
+from abr.limits import FORCE_HELP, check_request
+from abr.lock import folder_lock
 from abr.qoe import QOE_PRESETS
 from abr.registry import DEFAULT_LADDER, available_ladders
 from policies.registry import POLICIES
@@ -120,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=Path("whatif-out"), help="output folder (default: whatif-out)")
     r.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="session table format")
     r.add_argument("--fresh", action="store_true", help="discard finished cells in --out and run everything")
+    r.add_argument("--force", action="store_true", help=FORCE_HELP)
     r.add_argument("--no-report", action="store_true", help="skip the plots and the HTML report")
     r.add_argument("--max-stall", type=float, default=0.01, help="stall-ratio target of the report (default: 0.01)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -229,10 +233,33 @@ def _crossover(args: argparse.Namespace, grid: Grid) -> int:
     return 0
 
 
+def _check_args(args: argparse.Namespace, grid: Grid) -> None:
+    """Options checked before any work: finite numbers in range, a writable --out, sizes."""
+    import math
+
+    if not (math.isfinite(args.max_stall) and 0 <= args.max_stall <= 1):
+        raise InputError(f"--max-stall must be a stall ratio in [0, 1], got {args.max_stall}")
+    if args.workers is not None and not 1 <= args.workers <= 4096:
+        raise InputError(f"--workers must be in 1..4096, got {args.workers}")
+    for name in ("lo", "hi", "rtol"):
+        if not (math.isfinite(getattr(args, name)) and getattr(args, name) > 0):
+            raise InputError(f"--{name} must be a finite number > 0, got {getattr(args, name)}")
+    # the merged table holds a row of about 40 numbers per session of every grid point
+    check_request("--sessions", grid.sessions, 320 * len(grid.points), force=args.force)
+    if args.out is not None:
+        check_output(args.out, folder=True)
+
+
 def run(args: argparse.Namespace) -> int:
     grid = grid_from_args(args)
+    _check_args(args, grid)
     if args.crossover:
         return _crossover(args, grid)
+    with folder_lock(args.out, "python -m sim.whatif"):
+        return _run_locked(args, grid)
+
+
+def _run_locked(args: argparse.Namespace, grid: Grid) -> int:
     if args.fresh and (args.out / "cells").is_dir():
         shutil.rmtree(args.out / "cells")
     cells = len(grid.cells())

@@ -177,8 +177,7 @@ def test_single_env_passes_sb3_check_env():
 # ---------------------------------------------------------------------------- training
 def test_short_training_run_writes_a_loadable_policy(trained, trace_dir):
     out, result = trained
-    for name in ("config.json", "model.zip", "vecnormalize.pkl", "eval.csv", "progress.csv", "summary.json",
-                 "last/model.zip", "last/state.json"):  # fmt: skip
+    for name in ("config.json", "model.zip", "eval.csv", "progress.csv", "summary.json", "last/checkpoint.zip"):
         assert (out / name).is_file(), name
     assert result.timesteps >= 2048
     assert [r["timesteps"] for r in result.eval_rows][:2] == [1024, 2048]
@@ -216,6 +215,59 @@ def test_resume_continues_and_refuses_other_configs(trace_dir, tmp_path):
     res = train(_config(trace_dir, steps=2048), out, resume=True, progress=False)
     assert res.timesteps >= 2048
     assert [r["timesteps"] for r in res.eval_rows] == [1024, 2048]
+
+
+def test_interrupted_runs_leave_a_folder_that_reruns_or_resumes(trace_dir, tmp_path):
+    """Killed before the first checkpoint: the folder (config.json, a partial progress.csv, a
+    stale temporary file) is simply run again, even with --resume. Killed after a checkpoint
+    but before model.zip and eval.csv caught up: resume rederives them from the checkpoint and
+    stops at the step budget."""
+    import zipfile
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    (out / "progress.csv").write_text("partial\n")
+    (out / ".eval.csv.k1l2.tmp").write_text("partial")
+    train(_config(trace_dir, steps=1024), out, resume=True, progress=False)
+    assert not (out / ".eval.csv.k1l2.tmp").exists() and not (out / ".promptabr.lock").exists()
+    with zipfile.ZipFile(out / "last" / "checkpoint.zip") as zf:
+        state = json.loads(zf.read("state.json"))
+    assert state["timesteps"] == 1024 and [r["timesteps"] for r in state["rows"]] == [1024]
+    (out / "model.zip").unlink()
+    (out / "eval.csv").write_text("timesteps\n")
+    res = train(_config(trace_dir, steps=2048), out, resume=True, progress=False)
+    assert res.timesteps == 2048 and [r["timesteps"] for r in res.eval_rows] == [1024, 2048]
+    assert (out / "model.zip").is_file()
+    assert [int(r.split(",")[0]) for r in (out / "eval.csv").read_text().splitlines()[1:]] == [1024, 2048]
+
+
+def test_kill_9_mid_training_then_resume_reaches_the_budget(trace_dir, tmp_path):
+    """A real kill -9 of python -m sim.train after its first checkpoint: the folder's checkpoint,
+    model and eval.csv agree, --resume finishes at the step budget, and the lock is taken over."""
+    import signal
+    import time
+    import zipfile
+
+    out = tmp_path / "killed"
+    args = ["--trace", str(trace_dir), "--ladder", LADDER, "--steps", "4096", "--n-envs", "16", "--n-steps", "32",
+            "--batch-size", "128", "--epochs", "2", "--eval-every", "512", "--net", "32,32", "--seed", "3",
+            "--out", str(out), "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "sim.train", *args], cwd=Path(__file__).resolve().parents[1],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    ckpt = out / "last" / "checkpoint.zip"
+    deadline = time.monotonic() + 240
+    while not ckpt.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt.is_file()
+    with zipfile.ZipFile(ckpt) as zf:
+        done = json.loads(zf.read("state.json"))["timesteps"]
+    res = train(_config(trace_dir, steps=4096, eval_every=512), out, resume=True, progress=False)
+    assert res.timesteps == 4096
+    steps = [r["timesteps"] for r in res.eval_rows]
+    assert steps == list(range(512, 4097, 512)) and done in steps
 
 
 def test_other_algorithms_and_frame_stack_train_and_load(trace_dir, tmp_path):

@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from abr.errors import cli_main
+from abr.errors import InputError, cli_main
+from abr.io import check_output, write_text_atomic
 from traces.cli import add_trace_arguments, traces_from_args
-from traces.formats import FORMATS, write_trace
+from traces.formats import FORMATS, format_trace, write_trace
 from traces.stats import PERCENTILES, summarize
 from traces.trace import Trace
 
@@ -55,15 +56,21 @@ def cmd_convert(args: argparse.Namespace, traces: list[Trace]) -> int:
         write_trace(traces[0], out, args.to)
         print(f"wrote {out}")
         return 0
-    out.mkdir(parents=True, exist_ok=True)
     seen: dict[str, int] = {}
-    for t in traces:
+    texts = {}
+    for t in traces:  # every trace formatted (and checked) before anything is written
         stem = Path(t.name).stem or "trace"
         n = seen.get(stem, 0)
         seen[stem] = n + 1
-        write_trace(t, out / (f"{stem}.{args.to}" if n == 0 else f"{stem}-{n}.{args.to}"), args.to)
+        texts[out / (f"{stem}.{args.to}" if n == 0 else f"{stem}-{n}.{args.to}")] = format_trace(t, args.to)
+    for path, text in texts.items():
+        write_text_atomic(path, text)
     print(f"wrote {len(traces)} file(s) to {out}/")
     return 0
+
+
+#: Image formats matplotlib writes.
+_PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".webp", ".eps", ".ps", ".tif", ".tiff")
 
 
 def cmd_plot(args: argparse.Namespace, traces: list[Trace]) -> int:
@@ -111,6 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.spec:
         args.trace = args.spec
+    if args.command == "plot":
+        if Path(args.out).suffix.lower() not in _PLOT_SUFFIXES:
+            raise InputError(f"--out must end in one of {', '.join(_PLOT_SUFFIXES)}", path=args.out)
+        if args.max_lines < 0:
+            raise InputError(f"--max-lines must be >= 0, got {args.max_lines}")
+        check_output(args.out)
+    elif args.command == "convert":
+        check_output(args.out, folder=Path(args.out).is_dir() or args.out.endswith(("/", "\\")))
     traces = traces_from_args(args, seed=args.seed)
     return {"info": cmd_info, "convert": cmd_convert, "plot": cmd_plot}[args.command](args, traces)
 

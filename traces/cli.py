@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from abr.limits import FORCE_HELP, check_request
 from traces.formats import FORMATS, RATE_UNITS
 from traces.models import NETWORK_MODELS
 from traces.sets import load_traces
@@ -75,6 +76,8 @@ def add_trace_arguments(parser: argparse.ArgumentParser, *, default: str = "lte"
         "--test-fraction", type=float, default=0.2, metavar="F", help="share of files in SPEC@test (default 0.2)"
     )
     g.add_argument("--split-seed", type=int, default=0, metavar="S", help="seed of the @train/@test split (default 0)")
+    if "--force" not in parser._option_string_actions:
+        g.add_argument("--force", action="store_true", help=FORCE_HELP)
     for flags, key, metavar, help_ in _TRANSFORM_FLAGS:
         if metavar is None:
             g.add_argument(*flags, action=_Ordered, key=key, nargs=0, dest=_DEST, help=help_)
@@ -93,6 +96,8 @@ def traces_from_args(args: argparse.Namespace, seed: int) -> list[Trace]:
 
     :raises abr.errors.InputError: a bad spec, file or flag value.
     """
+    # a generated trace is about its duration in 1 s segments of three float64 (default 320 s)
+    check_request("--trace-count", args.trace_count, 320 * 24, force=getattr(args, "force", False))
     transforms = build_transforms(transform_pairs(args))
     traces = load_traces(
         args.trace,

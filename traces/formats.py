@@ -57,6 +57,9 @@ __all__ = [
 
 #: One mahimahi packet opportunity carries 1500 bytes (1 packet/ms = 12 Mbit/s).
 MAHIMAHI_PACKET_BYTES = 1500
+#: Largest mahimahi trace read (100 ms bins: about 11.6 days) and written (packets per loop).
+MAX_MAHIMAHI_BINS = 10_000_000
+MAX_MAHIMAHI_PACKETS = 50_000_000
 
 #: Multipliers to Mbit/s for rate units a user may name (``unit=``, CSV headers).
 RATE_UNITS: dict[str, float] = {
@@ -190,6 +193,9 @@ def _read_mahimahi(text: str, path: Path, unit: str | None, bin_ms: int = 100) -
         raise InputError("timestamps decrease", path=path, line=int(np.argmax(np.diff(ts) < 0)) + 2)
     period_ms = max(int(ts[-1]), 1)
     n_bins = max(int(np.ceil(period_ms / bin_ms)), 1)
+    if n_bins > MAX_MAHIMAHI_BINS:
+        msg = f"last timestamp {period_ms} ms spans {n_bins} bins of {bin_ms} ms (limit {MAX_MAHIMAHI_BINS})"
+        raise InputError(msg, path=path, line=int(ts.size))
     counts = np.bincount(np.minimum(ts // bin_ms, n_bins - 1), minlength=n_bins)
     dur = np.full(n_bins, bin_ms / 1000.0)
     dur[-1] = (period_ms - (n_bins - 1) * bin_ms) / 1000.0 or bin_ms / 1000.0
@@ -218,11 +224,15 @@ def _read_sabre(text: str, path: Path, unit: str | None) -> Trace:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+    except RecursionError:
+        raise InputError("JSON nested too deeply", path=path) from None
     if not isinstance(data, list) or not data:
         raise InputError("expected a JSON list of {duration_ms, bandwidth_kbps[, latency_ms]} objects", path=path)
     has_lat = isinstance(data[0], dict) and "latency_ms" in data[0]
     keys = ("duration_ms", "bandwidth_kbps") + (("latency_ms",) if has_lat else ())
     try:
+        if not all(_sabre_entry_ok(e, keys) for e in data):  # booleans are not numbers here
+            raise TypeError
         cols = [np.array([e[k] for e in data], dtype=np.float64) for k in keys]
     except (KeyError, TypeError, ValueError):
         i = next((i for i, e in enumerate(data) if not _sabre_entry_ok(e, keys)), 0)
@@ -407,6 +417,10 @@ def _format_mahimahi(trace: Trace) -> str:
     ends = trace.end_s * 1000.0
     starts = ends - trace.duration_s * 1000.0
     packets = trace.mbps * 1e6 / 8 / MAHIMAHI_PACKET_BYTES * trace.duration_s
+    if packets.sum() > MAX_MAHIMAHI_PACKETS:
+        raise InputError(f"trace carries {packets.sum():.3g} packets of {MAHIMAHI_PACKET_BYTES} bytes per loop; "
+                         f"mahimahi output is limited to {MAX_MAHIMAHI_PACKETS} (lower the rates or shorten the trace)",
+                         path=trace.source or trace.name)  # fmt: skip
     cum = np.floor(np.cumsum(packets) + 1e-9).astype(np.int64)
     k = np.diff(np.concatenate([[0], cum]))
     seg = np.repeat(np.arange(k.size), k)

@@ -59,9 +59,13 @@ def model_rngs(name: str, seed: int, count: int, stream: str = "") -> list[np.ra
     return [np.random.default_rng([salt, int(seed) & 0xFFFFFFFF, i]) for i in range(count)]
 
 
+#: Longest generated trace, seconds (a week).
+MAX_DURATION_S = 7 * 86400.0
+
+
 def _positive_duration(duration_s: float, name: str) -> float:
-    if not duration_s > 0:
-        raise InputError(f"model {name!r}: duration_s must be > 0, got {duration_s}")
+    if not 0 < duration_s <= MAX_DURATION_S:
+        raise InputError(f"model {name!r}: duration_s must be in (0, {MAX_DURATION_S:g}] s, got {duration_s}")
     return float(duration_s)
 
 

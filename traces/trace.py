@@ -8,7 +8,17 @@ import numpy as np
 
 from abr.errors import InputError
 
-__all__ = ["Trace"]
+__all__ = ["MAX_LATENCY_MS", "MAX_MBPS", "MAX_TOTAL_S", "MIN_MBPS", "Trace"]
+
+#: Bounds of a trace: a positive rate below MIN_MBPS (one bit in 17 minutes: far below any
+#: measured trace, low enough for --scale 1e-5 of the slowest shared ones) or above MAX_MBPS
+#: (1 Tbit/s), a latency above MAX_LATENCY_MS or a loop longer than MAX_TOTAL_S (about 3 years)
+#: is an error, not a value: such numbers (1e308, subnormals) only overflow the simulator into
+#: NaN/inf summaries.
+MIN_MBPS = 1e-9
+MAX_MBPS = 1e6
+MAX_LATENCY_MS = 1e5
+MAX_TOTAL_S = 1e8
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,11 +54,18 @@ class Trace:
             raise InputError("trace has negative bandwidth", path=where)
         if not np.any(mbps > 0):
             raise InputError("trace has no capacity at all (every rate is 0)", path=where)
+        if mbps.max() > MAX_MBPS or np.any((mbps > 0) & (mbps < MIN_MBPS)):
+            bad = mbps[(mbps > MAX_MBPS) | ((mbps > 0) & (mbps < MIN_MBPS))][0]
+            msg = f"trace rate {bad:g} Mbit/s is outside 0 or [{MIN_MBPS:g}, {MAX_MBPS:g}] Mbit/s"
+            raise InputError(msg, path=where)
+        if dur.sum() > MAX_TOTAL_S:
+            raise InputError(f"trace lasts {dur.sum():g} s (limit {MAX_TOTAL_S:g} s)", path=where)
         lat = None
         if self.latency_ms is not None:
             lat = np.array(self.latency_ms, dtype=np.float64)
-            if lat.shape != dur.shape or not np.all(np.isfinite(lat)) or np.any(lat < 0):
-                raise InputError("latency_ms must be finite, non-negative and one per segment", path=where)
+            bad_lat = not np.all(np.isfinite(lat)) or np.any(lat < 0) or np.any(lat > MAX_LATENCY_MS)
+            if lat.shape != dur.shape or bad_lat:
+                raise InputError(f"latency_ms must be in [0, {MAX_LATENCY_MS:g}] ms, one per segment", path=where)
             lat.setflags(write=False)
         dur.setflags(write=False)
         mbps.setflags(write=False)

@@ -23,10 +23,18 @@ Entropy coding is lossless and chosen per record from :data:`CODERS` (``raw``, `
 ``ac``: our adaptive binary arithmetic coder, see :mod:`codec.promptus.entropy`); the writer keeps the
 smallest. Every problem found while reading (bad magic, unknown version, CRC mismatch, truncation,
 inconsistent fields) raises :class:`abr.errors.InputError` naming the file and the record.
+
+A CRC only catches accidents, so the reader validates too: every header field is checked
+against :data:`LIMITS` (stated in the message) before anything is allocated, each record's
+decoded size is computed from checked fields and bounded before decoding (decompressors stop
+at that size, see :mod:`codec.promptus.entropy`), the keyframe count is bounded by the bytes
+that could hold it, and factors are reshaped only after their sizes are checked. A stream the
+reader accepts is a valid stream: it re-encodes to one that decodes to the same content.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 import zlib
@@ -41,6 +49,7 @@ from codec.promptus.entropy import CODERS, decode_bytes, encode_bytes
 from codec.promptus.quant import QParams, QuantFactors
 
 __all__ = [
+    "LIMITS",
     "MAGIC",
     "VERSION",
     "StreamHeader",
@@ -61,6 +70,18 @@ _CRC = struct.Struct("<I")
 _HDR_FIXED = struct.Struct("<HHBHHHHHHdQII")
 _KF_FIXED = struct.Struct("<IHHffff")
 _LAT_FIXED = struct.Struct("<HHHHff")
+#: Bounds of the header fields a reader accepts (a stream beyond them is refused before any
+#: allocation): frame side, latent and prompt elements, rank, frames, fps.
+LIMITS = {
+    "frame_side": 16384,
+    "latent_elements": 1 << 22,
+    "prompt_elements": 1 << 22,
+    "factor_bytes": 1 << 22,
+    "rank": 4096,
+    "frames": 1 << 24,
+    "fps": 1000.0,
+}
+_MIN_KF_RECORD = _REC_HEAD.size + _KF_FIXED.size + 1 + _CRC.size  # a keyframe record holds at least this
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +303,24 @@ def _decoded(p: _Payload, expected: int, model: str, coded: list[int] | None = N
     return np.frombuffer(data, dtype=np.uint8)
 
 
+def _check_header(r: _Reader, w: int, h: int, latent: int, pl: int, pd: int, rank: int, fps: float,
+                  n_frames: int, n_kf: int) -> None:  # fmt: skip
+    """Every size the header declares within :data:`LIMITS`, before anything is allocated."""
+    checks = (
+        (max(w, h) <= LIMITS["frame_side"], f"frame size {w}x{h} (limit {LIMITS['frame_side']} per side)"),
+        (latent <= LIMITS["latent_elements"], f"latent of {latent} elements (limit {LIMITS['latent_elements']})"),
+        (pl * pd <= LIMITS["prompt_elements"], f"prompt {pl}x{pd} (limit {LIMITS['prompt_elements']} elements)"),
+        (rank <= LIMITS["rank"], f"rank {rank} (limit {LIMITS['rank']})"),
+        (math.isfinite(fps) and fps <= LIMITS["fps"], f"fps {fps} (limit {LIMITS['fps']:g})"),
+        (n_frames <= LIMITS["frames"], f"{n_frames} frames (limit {LIMITS['frames']})"),
+        (n_kf <= n_frames, f"{n_kf} keyframes for {n_frames} frames"),
+        (n_kf * _MIN_KF_RECORD <= len(r.data), f"{n_kf} keyframes cannot fit in {len(r.data)} bytes"),
+    )
+    for ok, what in checks:
+        if not ok:
+            raise r.fail("header record", what)
+
+
 def decode_stream_bytes(data: bytes, source: object = "<stream>") -> Stream:
     """Parse and verify a whole stream held in memory."""
     r = _Reader(data, source)
@@ -305,6 +344,7 @@ def decode_stream_bytes(data: bytes, source: object = "<stream>") -> Stream:
         raise r.fail("header record", "unexpected trailing bytes")
     if min(w, h, c, lh, lw, pl, pd, rank, interval, n_frames, n_kf) < 1 or not fps > 0:
         raise r.fail("header record", "zero or negative field")
+    _check_header(r, w, h, c * lh * lw, pl, pd, rank, fps, n_frames, n_kf)
     header = StreamHeader(gen, fp, rec, w, h, (c, lh, lw), (pl, pd), rank, interval, fps, seed, n_frames, n_kf)
 
     start = r.pos
@@ -327,6 +367,9 @@ def decode_stream_bytes(data: bytes, source: object = "<stream>") -> Stream:
         frame, length, krank, us, uz, vs, vz = p.unpack(_KF_FIXED)
         if frame <= last or frame >= n_frames or length < 1 or krank < 1 or frame - length != last:
             raise r.fail(what, f"frame {frame} with segment length {length} does not follow keyframe {last}")
+        if krank > LIMITS["rank"] or (pl + pd) * krank > LIMITS["factor_bytes"]:
+            raise r.fail(what, f"rank {krank} exceeds the limits (rank <= {LIMITS['rank']}, "
+                               f"(L + D) x rank <= {LIMITS['factor_bytes']} bytes)")  # fmt: skip
         body = _decoded(p, (pl + pd) * krank, f"factors:{pl}:{krank}:{pd}", coded)
         u = body[: pl * krank].reshape(pl, krank)
         v = body[pl * krank :].reshape(krank, pd)

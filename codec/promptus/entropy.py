@@ -15,11 +15,20 @@ Registry :data:`CODERS` (name -> id on the wire):
 
 ``encode_bytes(data, "best", model)`` tries every coder and keeps the smallest output.
 ``model`` names the layout (``factors:L:r:D`` or ``latent``) so ``ac`` can pick contexts.
+
+Decoding is bounded for hostile input: the expected size ``n`` is known before decoding (the
+bitstream checks it against its limits), zlib and LZMA stop after ``n + 1`` output bytes and
+must end exactly there (LZMA with a dictionary of ``n`` bytes, not the encoder's 64 MiB), and
+the arithmetic decoder refuses input shorter than its coding
+bound allows for ``n`` bytes (every coded bit costs at least ``-log2(1 - 16/2048)`` bits:
+probabilities never leave [16, 2032] / 2048) or longer than the most it can emit, and stops as
+soon as it reads past the end of its input.
 """
 
 from __future__ import annotations
 
 import lzma
+import math
 import zlib
 
 import numpy as np
@@ -35,6 +44,10 @@ _PROB_ONE = 1 << _PROB_BITS
 _SHIFT = 4
 _TOP = 1 << 24
 _MASK32 = 0xFFFFFFFF
+#: Fewest bits an arithmetic-coded byte can take (8 bits at the most probable extreme) and the
+#: most (8 bits at the least probable one); see the module docstring.
+_AC_MIN_BITS_PER_BYTE = -8 * math.log2(1 - 16 / _PROB_ONE)
+_AC_MAX_BITS_PER_BYTE = -8 * math.log2(15 / _PROB_ONE)
 
 
 def coder_id(name: str) -> int:
@@ -106,6 +119,11 @@ def ac_decode(blob: bytes, n: int, model: str = "") -> bytes:
     src = blob + b"\0" * 8
     if len(blob) < 5 or blob[0] != 0:
         raise ValueError("arithmetic-coded data is malformed")
+    if 8 * (len(blob) + 8) * 1.01 < n * _AC_MIN_BITS_PER_BYTE:
+        raise ValueError(f"{len(blob)} arithmetic-coded bytes cannot hold {n} bytes")
+    if len(blob) > n * _AC_MAX_BITS_PER_BYTE / 8 + 16:
+        raise ValueError(f"{len(blob)} arithmetic-coded bytes are more than {n} bytes can take")
+    end = len(blob) + 4
     code = int.from_bytes(src[1:5], "big")
     pos = 5
     rng = _MASK32
@@ -129,6 +147,8 @@ def ac_decode(blob: bytes, n: int, model: str = "") -> bytes:
                 rng = (rng << 8) & _MASK32
                 code = ((code << 8) | src[pos]) & _MASK32
                 pos += 1
+                if pos > end:
+                    raise ValueError("arithmetic-coded data is truncated")
         out[j] = m & 0xFF
     if pos > len(blob) + 4:
         raise ValueError("arithmetic-coded data is truncated")
@@ -162,9 +182,17 @@ def decode_bytes(cid: int, blob: bytes, n: int, model: str = "") -> bytes:
         if cid == 0:
             out = bytes(blob)
         elif cid == 1:
-            out = zlib.decompress(blob)
+            dec = zlib.decompressobj()
+            out = dec.decompress(blob, n + 1)
+            if not dec.eof or dec.unconsumed_tail or dec.unused_data:
+                raise ValueError(f"zlib data does not end after {n} bytes")
         elif cid == 2:
-            out = lzma.decompress(blob, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS)
+            # a dictionary of the output size is enough for any valid stream (preset 9 would be 64 MiB)
+            dec = lzma.LZMADecompressor(format=lzma.FORMAT_RAW,
+                                        filters=[{"id": lzma.FILTER_LZMA2, "dict_size": max(n, 4096)}])  # fmt: skip
+            out = dec.decompress(blob, n + 1)
+            if not dec.eof or dec.unused_data:
+                raise ValueError(f"lzma data does not decode to {n} bytes")
         else:
             out = ac_decode(blob, n, model)
     except (zlib.error, lzma.LZMAError) as exc:

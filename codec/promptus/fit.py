@@ -388,15 +388,26 @@ def _ckpt_doc(kf: KeyframeFit, digest: str) -> dict[str, Any]:
 
 
 def _load_ckpt(path: Path, digest: str) -> KeyframeFit | None:
+    """A checkpoint of :func:`_ckpt_doc`, or None if it is partial, foreign or for other input.
+
+    Read with ``weights_only=True``: tensors, numbers, containers and plain numpy arrays only, so
+    a planted file cannot run code (``weights_only=False`` would unpickle anything).
+    """
     try:
-        doc = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception:  # noqa: BLE001 - a partial or foreign file is simply not reused
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    dtypes = [type(np.dtype(t)) for t in (np.uint8, np.float32, np.float64, np.int64)]
+    try:
+        with torch.serialization.safe_globals([_reconstruct, np.ndarray, np.dtype, *dtypes]):
+            doc = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(doc, dict) or doc.get("digest") != digest:
+            return None
+        q = QuantFactors(doc["u"], doc["v"], QParams(*doc["u_q"]), QParams(*doc["v_q"]))
+        return KeyframeFit(doc["frame"], doc["length"], q, doc["latent"], doc["loss"], doc["frame_mse"],
+                           doc["iterations"], doc["seconds"])  # fmt: skip
+    except Exception:  # noqa: BLE001 - a partial, foreign or unsafe file is simply not reused
         return None
-    if not isinstance(doc, dict) or doc.get("digest") != digest:
-        return None
-    q = QuantFactors(doc["u"], doc["v"], QParams(*doc["u_q"]), QParams(*doc["v_q"]))
-    return KeyframeFit(doc["frame"], doc["length"], q, doc["latent"], doc["loss"], doc["frame_mse"],
-                       doc["iterations"], doc["seconds"])
 
 
 def _frames_tensor(frames: torch.Tensor | np.ndarray) -> torch.Tensor:

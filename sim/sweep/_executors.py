@@ -9,6 +9,7 @@ Results do not depend on the executor: each cell is seeded by its session ids.
 from __future__ import annotations
 
 import os
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
@@ -63,8 +64,25 @@ class LocalExecutor(Executor):
             yield item, fn(item)
 
 
+def _die_with_parent(parent: int | None) -> None:
+    """Worker initializer: on Linux ask the kernel to SIGKILL this worker when its parent dies
+    (``prctl(PR_SET_PDEATHSIG)``), so a ``kill -9`` of the driver leaves no workers running; exit
+    at once if the parent is already gone."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if parent is not None and os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
 class ProcessExecutor(Executor):
-    """A :class:`concurrent.futures.ProcessPoolExecutor` over the local cores.
+    """A :class:`concurrent.futures.ProcessPoolExecutor` over the local cores. Its workers die
+    with their parent process (Linux: ``PR_SET_PDEATHSIG``), even when it is killed with SIGKILL.
 
     :param start_method: ``fork``, ``forkserver`` or ``spawn``; None picks the platform's
         default, except that ``forkserver`` is used once torch is imported in this process
@@ -93,7 +111,11 @@ class ProcessExecutor(Executor):
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context())
+            ctx = self._context()
+            # a forkserver's workers are children of the forkserver, which exits with this process
+            parent = os.getpid() if ctx.get_start_method() != "forkserver" else None
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_die_with_parent,
+                                             initargs=(parent,))  # fmt: skip
         pending: dict = {}
         it = iter(items)
         try:
@@ -163,7 +185,12 @@ class RayExecutor(Executor):
                         "a cluster with token authentication also needs RAY_AUTH_MODE=token here"
                     ) from None
             else:
-                ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False)
+                try:
+                    ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False)
+                except (ConnectionError, RuntimeError) as exc:
+                    where = os.environ.get("RAY_ADDRESS")
+                    hint = f"; RAY_ADDRESS={where!r} is set: unset it to start a local Ray" if where else ""
+                    raise InputError(f"cannot start Ray ({str(exc).splitlines()[0]}){hint}") from None
             self._started = True
         return ray
 

@@ -255,9 +255,13 @@ def load_grid(path: str | Path) -> Grid:
             raise InputError(
                 f"not valid YAML ({getattr(exc, 'problem', exc)})", path=path, line=None if line is None else line + 1
             ) from None
+        except RecursionError:
+            raise InputError("YAML nested too deeply", path=path) from None
     else:
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+        except RecursionError:
+            raise InputError("JSON nested too deeply", path=path) from None
     return Grid.from_dict(doc, source=path)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from abr.errors import InputError
-from abr.io import write_atomic
+from abr.io import check_output, write_atomic
+from abr.lock import folder_lock
 from abr.qoe import get_qoe
 from sim.sweep._cell import _device, _sim_config, _traces, resolve_ladder, resolve_runner, run_cell, transform_fields
 from sim.sweep._executors import Executor, get_executor
@@ -102,10 +103,20 @@ def run_sweep(
     :param table_format: ``parquet`` or ``csv`` for the merged table.
     :param progress: show a tqdm bar over cells.
     :param on_cell: called as ``on_cell(cell, n_done)`` after each cell is stored.
+    :raises InputError: a bad grid, an unwritable ``out``, or ``out`` locked by another run
+        (:func:`abr.lock.folder_lock`; stale temporary files of a killed run are swept).
     """
     if table_format not in ("parquet", "csv"):
         raise InputError(f"table format must be parquet or csv, got {table_format!r}")
     validate_grid(grid)
+    if out is None:
+        return _run(grid, None, executor, workers, ray_address, table_format, progress, on_cell)
+    check_output(out, folder=True)
+    with folder_lock(out, "sim.sweep.run_sweep"):  # re-entrant: sim.whatif already holds it
+        return _run(grid, Path(out), executor, workers, ray_address, table_format, progress, on_cell)
+
+
+def _run(grid, out, executor, workers, ray_address, table_format, progress, on_cell) -> SweepResult:
     cells = grid.cells()
     store = CellStore(out) if out is not None else None
     finished = store.finished(cells) if store else set()
