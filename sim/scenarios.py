@@ -107,7 +107,7 @@ class RunParams:
 
 
 _PROMPT = "promptmobile-wide-model"
-_HYBRID = f"{_PROMPT}+h265-measured"
+_HYBRID = f"{_PROMPT}[0/2/3/4/5]+h265-measured[4/5/6]"
 _BELGIUM = "belgium-4g-lte-sabre-json"
 #: Users sharing one cell in ``congested-cell``.
 CONGESTED_USERS = 32
