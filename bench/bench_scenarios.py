@@ -15,6 +15,7 @@ is kept in ``--work``, so a rerun only runs what is missing.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,8 @@ import numpy as np  # noqa: E402
 from abr.errors import InputError, cli_main  # noqa: E402
 from abr.io import write_text_atomic  # noqa: E402
 
-#: Policies compared on every scenario (add decode-aware variants here, one spec per entry).
+#: Policies compared on every scenario; decode-aware variants are one entry each, e.g.
+#: ``"robustmpc:decode_aware=1"``, ``"mpc:decode_aware=1"``, ``"bola:decode_aware=1"``.
 POLICIES: tuple[str, ...] = ("bba", "bola", "rate", "dynamic", "mpc", "robustmpc", "oracle")
 #: The reference every interval is taken against.
 REFERENCE = "robustmpc"
@@ -49,11 +51,11 @@ def _cell(scenario: str, qoe: str, policy: str, sessions: int, seed: int, work: 
     from traces.sets import load_traces
     from traces.transforms import apply_transforms, build_transforms
 
-    safe = policy.replace(":", "_").replace(",", "_").replace("=", "-")
-    path = work / f"{scenario}__{qoe}__{safe}__n{sessions}_s{seed}.csv"
+    p = resolve(scenario, "test")
+    key = hashlib.sha256(repr((p, qoe, policy, sessions, seed)).encode()).hexdigest()[:12]
+    path = work / f"{scenario}__{qoe}__{key}.csv"  # keyed by everything the result depends on
     if path.is_file():
         return pd.read_csv(path)
-    p = resolve(scenario, "test")
     ladder, device = get_ladder(p.ladder), get_device(p.device)
     traces = apply_transforms(load_traces(p.trace, seed=seed), build_transforms(list(p.transforms)), seed)
     t0 = time.perf_counter()
