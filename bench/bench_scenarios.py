@@ -113,6 +113,9 @@ def summarize(frames: dict[str, object], scenario: str, qoe: str) -> tuple[list[
         b = heur[best].sort_values("session")["qoe_mean"].to_numpy()
         lo, hi = _ci(_mean_diff, orc, b)
         excess = max(float(np.max(f.sort_values("session")["qoe_mean"].to_numpy() - orc)) for f in heur.values())
+        for r in rows:
+            r.update(best_heuristic=best, oracle_gap=orc.mean() - b.mean(), oracle_gap_lo=lo, oracle_gap_hi=hi,
+                     oracle_max_excess=max(excess, 0.0))  # fmt: skip
         notes.append(f"oracle - best heuristic ({best}): {orc.mean() - b.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]; "
                      f"largest per-session excess of a policy over the oracle: {max(excess, 0.0):.4f}")  # fmt: skip
     stalling = [r["policy"] for r in rows if r["policy"] in heur and r["stall_ratio"] > 1e-3]
