@@ -10,9 +10,13 @@ preset                    q (unit)                               mu (1/s)  lambd
 ``perceptual``            1 - mean LPIPS of the chunk (quality)  1.0       1.0
 ``pensieve-linear``       nominal bitrate, Mbit/s                4.3       1.0
 ``pensieve-log``          ln(R / R_lowest) (Pensieve's log)      2.66      1.0
+``perceptual-calibrated`` 1 - mean LPIPS of the chunk (quality)  0.15      1.0
 ========================  =====================================  ========  ========
 
 The perceptual preset makes one second of stall cost as much as a perfect chunk is worth.
+That is about 12 times the quality span of the default ladder, so under it every policy's best
+move is never to risk a stall. ``perceptual-calibrated`` (:data:`CALIBRATED_STALL_PENALTY`)
+applies Pensieve's convention to the perceptual quality range instead; see there.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import numpy as np
 from abr.errors import unknown_name
 from abr.ladder import Ladder
 
-__all__ = ["QoE", "QOE_PRESETS", "get_qoe"]
+__all__ = ["CALIBRATED_STALL_PENALTY", "QoE", "QOE_PRESETS", "get_qoe"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,21 @@ QOE_PRESETS: dict[str, QoE] = {
         QoE("pensieve-log", "log-rate", stall_penalty=2.66, switch_penalty=1.0),
     )
 }
+
+
+# ---- perceptual-calibrated: Pensieve's stall convention carried over to the LPIPS quality range ----
+#: Stall weight of ``perceptual-calibrated``, per second, in units of q = 1 - LPIPS.
+#: Basis: Pensieve's linear QoE (Mao et al., SIGCOMM 2017) scores q in Mbit/s over its ladder
+#: 0.3-4.3 Mbit/s (a 14.3x rate range) with 4.3 per second of stall: one second of stall costs
+#: 4.3 / 4.0 = 1.075 times the ladder's quality span. Our reference for the span is the measured
+#: H.265 ladder (``h265-measured``: 50-750 kbit/s, a 15x range, 512x512, LPIPS(alex)), whose
+#: chunks span 0.139 in mean LPIPS between its lowest and highest rung. So mu = 1.075 x 0.139 =
+#: 0.150 per second (rounded). One second of stall then costs about as much as dropping from the
+#: best to the worst rung for one chunk, as in Pensieve, instead of 12 ladder spans.
+CALIBRATED_STALL_PENALTY = 0.15
+QOE_PRESETS["perceptual-calibrated"] = QoE(
+    "perceptual-calibrated", "lpips", stall_penalty=CALIBRATED_STALL_PENALTY, switch_penalty=1.0
+)
 
 
 def get_qoe(name: str) -> QoE:

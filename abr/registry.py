@@ -36,6 +36,12 @@ _DERIVED = {
         "the promptus-paper-model rungs played by the PromptMobile receiver (its quality floor is PromptMobile's "
         "published 0.016 LPIPS gain over H.265 at 280 kbit/s; prompts are fitted through the receiver that plays them)",
     ),
+    "promptmobile-wide-model": (
+        "promptus-wide-model",
+        "promptmobile",
+        "promptmobile",
+        "the promptus-wide-model rungs (rank and keyframe interval) played by the PromptMobile receiver",
+    ),
 }
 
 

@@ -1,4 +1,4 @@
-"""Rebuild the embedded ladders ``abr/data/{h265,h264}-measured.json`` and ``promptus-paper-model.json``.
+"""Rebuild the embedded ladders ``abr/data/{h265,h264}-measured.json`` and the Promptus model ladders.
 
     nice -n 10 python bench/build_default_ladders.py [--videos ../shared/data/videos] [--work DIR]
 
@@ -7,11 +7,15 @@ Measures H.265 and H.264 ladders with :func:`codec.ladder.build_ladder` on the c
 closed GOP, capped-VBR rate control, LPIPS(alex) on every second frame), chains the chunks of
 all clips into one ladder per codec (:func:`abr.concat_ladders`; ``metadata["parts"]``
 says which chunks came from which clip, its SHA-256, the encoder build and every setting), and
-derives the Promptus model ladder from the H.265 one (:func:`abr.promptus_model.promptus_paper_model`).
+derives the Promptus model ladders (``promptus-paper-model``, ``promptus-wide-model``:
+:data:`abr.promptus_model.MODEL_LADDERS`) from the H.265 one (:func:`abr.promptus_model.promptus_paper_model`).
 No video goes into the repository, only these figures. Per-chunk results are kept in ``--work``,
 so an interrupted run resumes. It took 36 minutes of wall time (25 for H.265, 11 for H.264) on a busy
-two-core machine. ``--model-only`` re-derives the model from the committed ``h265-measured.json``
-(how the committed model file was made, so the test that re-derives it matches to 1e-9).
+two-core machine. ``--model-only`` re-derives the model ladders from the committed ``h265-measured.json``
+(how the committed model files were made, so the test that re-derives them matches to 1e-9); rerun
+it whenever ``h265-measured.json`` changes::
+
+    python bench/build_default_ladders.py --model-only
 
 Clips (see ../shared/data/videos/PROVENANCE.md): the four with a permissive licence and more
 than a few frames. ``openpose_video.avi`` is left out (non-commercial licence), and
@@ -31,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from abr import concat_ladders  # noqa: E402
 from abr.errors import cli_main  # noqa: E402
 from abr.ladder import load_ladder, save_ladder  # noqa: E402
-from abr.promptus_model import promptus_paper_model  # noqa: E402
+from abr.promptus_model import MODEL_LADDERS, promptus_paper_model  # noqa: E402
 from codec.ladder import LadderBuildConfig, build_ladder  # noqa: E402
 
 CLIPS = (
@@ -57,13 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "abr" / "data", help="where the ladder files go")
     ap.add_argument("--codecs", default="h265,h264", help="comma-separated codecs to build (default h265,h264)")
     ap.add_argument("--model-only", action="store_true",
-                    help="only re-derive promptus-paper-model.json from the committed h265-measured.json")  # fmt: skip
+                    help="only re-derive the Promptus model ladders from the committed h265-measured.json")  # fmt: skip
     args = ap.parse_args(argv)
     codecs = [c for c in args.codecs.split(",") if c]
     if args.model_only:
-        model = promptus_paper_model(load_ladder(args.out / "h265-measured.json"))
-        save_ladder(model, args.out / f"{model.name}.json")
-        print(f"wrote {args.out / f'{model.name}.json'}")
+        _write_models(load_ladder(args.out / "h265-measured.json"), args.out)
         return 0
     for codec in codecs:
         parts = []
@@ -84,10 +86,15 @@ def main(argv: list[str] | None = None) -> int:
         save_ladder(ladder, args.out / f"{codec}-measured.json")
         print(f"wrote {args.out / f'{codec}-measured.json'}", flush=True)
         if codec == "h265":
-            model = promptus_paper_model(ladder)
-            save_ladder(model, args.out / f"{model.name}.json")
-            print(f"wrote {args.out / f'{model.name}.json'}", flush=True)
+            _write_models(ladder, args.out)
     return 0
+
+
+def _write_models(h265, out: Path) -> None:
+    for cfg in MODEL_LADDERS.values():
+        model = promptus_paper_model(h265, cfg)
+        save_ladder(model, out / f"{model.name}.json")
+        print(f"wrote {out / f'{model.name}.json'}: kbit/s {', '.join(f'{k:g}' for k in model.kbps)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Example::
 
     python -m sim.run --policy bola --trace lte
     python -m sim.run --policy bba --policy bola:gamma=5,qmax=25 --trace PATH --device snapdragon-8gen3
+    python -m sim.run --scenario lowband-mobile --policy bola --policy robustmpc --policy oracle
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from policies.registry import describe_policies
 from sim.core import SIM_PRESETS
 from sim.device import available_devices, get_device
 from sim.env import DEFAULT_DEVICE
+from sim.scenarios import binding_note, describe_scenarios, merge_transforms, parse_explicit, resolve
 from sim.session import SUMMARY_COLUMNS, resolve_runner
 from traces.cli import add_trace_arguments, traces_from_args
 
@@ -41,9 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
             f"ladders:  {', '.join(available_ladders())} (or a ladder .json file)\n"
             f"devices:  {', '.join(available_devices())} (or a device .json file)\n"
             f"qoe:      {', '.join(QOE_PRESETS)}\n"
-            f"sim:      {', '.join(SIM_PRESETS)}"
+            f"sim:      {', '.join(SIM_PRESETS)}\n"
+            "scenarios (--scenario NAME; explicit options override its parts):\n  "
+            + describe_scenarios().replace("\n", "\n  ")
         ),
     )
+    p.add_argument("--scenario", metavar="NAME",
+                   help="a named scenario: traces (its test split), ladder, device, QoE, simulator, session length")
     p.add_argument("--policy", action="append", metavar="SPEC",
                    help="ABR policy, e.g. bola or bola:gamma=5,qmax=25; repeat to compare (default: bola)")
     p.add_argument("--ladder", default=DEFAULT_LADDER, help=f"ladder name or file (default: {DEFAULT_LADDER})")
@@ -102,7 +108,23 @@ def _plot(res, args: argparse.Namespace, i: int, n: int) -> None:
     print(f"wrote {path}")
 
 
-def run(args: argparse.Namespace) -> int:
+_SCENARIO_FIELDS = ("trace", "ladder", "device", "qoe", "sim")
+
+
+def apply_scenario(args: argparse.Namespace, explicit: set[str], split: str = "test") -> tuple[str, ...]:
+    """Fill the options ``explicit`` lacks from ``args.scenario`` (:func:`sim.scenarios.resolve`);
+    returns the scenario's notes."""
+    if not getattr(args, "scenario", None):
+        return ()
+    params = resolve(args.scenario, split)
+    for name in _SCENARIO_FIELDS:
+        if name not in explicit:
+            setattr(args, name, getattr(params, name))
+    args.trace_transforms = list(merge_transforms(params.transforms, args.trace_transforms or []))
+    return params.notes
+
+
+def run(args: argparse.Namespace, notes: tuple[str, ...] = ()) -> int:
     import pandas as pd
 
     if args.sessions is not None and args.sessions < 1:
@@ -136,6 +158,13 @@ def run(args: argparse.Namespace) -> int:
     if "derivation" in ladder.metadata:
         print(f"        {ladder.metadata['derivation']}")
     print(f"traces  {args.trace}: {len(traces)} trace(s); sim {args.sim}; device {device.name}; qoe {qoe.name}")
+    if args.scenario:
+        print(f"scenario {args.scenario}")
+    for line in notes:
+        print(f"        {line}")
+    note = binding_note(traces, ladder, device)
+    if note:
+        print(note)
     sessions, chunks = [], []
     for i, runner in enumerate(runners):
         res = runner(traces, ladder, device, qoe, config=config, sessions=args.sessions, seed=args.seed)
@@ -155,8 +184,9 @@ def run(args: argparse.Namespace) -> int:
 
 @cli_main
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run(args)
+    args, explicit = parse_explicit(build_parser(), argv)
+    notes = apply_scenario(args, explicit)
+    return run(args, notes)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ from abr.lock import folder_lock
 from abr.qoe import QOE_PRESETS
 from abr.registry import DEFAULT_LADDER
 from sim.env import DEFAULT_DEVICE
+from sim.scenarios import describe_scenarios, scenario_config
 
 __all__ = [
     "ALGORITHMS",
@@ -840,9 +841,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m sim.train",
         description="Train a learned ABR policy (stable-baselines3) on the batched simulator.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Then: python -m sim.run --policy rl:DIR --trace ...   (DIR = the --out folder)",
+        epilog="Then: python -m sim.run --policy rl:DIR --trace ...   (DIR = the --out folder)\n"
+        "scenarios (--scenario NAME: its train split, ladder, device, QoE, simulator; flags override):\n  "
+        + describe_scenarios().replace("\n", "\n  "),
         argument_default=S,
     )
+    p.add_argument("--scenario", metavar="NAME", help="train on a named scenario (see below)")
     p.add_argument("--algo", choices=list(ALGORITHMS), help=f"RL algorithm (default: {d.algo})")
     p.add_argument(
         "--trace",
@@ -924,6 +928,7 @@ def main(argv: list[str] | None = None) -> int:
     base = load_config(args.pop("config")).to_dict() if "config" in args else {}
     if resume and not base and (out / "config.json").is_file():
         base = load_config(out / "config.json").to_dict()
+    base.update(scenario_config(args.pop("scenario", None)))
     base.update(args)
     try:
         cfg = TrainConfig.from_dict(base, where="command line")

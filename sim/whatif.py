@@ -42,6 +42,7 @@ from abr.registry import DEFAULT_LADDER, available_ladders
 from policies.registry import POLICIES
 from sim.core import SIM_PRESETS
 from sim.device import available_devices
+from sim.scenarios import describe_scenarios, resolve
 from sim.sweep import (
     EXECUTORS,
     Grid,
@@ -85,11 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
             f"devices:   {', '.join(available_devices())} (or a device .json file)\n"
             f"qoe:       {', '.join(QOE_PRESETS)}\n"
             f"sim:       {', '.join(SIM_PRESETS)}\n"
-            f"executors: {', '.join(EXECUTORS)}"
+            f"executors: {', '.join(EXECUTORS)}\n"
+            "scenarios (--scenario NAME; axis flags override its parts):\n  "
+            + describe_scenarios().replace("\n", "\n  ")
         ),
     )
     g = p.add_argument_group("grid (flags replace the grid file's axes)")
     g.add_argument("--grid", type=Path, help="grid file (.yaml/.yml or .json)")
+    g.add_argument("--scenario", metavar="NAME",
+                   help="start from a named scenario's test split, ladder, device, QoE, simulator and transforms")
     g.add_argument("--policy", action="append", metavar="SPECS", help="policies (default: bola)")
     g.add_argument("--ladder", action="append", metavar="SPECS", help=f"ladder expressions (default: {DEFAULT_LADDER})")
     g.add_argument("--device", action="append", metavar="NAMES", help="device profiles (default: h200)")
@@ -142,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def grid_from_args(args: argparse.Namespace) -> Grid:
     """The grid file (or defaults) with every given flag replacing its axis."""
-    grid = load_grid(args.grid) if args.grid is not None else Grid()
+    if args.grid is not None and args.scenario:
+        raise InputError("give --grid or --scenario, not both")
+    grid = load_grid(args.grid) if args.grid is not None else _scenario_grid(args)
     changes: dict = {}
     for flag, name in _AXIS_FLAGS.items():
         values = getattr(args, flag)
@@ -160,12 +167,32 @@ def grid_from_args(args: argparse.Namespace) -> Grid:
             raise InputError(f"--vary needs KEY=V1/V2/..., got {item!r}")
         axes[key.strip()] = tuple(v.strip() for v in values.split("/") if v.strip())
     if args.transform or axes:
-        base = tuple(args.transform) if args.transform else grid.transforms
+        base = tuple(args.transform) if args.transform else _without_keys(grid.transforms, axes)
         changes["transforms"] = transform_product(base, axes) if axes else base
     for flag, name in (("sessions", "sessions"), ("block", "block"), ("seed", "seed"), ("trace_count", "trace_count")):
         if getattr(args, flag) is not None:
             changes[name] = getattr(args, flag)
     return replace(grid, **changes) if changes else grid
+
+
+def _scenario_grid(args: argparse.Namespace) -> Grid:
+    """The default grid, or the scenario's (:func:`sim.scenarios.resolve`, its test split)."""
+    if not getattr(args, "scenario", None):
+        return Grid()
+    params = resolve(args.scenario, "test")
+    for line in params.notes:
+        print(f"scenario {args.scenario}: {line}")
+    return Grid(ladders=(params.ladder,), devices=(params.device,), qoes=(params.qoe,), traces=(params.trace,),
+                transforms=(params.transform_spec,), sims=(params.sim,))  # fmt: skip
+
+
+def _without_keys(transforms: tuple[str, ...], axes: dict) -> tuple[str, ...]:
+    """Transform specs less the keys an axis flag varies (the flag overrides them)."""
+    out = []
+    for spec in transforms:
+        kept = [item for item in spec.split(",") if item and item.partition("=")[0].strip() not in axes]
+        out.append(",".join(kept))
+    return tuple(dict.fromkeys(out))
 
 
 _MAX_ROWS = 60

@@ -12,10 +12,10 @@ import pytest
 from abr import DEFAULT_LADDER, get_ladder
 from abr.errors import InputError
 from abr.ladder import Ladder, RungInfo
-from abr.promptus_model import PromptusModelConfig, log_rate_curve, promptus_paper_model
+from abr.promptus_model import MODEL_LADDERS, PromptusModelConfig, log_rate_curve, promptus_paper_model
 from abr.synthetic import promptus_kbps
 
-EMBEDDED = ("h265-measured", "h264-measured", "promptus-paper-model")
+EMBEDDED = ("h265-measured", "h264-measured", "promptus-paper-model", "promptus-wide-model")
 
 
 def _h265(points_kbps, lpips, frames=60, duration_s=2.0, p95_factor=1.5, severe=None) -> Ladder:
@@ -43,8 +43,11 @@ def test_model_hand_computed():
     l280 = 0.08 + (0.04 - 0.08) * math.log(280 / 200) / math.log(2)
     floor = l280 - 0.016
     assert model.metadata["floor_lpips"][0] == pytest.approx(floor, abs=1e-6)
-    # rank 2: 6 x (2 x 1101 + 16) bytes; k R = 4 x 53.232 = 212.928 kbit/s, above the floor
-    assert model.size_bytes[0].tolist() == [6 * 2218, 6 * 8824]
+    # bytes: keyframes 0, 10, ..., 50 and 59 (the clip's last frame) of 1101 r + 16 + 18 B each, plus the
+    # stream header (83 B), the first-frame latent (16,410 B) and the end record (13 B) of the one-chunk clip
+    stream = 83 + 16410 + 13
+    assert model.size_bytes[0].tolist() == [7 * (2218 + 18) + stream, 7 * (8824 + 18) + stream]
+    # quality follows the payload rate: rank 2 at 8 x 2218 x 30 / 10 = 53.232 kbit/s; k R = 212.928, above the floor
     r2 = 6 * 2218 * 8 / 2.0 / 1000
     expect2 = 0.08 + (0.04 - 0.08) * math.log(4 * r2 / 200) / math.log(2)
     assert model.lpips_mean[0, 0] == pytest.approx(expect2, abs=1e-12)
@@ -57,8 +60,9 @@ def test_model_hand_computed():
     assert model.lpips_p95[0, 1] == pytest.approx(1.5 * floor, abs=1e-9)  # H.265's p95 where its mean = floor
     r_floor = 200 * 2 ** ((0.08 - floor) / 0.04)
     assert model.metadata["floor_h265_kbps"][0] == pytest.approx(r_floor, rel=1e-5)
-    # rungs: exact Promptus bitrate per rank at the ladder's frame rate
-    assert model.kbps == pytest.approx([promptus_kbps(2, 10, 30.0), promptus_kbps(8, 10, 30.0)], abs=1e-3)
+    # rungs: the stream's average rate, every byte counted (above SPEC's payload rate)
+    assert model.kbps == pytest.approx([b * 8 / 2.0 / 1000 for b in model.size_bytes[0]], abs=1e-3)
+    assert model.kbps[0] > promptus_kbps(2, 10, 30.0)
     want = [("promptus", "promptus", 2, 10), ("promptus", "promptus", 8, 10)]
     assert [(r.family, r.decoder, r.rank, r.interval) for r in model.rungs] == want
     assert model.is_synthetic and "MODEL" in model.metadata["derivation"]
@@ -139,16 +143,19 @@ def test_default_is_the_promptus_model_and_matches_its_source():
     assert model.is_synthetic and "not measured" in model.metadata["source"]
     assert model.metadata["h265_ladder"]["name"] == "h265-measured"
     # the committed file is what the derivation gives from the committed H.265 ladder
-    again = promptus_paper_model(h265)
-    assert np.allclose(again.lpips_mean, model.lpips_mean, atol=1e-8)
-    assert np.allclose(again.size_bytes, model.size_bytes)
-    assert np.array_equal(model.frames, h265.frames)
+    for name, cfg in MODEL_LADDERS.items():  # every committed model file is what its derivation gives
+        model, again = get_ladder(name), promptus_paper_model(h265, cfg)
+        assert np.allclose(again.lpips_mean, model.lpips_mean, atol=1e-8)
+        assert np.allclose(again.size_bytes, model.size_bytes)
+        assert np.array_equal(model.frames, h265.frames)
 
 
 def test_model_wins_low_and_loses_high():
     """With k = 4 and the floor, Promptus beats H.265 at low rates and loses above a crossover (SPEC section 1)."""
     model, h265 = get_ladder("promptus-paper-model"), get_ladder("h265-measured")
-    for c in range(h265.n_chunks):
+    # a clip's first chunk also carries the 16 kB first-frame latent: there the low ranks cost more than H.265
+    starts = {p["first_chunk"] for p in h265.metadata["parts"]}
+    for c in sorted(set(range(h265.n_chunks)) - starts):
         rate = h265.measured_kbps[c]
         order = np.argsort(rate)
         x, y = np.log(rate[order]), np.minimum.accumulate(h265.lpips_mean[c, order])

@@ -9,6 +9,8 @@ Spec grammar (``[SOURCE][@train|@test]``):
 * a file, a folder (read recursively; documentation, images and hidden files skipped) or
   a glob (``**`` allowed). Files inside a known set of ``../shared/data/traces`` get that
   set's value unit (e.g. MB/s for Puffer); others are detected by content.
+* a named selection of the real sets (:data:`traces.select.SELECTIONS`, e.g. ``lowband-cellular``):
+  the files whose own median or mean throughput passes a documented rule.
 * ``SOURCE@train`` / ``SOURCE@test``: files are split by a seeded hash of their name
   (:func:`traces.split.split_files`, ``test_fraction`` and ``split_seed``); models draw from
   two disjoint seed streams. Training on ``X@train`` and evaluating on ``X@test`` never
@@ -104,6 +106,10 @@ def load_traces(
         name = source.partition(":")[0]
         label = f"{name}{'@' + part if part else ''}-s{seed}"
         return get_model(source).generate(model_rngs(name, seed, count, stream=part or ""), label=label)
+    from traces.select import SELECTIONS
+
+    if source in SELECTIONS:
+        return SELECTIONS[source].load(part, fmt=fmt, unit=unit, test_fraction=test_fraction, split_seed=split_seed)
     files = list_trace_files(source)
     if part is not None:
         if not 0.0 < test_fraction < 1.0:
