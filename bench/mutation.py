@@ -76,7 +76,7 @@ def prepare(module: str, tests: list[str], workdir: Path) -> Path:
         f"pytest_add_cli_args = {_toml_list(cfg.get('pytest_add_cli_args', []))}\n"
         f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
         f"timeout_multiplier = {float(cfg.get('timeout_multiplier', 15.0))}\n"
-        "\n[tool.pytest.ini_options]\naddopts = \"-q\"\n"
+        '\n[tool.pytest.ini_options]\naddopts = "-q"\n'
         'markers = ["slow: longer tests (still part of the default suite)"]\n'
     )
     # tests find ../shared from the repo root; mutmut runs them from <wd>/mutants
@@ -89,8 +89,9 @@ def prepare(module: str, tests: list[str], workdir: Path) -> Path:
 
 def results(wd: Path) -> dict[str, str]:
     """``{mutant name: status}`` as mutmut recorded them."""
-    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=wd, text=True,
-                         capture_output=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=wd, text=True, capture_output=True, check=True
+    ).stdout
     res = {}
     for line in out.splitlines():
         name, sep, status = line.strip().rpartition(": ")
@@ -108,21 +109,28 @@ def report(module: str, wd: Path, equivalent: dict[str, str]) -> dict[str, int |
     surv = [n for n, s in res.items() if s not in CAUGHT and n not in equivalent]
     lines = []
     for n in surv:
-        diff = subprocess.run([sys.executable, "-m", "mutmut", "show", n], cwd=wd, text=True,
-                              capture_output=True).stdout
+        diff = subprocess.run(
+            [sys.executable, "-m", "mutmut", "show", n], cwd=wd, text=True, capture_output=True
+        ).stdout
         lines.append(f"## {n}: {res[n]}\n{diff}\n")
     (wd / "survivors.txt").write_text("".join(lines), encoding="utf-8")
     for n in stale:
         print(f"  note: {n} is listed as equivalent but a test now catches it; remove it from {EQUIVALENT.name}")
     denom = len(res) - len(equiv)
-    return {"mutants": len(res), "equivalent": len(equiv), "caught": caught, "survived": len(surv),
-            "score": caught / denom if denom else 1.0}
+    return {
+        "mutants": len(res),
+        "equivalent": len(equiv),
+        "caught": caught,
+        "survived": len(surv),
+        "score": caught / denom if denom else 1.0,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     modules = load_modules()
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("modules", nargs="*", metavar="MODULE", help="module paths (default: all configured)")
     ap.add_argument("--workdir", type=Path, default=ROOT / ".mutation", help="work folders (default .mutation/)")
     ap.add_argument("--max-children", type=int, default=os.cpu_count() or 1, help="parallel mutants")
@@ -144,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         wd = prepare(m, modules[m], args.workdir)
         if not args.report_only:
             print(f"== {m}: mutmut run in {wd}", flush=True)
-            subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)],
-                           cwd=wd, check=False)
+            subprocess.run(
+                [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)], cwd=wd, check=False
+            )
         rows.append((m, report(m, wd, equivalent)))
     print("\n| module | mutants | equivalent | caught | survived | score |\n|---|---|---|---|---|---|")
     for m, r in rows:
