@@ -7,7 +7,9 @@
 Each module runs in its own work folder (``.mutation/<module>/``, git-ignored) with a
 generated ``[tool.mutmut]`` that mutates only that file and selects only its test files
 (``[tool.mutation.modules]`` in pyproject.toml), so one module takes minutes, not hours.
-mutmut keeps its results there, so a rerun resumes and retests only what changed.
+mutmut keeps its results there, so a rerun resumes: it first retests the mutants that
+survived last time (the tests may have changed), then runs any not yet checked.
+``--fresh`` starts the module from scratch.
 
 Score = caught / (mutants - equivalent), where caught = killed or timed out, and
 equivalent = listed in ``tests/mutation_equivalent.txt`` (``name | reason``, one a line:
@@ -135,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=ROOT / ".mutation", help="work folders (default .mutation/)")
     ap.add_argument("--max-children", type=int, default=os.cpu_count() or 1, help="parallel mutants")
     ap.add_argument("--report-only", action="store_true", help="score the last run without running mutmut")
+    ap.add_argument("--fresh", action="store_true", help="discard earlier results of the modules run")
     ap.add_argument("--list", action="store_true", help="list the modules and their test files")
     args = ap.parse_args(argv)
     if args.list:
@@ -149,12 +152,20 @@ def main(argv: list[str] | None = None) -> int:
     equivalent = load_equivalent()
     rows = []
     for m in todo:
+        wd = args.workdir / m.replace("/", "__").removesuffix(".py")
+        if args.fresh and not args.report_only:
+            shutil.rmtree(wd, ignore_errors=True)
         wd = prepare(m, modules[m], args.workdir)
         if not args.report_only:
+            run = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)]
+            again = []
+            if (wd / "mutants").is_dir():
+                again = [n for n, s in results(wd).items() if s not in CAUGHT and s != "not checked"]
+            if again:
+                print(f"== {m}: retesting {len(again)} earlier survivors in {wd}", flush=True)
+                subprocess.run(run + again, cwd=wd, check=False)
             print(f"== {m}: mutmut run in {wd}", flush=True)
-            subprocess.run(
-                [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)], cwd=wd, check=False
-            )
+            subprocess.run(run, cwd=wd, check=False)
         rows.append((m, report(m, wd, equivalent)))
     print("\n| module | mutants | equivalent | caught | survived | score |\n|---|---|---|---|---|---|")
     for m, r in rows:
