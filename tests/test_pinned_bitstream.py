@@ -168,8 +168,8 @@ def test_bad_fields_with_valid_crcs(kwargs, match):
 @pytest.mark.parametrize(
     "kfs, match",
     [  # fmt: skip
-        ([kf_payload(0, 1), kf_payload(0, 1)], "record 2 of 2: frame 0 with segment length 1 does not follow keyframe 0"),
-        ([kf_payload(1, 1), kf_payload(2, 1)], "record 1 of 2: frame 1 with segment length 1 does not follow keyframe -1"),
+        ([kf_payload(0, 1), kf_payload(0, 1)], "frame 0 with segment length 1 does not follow keyframe 0"),
+        ([kf_payload(1, 1), kf_payload(2, 1)], "record 1 of 2: frame 1 with segment length 1 does not follow"),
         ([kf_payload(0, 1), kf_payload(3, 3)], "frame 3 with segment length 3"),  # beyond the last frame
         ([kf_payload(0, 1), kf_payload(2, 1)], "frame 2 with segment length 1 does not follow keyframe 0"),
         ([kf_payload(0, 0), kf_payload(2, 2)], "frame 0 with segment length 0"),
