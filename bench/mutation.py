@@ -102,6 +102,36 @@ def results(wd: Path) -> dict[str, str]:
     return res
 
 
+_DIFFS = """
+import sys
+from mutmut.mutation.data import SourceFileMutationData
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+from mutmut.utils.file_utils import walk_mutatable_files
+where = {}
+for path in walk_mutatable_files():
+    m = SourceFileMutationData(path=path)
+    m.load()
+    where.update(dict.fromkeys(m.exit_code_by_key, path))
+for line in sys.stdin.read().split("\\n"):
+    name, _, status = line.partition(" ")
+    if name:
+        print(f"## {name}: {status}\\n{get_diff_for_mutant(name, path=where[name])}\\n")
+"""
+
+
+def diffs(wd: Path, names: list[str], res: dict[str, str]) -> list[str]:
+    """The diff of every mutant in ``names`` (one process: ``mutmut show`` per mutant is slow)."""
+    if not names:
+        return []
+    out = subprocess.run(
+        [sys.executable, "-c", _DIFFS], cwd=wd, text=True, capture_output=True,
+        input="\n".join(f"{n} {res[n]}" for n in names),
+    )  # fmt: skip
+    if out.returncode:
+        print(f"  warning: mutant diffs failed: {out.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+    return [out.stdout]
+
+
 def report(module: str, wd: Path, equivalent: dict[str, str]) -> dict[str, int | float]:
     """Score one module and write its non-equivalent survivors with diffs."""
     res = results(wd)
@@ -109,12 +139,7 @@ def report(module: str, wd: Path, equivalent: dict[str, str]) -> dict[str, int |
     equiv = [n for n, s in res.items() if n in equivalent and s not in CAUGHT]
     stale = [n for n, s in res.items() if n in equivalent and s in CAUGHT]
     surv = [n for n, s in res.items() if s not in CAUGHT and n not in equivalent]
-    lines = []
-    for n in surv:
-        diff = subprocess.run(
-            [sys.executable, "-m", "mutmut", "show", n], cwd=wd, text=True, capture_output=True
-        ).stdout
-        lines.append(f"## {n}: {res[n]}\n{diff}\n")
+    lines = diffs(wd, surv, res)
     (wd / "survivors.txt").write_text("".join(lines), encoding="utf-8")
     for n in stale:
         print(f"  note: {n} is listed as equivalent but a test now catches it; remove it from {EQUIVALENT.name}")
