@@ -85,11 +85,11 @@ def test_qoe_validation():
     QoE("half", "log-rate", 0.5, 0.5)
     for quality in ("lpips", "mbps", "log-rate"):
         QoE("ok", quality, 1.0, 1.0)
-    with pytest.raises(ValueError, match="QoE.quality must be lpips, mbps or log-rate, got 'kbps'"):
+    with pytest.raises(ValueError, match="^QoE.quality must be lpips, mbps or log-rate, got 'kbps'$"):
         QoE("bad", "kbps", 1.0, 1.0)
-    with pytest.raises(ValueError, match="QoE penalties must be non-negative"):
+    with pytest.raises(ValueError, match="^QoE penalties must be non-negative$"):
         QoE("bad", "mbps", -0.1, 1.0)
-    with pytest.raises(ValueError, match="QoE penalties must be non-negative"):
+    with pytest.raises(ValueError, match="^QoE penalties must be non-negative$"):
         QoE("bad", "mbps", 1.0, -0.1)
 
 
