@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from conftest import device, make_ladder
 
+from abr.errors import InputError
 from abr.qoe import get_qoe
 from policies.base import DownloadProgress
 from sim.core import SIM_PRESETS, BatchSimulator, PlayerConfig, SimConfig
@@ -237,3 +238,88 @@ def test_core_reproduces_pensieve_fixed_env(shared_data, sequence):
             assert info.buffer_s == pytest.approx([float(w["buffer_s"]) for w in want], abs=1e-9)
         if k > 0:  # Pensieve charges chunk 0 a switch from its default rung 1
             assert info.reward == pytest.approx([float(w["reward_linear"]) for w in want], abs=1e-9)
+
+
+# ----------------------------------------------------------------------------- contracts
+
+
+def test_reset_observation_and_input_checks():
+    traces = [Trace([10.0], [1.0]), Trace([5.0], [2.0])]
+    ladder = make_ladder([[1000.0, 2000.0]] * 2)
+    qoe = get_qoe("perceptual")
+    cfg = SimConfig(EXACT, PlayerConfig(buffer_cap_s=7.0, history=3))
+    sim = BatchSimulator(traces, ladder, device(), qoe, cfg)
+    assert (sim.n, sim.k, sim.n_chunks) == (0, 0, 2)
+    ctx = sim.context
+    assert ctx.qoe is qoe and ctx.buffer_cap_s == 7.0 and ctx.ladder is ladder
+    assert ctx.quality == pytest.approx(qoe.chunk_quality(ladder)) and ctx.decode_s.shape == (2, 2)
+    obs = sim.reset(np.array([1.0, 0.0]), [5, 6])  # float indices and plain-int keys are converted
+    assert obs.chunk == 0 and sim.n == 2 and sim.tix.tolist() == [1, 0]
+    assert obs.last_rung.tolist() == [-1, -1] and obs.last_rung.dtype == np.int64
+    assert obs.throughput_mbps.shape == (2, 3) and np.isnan(obs.throughput_mbps).all()
+    assert obs.delay_s.shape == (2, 3) and np.isnan(obs.delay_s).all()
+    for arr in (obs.buffer_s, obs.clock_s, obs.stall_s, obs.play_end_s, obs.decode_backlog_s):
+        assert arr.tolist() == [0.0, 0.0]
+    assert sim.keys.dtype == np.uint64
+    with pytest.raises(ValueError, match="^trace_index must be a non-empty 1-D array$"):
+        sim.reset(np.zeros((1, 1), dtype=np.int64), session_keys(0, np.array([0])))
+    with pytest.raises(InputError, match="^trace index out of range 0..1$"):
+        sim.reset(np.array([2]), session_keys(0, np.array([0])))
+    with pytest.raises(InputError, match="^trace index out of range 0..1$"):
+        sim.reset(np.array([-1]), session_keys(0, np.array([0])))
+    sim.reset(np.array([1]), session_keys(0, np.array([0])))  # the last index is valid
+    _, info, _ = sim.step(np.array([[1]]))  # any shape holding one rung per session
+    assert info.rung.tolist() == [1] and info.chunk == 0
+    assert info.abandoned.dtype == np.int64 and info.abandoned.tolist() == [0] and info.wasted_bytes.tolist() == [0.0]
+    assert not info.abandoned.flags.writeable and not info.wasted_bytes.flags.writeable
+    with pytest.raises(ValueError, match=r"^expected 1 rungs, got shape \(2,\)$"):
+        sim.step(np.array([0, 0]))
+    with pytest.raises(ValueError, match=r"^rung out of range 0..1: 2..2$"):
+        sim.step(np.array([2]))
+    _, info, _ = sim.step(np.array([1.0]))
+    assert info.rung.dtype == np.int64
+
+
+def test_random_start_spreads_over_the_whole_trace():
+    trace = Trace([100.0], [1.0])
+    config = SimConfig(NetworkConfig(noise_low=1.0, noise_high=1.0, random_start=True))
+    sim = BatchSimulator([trace], make_ladder([[1000.0]]), device(), get_qoe("perceptual"), config)
+    sim.reset(np.zeros(200, dtype=np.int64), session_keys(0, np.arange(200)))
+    assert sim.pos.min() >= 0.0 and sim.pos.max() < 100.0
+    assert sim.pos.max() > 90.0 and sim.pos.min() < 10.0 and len(np.unique(sim.pos)) == 200
+
+
+def test_latency_mode_uses_the_rtt_where_the_trace_has_no_latency():
+    config = SimConfig(NetworkConfig(mode="latency", payload_fraction=1.0, rtt_s=0.25, random_start=False))
+    _, _, infos = run(Trace([10.0], [8.0]), make_ladder([[1_000_000]]), device(), config, [0])
+    assert infos[0].delay_s[0] == pytest.approx(1.25)
+
+
+def test_buffer_cap_target_exactly_met_needs_no_wait():
+    # 2 s chunks, cap 4 s, decode 0.6 s: after chunk 1 the content (4 s) equals the cap -> no wait,
+    # even though chunk 0 has not started playing yet
+    d = 1000 * 8 / 8e9
+    _, _, infos = run(Trace([100.0], [8000.0]), make_ladder([[1000.0]] * 3), device(10.0), exact(cap_s=4.0), [0] * 3)
+    assert infos[1].wait_s[0] == 0.0
+    assert infos[0].stall_s[0] == pytest.approx(0.6 + d)
+
+
+def test_buffer_cap_wait_after_a_stall_counts_from_the_late_start():
+    # decode 3 s per 2 s chunk, cap 4 s. Chunk 0 plays 3+d..5+d, chunk 1 (decoded at 6+d) from 6+d.
+    # After chunk 2 (content 6 s) 2 s must have played: that is the start of chunk 1 (6 + d),
+    # not the end of chunk 0 (5 + d): wait 6 + d - 3d.
+    d = 1000 * 8 / 8e9
+    _, _, infos = run(Trace([100.0], [8000.0]), make_ladder([[1000.0]] * 4), device(50.0), exact(cap_s=4.0), [0] * 4)
+    assert infos[1].wait_s[0] == 0.0
+    assert infos[2].wait_s[0] == pytest.approx(6.0 - 2 * d)
+
+
+def test_a_wait_moves_the_trace_position():
+    # rate 8 Mbit/s for 1 s, then 0.8 Mbit/s. Cap 2 s, 2 s chunks of 100 kB (0.1 s at 8 Mbit/s).
+    # Chunk 0 arrives at 0.1 and plays 0.1..2.1; chunk 1 arrives at 0.2 and then 4 s of content
+    # exceed the cap by 2 s: wait until chunk 0 has played (2.1), i.e. 1.9 s. Chunk 2 is then
+    # requested at 2.1 and downloads at 0.8 Mbit/s (1 s), not at 8 Mbit/s.
+    trace = Trace([1.0, 99.0], [8.0, 0.8])
+    _, _, infos = run(trace, make_ladder([[100_000]] * 3), device(), exact(cap_s=2.0), [0] * 3)
+    assert [i.delay_s[0] for i in infos] == pytest.approx([0.1, 0.1, 1.0])
+    assert infos[1].wait_s[0] == pytest.approx(1.9)
