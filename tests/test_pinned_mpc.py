@@ -210,3 +210,22 @@ def test_mpc_first_rung_before_any_throughput():
     policy.reset(ctx, 2)
     obs = _obs(0, np.full((2, 8), np.nan), np.zeros(2), np.full(2, -1))
     assert policy.act(obs).tolist() == [2, 2]
+
+
+def test_plan_splits_large_batches_without_changing_the_result(monkeypatch):
+    import policies.mpc as mpc
+
+    rng = np.random.default_rng(3)
+    n, h, R = 9, 3, 3
+    args = (rng.uniform(1e5, 1e6, n), rng.uniform(0, 10, n), rng.uniform(0, 1, n), rng.uniform(0.2, 0.9, n))
+    rest = (rng.uniform(1e4, 1e6, (h, R)), rng.uniform(0.1, 0.9, (h, R)), rng.uniform(0, 1, (h, R)),
+            np.array([2.0, 3.0, 1.0]), 6.0, Q)  # fmt: skip
+    whole = plan(*args, *rest)
+    monkeypatch.setattr(mpc, "_BATCH_ELEMENTS", 2 * R**h)  # two sessions per pass: 5 passes
+    split = plan(*args, *rest)
+    np.testing.assert_array_equal(whole[0], split[0])
+    np.testing.assert_array_equal(whole[1], split[1])
+    assert split[0].shape == (n,) and split[1].shape == (n,)
+    for i in range(n):  # and each equals the plain-Python reference
+        r, v = mpc.reference_plan(*(a[i] for a in args), *rest)
+        assert (split[0][i], split[1][i]) == (r, v)
