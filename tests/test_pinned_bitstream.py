@@ -211,17 +211,17 @@ def test_writer_rejects_what_it_cannot_write():
     header = StreamHeader("g", "0001020304050607", "promptus", 16, 8, (C, LH, LW), (L, D), 1, 2, 30.0, 7, 3, 2)
     lat = LatentRecord(s.latent.q, s.latent.qp)
     with pytest.raises(ValueError, match="string too long for the bitstream \\(256 > 255 bytes\\)"):
-        encode_stream(replace(header, generator="x" * 256), lat, list(s.keyframes))
-    encode_stream(replace(header, generator="x" * 255), lat, list(s.keyframes))  # the limit itself fits
+        encode_stream(replace(header, generator="x" * 256), lat, list(s.keyframes), coder="raw")
+    encode_stream(replace(header, generator="x" * 255), lat, list(s.keyframes), coder="raw")  # the limit itself fits
     with pytest.raises(ValueError, match="string too long .* > 65535"):
-        encode_stream(replace(header, receiver="r" * 65536), lat, list(s.keyframes))
+        encode_stream(replace(header, receiver="r" * 65536), lat, list(s.keyframes), coder="raw")
     with pytest.raises(ValueError, match="fingerprint must be 16 hex digits"):
-        encode_stream(replace(header, fingerprint="abcd"), lat, list(s.keyframes))
-    blank = encode_stream(replace(header, fingerprint=""), lat, list(s.keyframes))[0]
+        encode_stream(replace(header, fingerprint="abcd"), lat, list(s.keyframes), coder="raw")
+    blank = encode_stream(replace(header, fingerprint=""), lat, list(s.keyframes), coder="raw")[0]
     assert decode_stream_bytes(blank).header.fingerprint == "0" * 16
     bad = KeyframeRecord(np.zeros((L + 1, 1), np.uint8), np.zeros((1, D), np.uint8), QParams(1, 0), QParams(1, 0),
                          frame=2, length=2)  # fmt: skip
     with pytest.raises(ValueError, match="keyframe 2: factor shapes \\(3, 1\\), \\(1, 3\\) do not fit prompts 2x3"):
-        encode_stream(header, lat, [s.keyframes[0], bad])
+        encode_stream(header, lat, [s.keyframes[0], bad], coder="raw")
     with pytest.raises(ValueError, match="header announces 2 keyframes, got 1"):
-        encode_stream(header, lat, [s.keyframes[0]])
+        encode_stream(header, lat, [s.keyframes[0]], coder="raw")

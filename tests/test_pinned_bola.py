@@ -35,7 +35,7 @@ def _ctx(kbps, n_chunks=30, chunk_s=2.0, cap_s=25.0):
     return PolicyContext(ladder, LOG, LOG.chunk_quality(ladder), np.zeros(ladder.size_bytes.shape), cap_s)
 
 
-def _obs(k, buffer_s, last_rung, thr=None, n=None):
+def _obs(k, buffer_s, last_rung, thr=None):
     buffer_s = np.atleast_1d(np.asarray(buffer_s, dtype=float))
     n = len(buffer_s)
     hist = np.full((n, 8), np.nan)
@@ -75,24 +75,29 @@ def test_bola_u_replays_sabre_decisions(shared_data):
             if row["algorithm"] == "bola" and row["abandon"] == "off":
                 runs[row["network"]].append(row)
     assert len(runs) == 6
-    policy = _policy(BOLA, ctx, variant="u")
-    checked = {"down": 0, "up": 0}
+    by_k = defaultdict(list)  # (last, final, buffer) of every decision, grouped by segment
     for rows in runs.values():
         rows.sort(key=lambda r: int(r["attempt"]))
         for prev, row in zip(rows, rows[1:]):
-            k, last, final = int(row["segment"]), int(prev["quality"]), int(row["quality"])
             bl = float(row["bl_request_ms"]) / 1000.0  # Sabre printed it truncated to the ms
-            policy._plan = None
-            lo, hi = (int(policy.act(_obs(k, b, last, thr=1e-9))[0]) for b in (bl, bl + 0.001))
-            if lo != hi:
+            by_k[int(row["segment"])].append((int(prev["quality"]), int(row["quality"]), bl))
+    checked = {"down": 0, "up": 0}
+    every = np.ones(len(kbps), bool)
+    for k, rows in sorted(by_k.items()):
+        last = np.array([r[0] for r in rows] * 2)
+        bl = np.array([r[2] for r in rows] + [r[2] + 0.001 for r in rows])
+        policy = _policy(BOLA, ctx, n=len(bl), variant="u")
+        got = policy.act(_obs(k, bl, last, thr=np.full(len(bl), 1e-9)))
+        m = bola_choice(policy._plan[0], ctx.ladder.size_bytes[k], every, policy._plan[1], 5.0, bl)
+        n = len(rows)
+        for i, (prev, final, _) in enumerate(rows):
+            if m[i] != m[n + i]:
                 continue  # within a printed millisecond of a threshold
-            if final < last:  # a down-switch is BOLA's buffer choice, untouched by the up-switch limit
-                assert lo == final, (k, bl, last, final)
+            if final < prev:  # a down-switch is BOLA's buffer choice, untouched by the up-switch limit
+                assert got[i] == final, (k, bl[i], prev, final)
                 checked["down"] += 1
-            elif final > last:  # an up-switch is limited, never raised
-                m = int(bola_choice(policy._plan[0], ctx.ladder.size_bytes[k], np.ones(len(kbps), bool),
-                                    policy._plan[1], 5.0, np.array([bl]))[0])  # fmt: skip
-                assert m >= final, (k, bl, last, final)
+            elif final > prev:  # an up-switch is limited, never raised
+                assert m[i] >= final, (k, bl[i], prev, final)
                 checked["up"] += 1
     assert checked["down"] > 20 and checked["up"] > 20
 
