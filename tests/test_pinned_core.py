@@ -323,3 +323,48 @@ def test_a_wait_moves_the_trace_position():
     _, _, infos = run(trace, make_ladder([[100_000]] * 3), device(), exact(cap_s=2.0), [0] * 3)
     assert [i.delay_s[0] for i in infos] == pytest.approx([0.1, 0.1, 1.0])
     assert infos[1].wait_s[0] == pytest.approx(1.9)
+
+
+def test_abandonment_batched_by_hand_with_trace_wraps():
+    # latency mode, 1 MB/s, 100 ms latency, a 1 s trace (transfers wrap around it). Rungs 100 kB,
+    # 500 kB, 1 MB; checks every 50 ms of transfer. All request rung 2 (1 s of transfer).
+    # session 0: abandons at its 3rd check (150 kB) to rung 1, then at rung 1's 2nd check (100 kB)
+    #            to rung 0: 0.25 + 0.2 + 0.2 s = 0.65 s, 250 kB wasted, 2 abandonments
+    # session 1: never (answers its own rung or -1): 1.1 s, checked at 50, 100, ..., 950 kB
+    # session 2: abandons at the first check (50 kB) to rung 0: 0.15 + 0.2 = 0.35 s
+    trace = Trace([1.0], [8.0], latency_ms=[100.0])
+    ladder = make_ladder([[100_000, 500_000, 1_000_000]] * 2)
+    config = SimConfig(NetworkConfig(mode="latency", payload_fraction=1.0, random_start=False), PlayerConfig())
+    sim = BatchSimulator([trace], ladder, device(), get_qoe("perceptual"), config)
+    sim.reset(np.zeros(3, dtype=np.int64), session_keys(0, np.arange(3)))
+    seen: list[DownloadProgress] = []
+
+    def abandon(p):
+        seen.append(dataclasses.replace(p, **{f: np.copy(getattr(p, f)) for f in ("active", "downloaded_bytes")}))
+        got = np.round(p.downloaded_bytes / 1000.0)
+        out = np.full(3, -1)
+        out[0] = 1 if (p.rung[0] == 2 and got[0] == 150) else (0 if (p.rung[0] == 1 and got[0] == 100) else -1)
+        out[1] = p.rung[1] if got[1] % 100 == 0 else -1  # "the same rung" is not an abandonment
+        out[2] = 0 if p.rung[2] == 2 else -1
+        return out
+
+    _, info, _ = sim.step(np.array([2, 2, 2]), abandon)
+    assert info.rung.tolist() == [0, 2, 0]
+    assert info.abandoned.tolist() == [2, 0, 1] and info.abandoned.dtype == np.int64
+    assert info.wasted_bytes == pytest.approx([250_000, 0, 50_000])
+    assert info.delay_s == pytest.approx([0.65, 1.1, 0.35])
+    assert info.size_bytes.tolist() == [100_000, 1_000_000, 100_000]
+    assert np.mod(sim.pos, 1.0) == pytest.approx([0.65, 0.1, 0.35])
+    # session 1 is checked every 50 ms of transfer while active, across the trace's wrap at 1 s
+    one = [p.downloaded_bytes[1] for p in seen if p.active[1]]
+    assert one == pytest.approx([50_000.0 * i for i in range(1, 20)])
+    assert all(p.size_bytes[1] == 1_000_000 and p.rung[1] == 2 for p in seen)
+    # finished or inactive sessions report nothing downloaded; chunk 0 has no buffer yet
+    assert all((p.downloaded_bytes[~p.active] == 0).all() for p in seen)
+    assert all(p.active.dtype == bool and (p.buffer_s == 0).all() for p in seen)
+    assert [p.size_bytes[0] for p in seen[:4]] == [1_000_000, 1_000_000, 1_000_000, 500_000]
+    assert seen[3].elapsed_s[0] == pytest.approx(0.15) and seen[3].latency_s[0] == pytest.approx(0.1)
+    # the next chunk leaves from where each transfer ended: 100 kB at 1 MB/s plus latency
+    _, info2, _ = sim.step(np.array([0, 0, 0]), abandon)
+    assert info2.delay_s == pytest.approx([0.2, 0.2, 0.2]) and info2.abandoned.tolist() == [0, 0, 0]
+    assert np.mod(sim.pos, 1.0) == pytest.approx([0.85, 0.3, 0.55])
