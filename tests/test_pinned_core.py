@@ -107,7 +107,7 @@ def test_observation_history_is_newest_last_and_throughput_is_size_over_delay():
     _, obs, infos = run(trace, ladder, device(), SimConfig(EXACT, PlayerConfig(history=2)), [0, 1, 0])
     assert obs[0].throughput_mbps[0].tolist()[:1] == [pytest.approx(np.nan, nan_ok=True)]
     assert obs[2].delay_s[0] == pytest.approx([4.0, 2.0])
-    assert obs[2].throughput_mbps[0] == pytest.approx([1.0, 1.0])
+    assert obs[2].throughput_mbps[0] == pytest.approx([1.0, 1.0], rel=1e-12)
     assert obs[2].last_rung[0] == 0 and obs[1].last_rung[0] == 1 and obs[0].last_rung[0] == 0
     assert [i.size_bytes[0] for i in infos] == [250_000, 500_000, 250_000]
 
@@ -144,7 +144,7 @@ def test_latency_preset_constants():
 def test_player_config_rejects_bad_values(kw, match):
     with pytest.raises(ValueError, match=match):
         PlayerConfig(**kw)
-    PlayerConfig(sleep_quantum_s=0.0, history=1)  # the edges are valid
+    PlayerConfig(buffer_cap_s=0.5, sleep_quantum_s=0.0, history=1, abandon_check_s=0.01)  # valid edges
 
 
 def test_step_rejects_bad_rungs_and_running_past_the_end():
@@ -158,7 +158,7 @@ def test_step_rejects_bad_rungs_and_running_past_the_end():
         sim.step(np.array([0, 0]))
     _, _, done = sim.step(np.array([1]))
     assert done
-    with pytest.raises(RuntimeError, match="after the last chunk"):
+    with pytest.raises(RuntimeError, match=r"^step\(\) after the last chunk; call reset\(\)$"):
         sim.step(np.array([0]))
     with pytest.raises(ValueError, match="non-empty"):
         sim.reset(np.array([], dtype=np.int64), np.array([], dtype=np.uint64))
