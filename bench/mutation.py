@@ -11,7 +11,7 @@ mutmut keeps its results there, so a rerun resumes: it first retests the mutants
 survived last time (the tests may have changed), then runs any not yet checked.
 ``--fresh`` starts the module from scratch.
 
-Score = caught / (mutants - equivalent), where caught = killed or timed out, and
+Score = caught / (mutants run - equivalent), where caught = killed or timed out, and
 equivalent = listed in ``tests/mutation_equivalent.txt`` (``name | reason``, one a line:
 mutants that change no behaviour). Surviving non-equivalent mutants are written with
 their diffs to ``.mutation/<module>/survivors.txt``: each is a missing test (or a new
@@ -135,6 +135,8 @@ def diffs(wd: Path, names: list[str], res: dict[str, str]) -> list[str]:
 def report(module: str, wd: Path, equivalent: dict[str, str]) -> dict[str, int | float]:
     """Score one module and write its non-equivalent survivors with diffs."""
     res = results(wd)
+    unchecked = [n for n, s in res.items() if s == "not checked"]
+    res = {n: s for n, s in res.items() if s != "not checked"}
     caught = sum(s in CAUGHT for s in res.values())
     equiv = [n for n, s in res.items() if n in equivalent and s not in CAUGHT]
     stale = [n for n, s in res.items() if n in equivalent and s in CAUGHT]
@@ -145,7 +147,8 @@ def report(module: str, wd: Path, equivalent: dict[str, str]) -> dict[str, int |
         print(f"  note: {n} is listed as equivalent but a test now catches it; remove it from {EQUIVALENT.name}")
     denom = len(res) - len(equiv)
     return {
-        "mutants": len(res),
+        "mutants": len(res) + len(unchecked),
+        "unchecked": len(unchecked),
         "equivalent": len(equiv),
         "caught": caught,
         "survived": len(surv),
@@ -192,9 +195,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {m}: mutmut run in {wd}", flush=True)
             subprocess.run(run, cwd=wd, check=False)
         rows.append((m, report(m, wd, equivalent)))
-    print("\n| module | mutants | equivalent | caught | survived | score |\n|---|---|---|---|---|---|")
+    print(
+        "\n| module | mutants | not yet run | equivalent | caught | survived | score |\n|---|---|---|---|---|---|---|"
+    )
     for m, r in rows:
-        print(f"| `{m}` | {r['mutants']} | {r['equivalent']} | {r['caught']} | {r['survived']} | {r['score']:.0%} |")
+        print(
+            f"| `{m}` | {r['mutants']} | {r['unchecked']} | {r['equivalent']} | {r['caught']} | {r['survived']} "
+            f"| {r['score']:.0%} |"
+        )
     return 0
 
 
