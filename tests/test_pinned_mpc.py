@@ -229,3 +229,19 @@ def test_plan_splits_large_batches_without_changing_the_result(monkeypatch):
     for i in range(n):  # and each equals the plain-Python reference
         r, v = mpc.reference_plan(*(a[i] for a in args), *rest)
         assert (split[0][i], split[1][i]) == (r, v)
+
+
+def test_reference_plan_ties_and_window_option():
+    from policies.mpc import reference_plan
+
+    size = np.full((2, 3), 1e3)
+    q = np.array([[0.2, 0.9, 0.9], [0.2, 0.9, 0.9]])
+    r, v = reference_plan(1e6, 5.0, 0.0, 0.9, size, q, np.zeros((2, 3)), np.array([2.0, 2.0]), 60.0, Q)
+    assert (r, v) == (1, pytest.approx(1.8))  # first of the tied best sequences, as plan()
+    hist = np.full((1, 8), np.nan)
+    hist[0, 2:] = [100.0, 1.0, 1.0, 1.0, 1.0, 100.0]
+    obs = _obs(6, hist, np.array([0.0]), np.array([0]))
+    ladder = make_ladder([[1e3]] * 8)
+    three = MPC(MPC.Params(window=3))
+    three.reset(PolicyContext(ladder, Q, Q.chunk_quality(ladder), np.zeros((8, 1)), 60.0), 1)
+    assert three.predict_mbps(obs)[0] == pytest.approx(3 / (2 + 0.01))
