@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 
 from abr.errors import InputError
-from traces.formats import detect_format, format_trace, read_trace, write_trace
+from traces.formats import (
+    detect_format,
+    format_trace,
+    read_cooked,
+    read_mahimahi,
+    read_trace,
+    write_cooked,
+    write_mahimahi,
+    write_trace,
+)
 from traces.trace import Trace
 
 PKT_MBIT = 1500 * 8 / 1e6  # one packet, Mbit
@@ -337,3 +346,19 @@ def test_read_real_mahimahi_file(shared_data):
     assert float(np.dot(t.duration_s, t.mbps)) == pytest.approx(stamps.size * PKT_MBIT)
     assert t.total_s == pytest.approx(stamps[-1] / 1000.0)
     assert len(t.duration_s) == -(-int(stamps[-1]) // 100)
+
+
+def test_named_readers_and_writers(tmp_path):
+    t = Trace([1.0, 2.5], [2.0, 0.5])
+    write_cooked(t, tmp_path / "c")
+    assert (tmp_path / "c").read_text() == "0\t2\n1\t2\n3.5\t0.5\n"
+    back = read_cooked(tmp_path / "c")
+    assert back.duration_s == pytest.approx([1.0, 2.5]) and back.mbps == pytest.approx([2.0, 0.5])
+    assert read_cooked(tmp_path / "c", unit="kbps").mbps == pytest.approx([0.002, 0.0005])
+    m = Trace([0.1, 0.1], [2 * PKT_MBIT / 0.1, 3 * PKT_MBIT / 0.1])
+    write_mahimahi(m, tmp_path / "m")
+    # 2 packets from 0 ms (0, 50), 3 from 100 ms (100, 133, 166), the last moved to the period
+    assert (tmp_path / "m").read_text() == "0\n50\n100\n133\n200\n"
+    assert read_mahimahi(tmp_path / "m").mbps == pytest.approx([2 * PKT_MBIT / 0.1, 3 * PKT_MBIT / 0.1])
+    with pytest.raises(InputError, match="^tiny: trace carries less than one 1500-byte packet"):
+        format_trace(Trace([0.1], [0.01], name="tiny"), "mahimahi")
