@@ -155,3 +155,19 @@ def test_grid_validation_names_the_problem(kw):
 def test_grid_defaults():
     g = OracleGrid()
     assert (g.position_s, g.ahead_s, g.backlog_s, g.max_states, g.batch_states) == (1.0, 1.0, 1.0, 1000, 60_000)
+
+
+def test_oracle_sessions_ids_and_seed():
+    traces = [Trace([2.0, 3.0, 2.0, 10.0], [4.0, 0.3, 4.0, 2.0]), Trace([1.0, 1.0], [0.5, 6.0])]
+    ladder = make_ladder([[50_000, 200_000]] * 3, lpips=[[0.3, 0.1]] * 3)
+    qoe = get_qoe("perceptual")
+    grid = OracleGrid(max_states=20)
+    res = oracle_sessions(traces, ladder, device(), qoe, session_ids=[3, 0], grid=grid)  # a list is fine
+    assert res.session_ids.tolist() == [3, 0] and res.trace_index.tolist() == [1, 0]
+    plan, value = oracle_plans(traces, ladder, device(), qoe, session_ids=np.array([3, 0]), grid=grid)
+    assert res.chunks["reward"].sum(axis=0) == pytest.approx(value)
+    # the default seed is 0 (the sessions run_sessions plays by default: random start, delay noise)
+    again = oracle_sessions(traces, ladder, device(), qoe, session_ids=[3, 0], grid=grid, seed=0)
+    other = oracle_sessions(traces, ladder, device(), qoe, session_ids=[3, 0], grid=grid, seed=1)
+    np.testing.assert_array_equal(res.chunks["delay_s"], again.chunks["delay_s"])
+    assert not np.allclose(res.chunks["delay_s"], other.chunks["delay_s"])
