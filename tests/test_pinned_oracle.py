@@ -171,3 +171,35 @@ def test_oracle_sessions_ids_and_seed():
     other = oracle_sessions(traces, ladder, device(), qoe, session_ids=[3, 0], grid=grid, seed=1)
     np.testing.assert_array_equal(res.chunks["delay_s"], again.chunks["delay_s"])
     assert not np.allclose(res.chunks["delay_s"], other.chunks["delay_s"])
+
+
+def test_oracle_sessions_checks_the_replay_against_the_search(monkeypatch):
+    import sim.oracle as oracle
+
+    trace = Trace([2.0, 3.0, 2.0, 10.0], [4.0, 0.3, 4.0, 2.0])
+    ladder = make_ladder([[50_000, 200_000]] * 3, lpips=[[0.3, 0.1]] * 3)
+    qoe, grid = get_qoe("perceptual"), OracleGrid(max_states=20)
+    plan, value = oracle_plans([trace], ladder, device(), qoe, config=EXACT, session_ids=np.array([0]), grid=grid)
+    assert abs(value[0]) < 8  # the tolerances below are sized for this
+    tol = 1e-9 + 1e-9 * abs(value[0])  # rtol 1e-9, atol 1e-9
+    for wrong in (value + 2 * tol, value * (1 + 1e-7) + 2e-9, value - 2 * tol):
+        monkeypatch.setattr(oracle, "oracle_plans", lambda *a, w=wrong, **k: (plan, w))
+        with pytest.raises(RuntimeError, match=r"^oracle: the replayed plan does not score the searched value \("):
+            oracle_sessions([trace], ladder, device(), qoe, config=EXACT, sessions=1, grid=grid)
+    monkeypatch.setattr(oracle, "oracle_plans", lambda *a, **k: (plan, value + tol / 4))
+    oracle_sessions([trace], ladder, device(), qoe, config=EXACT, sessions=1, grid=grid)  # within tolerance
+
+
+def test_take_refuses_state_that_is_not_per_session():
+    from types import SimpleNamespace
+
+    from sim.oracle import _Take
+
+    sim = SimpleNamespace(n=2, a=np.zeros(2), b=np.zeros(3), old=np.zeros(5), c=7)
+    with pytest.raises(RuntimeError, match=r"^oracle: simulator state \['b'\] is not per-session; update sim.oracle$"):
+        _Take(sim, {"old"})
+    sim.b = np.arange(2.0)
+    take = _Take(sim, {"old"})
+    assert take.names == ["a", "b"]
+    take(sim, np.array([1, 1, 0]))
+    assert sim.b.tolist() == [1.0, 1.0, 0.0] and sim.n == 3 and sim.old.shape == (5,)
