@@ -245,3 +245,17 @@ def test_reference_plan_ties_and_window_option():
     three = MPC(MPC.Params(window=3))
     three.reset(PolicyContext(ladder, Q, Q.chunk_quality(ladder), np.zeros((8, 1)), 60.0), 1)
     assert three.predict_mbps(obs)[0] == pytest.approx(3 / (2 + 0.01))
+
+
+def test_robustmpc_windows_and_a_tiny_but_known_throughput():
+    ladder = make_ladder([[1e3, 2e3, 3e3]] * 3)
+    ctx = PolicyContext(ladder, Q, Q.chunk_quality(ladder), np.zeros((3, 3)), 60.0)
+    r = RobustMPC(RobustMPC.Params(window=2, error_window=4, first_rung=2))
+    r.reset(ctx, 1)
+    assert (r.estimator.window, r.estimator.error_window) == (2, 4)
+    # 1e-7 Mbit/s (0.0125 B/s) is known, however small: plan (lowest rung), not the first rung
+    hist = np.full((1, 8), np.nan)
+    hist[0, -1] = 1e-7
+    m = MPC(MPC.Params(first_rung=2))
+    m.reset(ctx, 1)
+    assert m.act(_obs(1, hist, np.array([0.0]), np.array([0])))[0] == 0
