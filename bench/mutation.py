@@ -132,7 +132,7 @@ def diffs(wd: Path, names: list[str], res: dict[str, str]) -> list[str]:
     return [out.stdout]
 
 
-def report(module: str, wd: Path, equivalent: dict[str, str]) -> dict[str, int | float]:
+def report(module: str, wd: Path, equivalent: dict[str, str], with_diffs: bool = True) -> dict[str, int | float]:
     """Score one module and write its non-equivalent survivors with diffs."""
     res = results(wd)
     unchecked = [n for n, s in res.items() if s == "not checked"]
@@ -141,7 +141,7 @@ def report(module: str, wd: Path, equivalent: dict[str, str]) -> dict[str, int |
     equiv = [n for n, s in res.items() if n in equivalent and s not in CAUGHT]
     stale = [n for n, s in res.items() if n in equivalent and s in CAUGHT]
     surv = [n for n, s in res.items() if s not in CAUGHT and n not in equivalent]
-    lines = diffs(wd, surv, res)
+    lines = diffs(wd, surv, res) if with_diffs else [f"## {n}: {res[n]}\n" for n in surv]
     (wd / "survivors.txt").write_text("".join(lines), encoding="utf-8")
     for n in stale:
         print(f"  note: {n} is listed as equivalent but a test now catches it; remove it from {EQUIVALENT.name}")
@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=ROOT / ".mutation", help="work folders (default .mutation/)")
     ap.add_argument("--max-children", type=int, default=os.cpu_count() or 1, help="parallel mutants")
     ap.add_argument("--report-only", action="store_true", help="score the last run without running mutmut")
+    ap.add_argument("--no-diffs", action="store_true", help="list survivors without their diffs (faster)")
     ap.add_argument("--fresh", action="store_true", help="discard earlier results of the modules run")
     ap.add_argument("--list", action="store_true", help="list the modules and their test files")
     args = ap.parse_args(argv)
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                 subprocess.run(run + again, cwd=wd, check=False)
             print(f"== {m}: mutmut run in {wd}", flush=True)
             subprocess.run(run, cwd=wd, check=False)
-        rows.append((m, report(m, wd, equivalent)))
+        rows.append((m, report(m, wd, equivalent, with_diffs=not args.no_diffs)))
     print(
         "\n| module | mutants | not yet run | equivalent | caught | survived | score |\n|---|---|---|---|---|---|---|"
     )
