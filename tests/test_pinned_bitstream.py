@@ -1,0 +1,227 @@
+"""The Promptus bitstream pinned by an independent writer of the documented layout.
+
+``build`` below writes a stream byte by byte from the layout in the module docstring (magic,
+u16 version, records ``tag u8 | length u32 | payload | CRC32``; coder 0 = raw), so every field
+can be set out of range with a valid CRC. The reader must reject each one with an
+InputError naming the record, and the module's writer must produce the same bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from abr.errors import InputError
+from codec.promptus.bitstream import (
+    KeyframeRecord,
+    LatentRecord,
+    StreamHeader,
+    decode_stream_bytes,
+    encode_stream,
+)
+from codec.promptus.quant import QParams
+
+L, D, C, LH, LW = 2, 3, 1, 2, 2
+
+
+def rec(tag: bytes, payload: bytes) -> bytes:
+    head = tag + struct.pack("<I", len(payload))
+    return head + payload + struct.pack("<I", zlib.crc32(head + payload))
+
+
+def header_payload(**kw) -> bytes:
+    f = dict(gen=b"g", fp=bytes(range(8)), recv=b"promptus", w=16, h=8, c=C, lh=LH, lw=LW, pl=L, pd=D, rank=1,
+             interval=2, fps=30.0, seed=7, n_frames=3, n_kf=2, extra=b"")  # fmt: skip
+    f.update(kw)
+    return (
+        struct.pack("<B", len(f["gen"])) + f["gen"] + f["fp"] + struct.pack("<H", len(f["recv"])) + f["recv"]
+        + struct.pack("<HHBHHHHHHdQII", f["w"], f["h"], f["c"], f["lh"], f["lw"], f["pl"], f["pd"], f["rank"],
+                      f["interval"], f["fps"], f["seed"], f["n_frames"], f["n_kf"])
+        + f["extra"]
+    )  # fmt: skip
+
+
+def latent_payload(shape=(1, C, LH, LW), scale=0.5, zp=3.0, data=None) -> bytes:
+    data = bytes(range(C * LH * LW)) if data is None else data
+    return struct.pack("<HHHHff", *shape, scale, zp) + b"\0" + data
+
+
+def kf_payload(frame, length, rank=1, us=0.25, uz=1.0, vs=2.0, vz=-1.0, data=None) -> bytes:
+    data = bytes(range(10, 10 + (L + D) * rank)) if data is None else data
+    return struct.pack("<IHHffff", frame, length, rank, us, uz, vs, vz) + b"\0" + data
+
+
+def build(version=1, header=None, latent=None, kfs=None, end=None, tags=b"HLKKE", tail=b"") -> bytes:
+    kfs = [kf_payload(0, 1), kf_payload(2, 2)] if kfs is None else kfs
+    payloads = [header_payload() if header is None else header, latent_payload() if latent is None else latent, *kfs,
+                struct.pack("<I", len(kfs)) if end is None else end]  # fmt: skip
+    body = b"".join(rec(bytes([t]), p) for t, p in zip(tags, payloads))
+    return b"PRMT" + struct.pack("<H", version) + body + tail
+
+
+def test_hand_built_stream_decodes_field_by_field():
+    s = decode_stream_bytes(build())
+    h = s.header
+    assert (h.generator, h.fingerprint, h.receiver) == ("g", "0001020304050607", "promptus")
+    assert (h.width, h.height, h.latent_shape, h.prompt_shape) == (16, 8, (C, LH, LW), (L, D))
+    assert (h.rank, h.interval, h.fps, h.seed, h.n_frames, h.n_keyframes) == (1, 2, 30.0, 7, 3, 2)
+    assert s.latent.q.shape == (1, C, LH, LW) and s.latent.q.ravel().tolist() == [0, 1, 2, 3]
+    assert (s.latent.qp.scale, s.latent.qp.zero_point) == (0.5, 3.0)
+    k0, k1 = s.keyframes
+    assert (k0.frame, k0.length, k1.frame, k1.length, k1.rank) == (0, 1, 2, 2, 1)
+    assert k1.u.ravel().tolist() == [10, 11] and k1.v.ravel().tolist() == [12, 13, 14]
+    assert (k1.u_q.scale, k1.u_q.zero_point, k1.v_q.scale, k1.v_q.zero_point) == (0.25, 1.0, 2.0, -1.0)
+    # record sizes: 5 bytes of tag + length, the payload, 4 of CRC
+    assert s.header_bytes == 5 + len(header_payload()) + 4
+    assert s.latent_bytes == 5 + 16 + 1 + 4 + 4
+    assert s.keyframe_bytes == (5 + 24 + 1 + 5 + 4,) * 2
+    assert s.end_bytes == 5 + 4 + 4
+    assert s.total_bytes == len(build())
+    assert s.factor_coded_bytes == (5, 5)
+
+
+def test_raw_size_formula():
+    # SPEC's keyframe payload: L x r + r x D factor bytes plus 16 bytes of scales and zero points
+    u, v = np.zeros((8, 3), np.uint8), np.zeros((3, 32), np.uint8)
+    k = KeyframeRecord(u, v, QParams(1.0, 0.0), QParams(1.0, 0.0), frame=0, length=1)
+    assert k.raw_bytes == 8 * 3 + 3 * 32 + 16
+    s = decode_stream_bytes(build())
+    assert s.factor_raw_bytes == 2 * (L + D)
+    assert s.entropy_gain == 0.0  # raw coder: coded = raw
+
+
+def test_entropy_gain_is_the_saved_fraction_of_factor_bytes():
+    rank = 40
+    kf = kf_payload(2, 3, rank=rank, data=b"")[:-1]  # fixed fields only
+    blob = zlib.compress(b"\x07" * ((L + D) * rank), 9)
+    hdr = header_payload(rank=rank, n_frames=3, n_kf=1)
+    data = build(header=hdr, kfs=[kf + b"\x01" + blob], tags=b"HLKE")
+    s = decode_stream_bytes(data)
+    assert s.factor_coded_bytes == (len(blob),)
+    assert s.entropy_gain == pytest.approx(1.0 - len(blob) / ((L + D) * rank))
+    assert s.keyframes[0].u.ravel().tolist() == [7] * (L * rank)
+
+
+def test_writer_produces_the_documented_bytes():
+    s = decode_stream_bytes(build())
+    header = StreamHeader("g", "0001020304050607", "promptus", 16, 8, (C, LH, LW), (L, D), 1, 2, 30.0, 7, 3, 2)
+    data, sizes = encode_stream(header, LatentRecord(s.latent.q, s.latent.qp), list(s.keyframes), coder="raw")
+    assert data == build()
+    assert sizes == [s.header_bytes, s.latent_bytes, *s.keyframe_bytes, s.end_bytes]
+
+
+@pytest.mark.parametrize(
+    "field", ["w", "h", "c", "lh", "lw", "pl", "pd", "rank", "interval", "n_frames", "n_kf"]
+)  # fmt: skip
+def test_every_zero_header_field_is_rejected(field):
+    with pytest.raises(InputError, match="header record: zero or negative field"):
+        decode_stream_bytes(build(header=header_payload(**{field: 0})))
+
+
+@pytest.mark.parametrize("fps", [0.0, -30.0, float("nan")])
+def test_bad_fps_is_rejected(fps):
+    with pytest.raises(InputError, match="header record: zero or negative field"):
+        decode_stream_bytes(build(header=header_payload(fps=fps)))
+
+
+def test_header_edges_are_valid():
+    # every count at 1 is valid: one frame, one keyframe
+    hdr = header_payload(w=1, h=1, interval=1, n_frames=1, n_kf=1)
+    s = decode_stream_bytes(build(header=hdr, kfs=[kf_payload(0, 1)], tags=b"HLKE"))
+    assert s.header.n_frames == 1 and len(s.keyframes) == 1
+    s = decode_stream_bytes(build(header=header_payload(fps=1e-3)))
+    assert s.header.fps == 1e-3
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(version=2), "Promptus stream version 2; this promptabr reads version 1"),
+        (dict(version=0), "version 0"),
+        (dict(header=header_payload(extra=b"\0")), "header record: unexpected trailing bytes"),
+        (dict(header=header_payload(gen=b"\xff\xfe")), "header record: string field is not UTF-8"),
+        (dict(header=header_payload()[:-1]), "header record: record shorter than its fields"),
+        (dict(tags=b"HXKKE"), "latent record: expected record 'L', found tag 0x58 at byte"),
+        (dict(tags=b"LHKKE"), "header record: expected record 'H', found tag 0x4c at byte 6"),
+        (dict(tags=b"HLKEE"), "keyframe record 2 of 2: expected record 'K'"),
+        (dict(tags=b"HLKKK"), "end record: expected record 'E'"),
+        (dict(latent=latent_payload(shape=(2, C, LH, LW))), "latent shape \\(2, 1, 2, 2\\) does not match the header"),
+        (dict(latent=latent_payload(shape=(1, C, LH + 1, LW))), "latent record: latent shape"),
+        (dict(latent=latent_payload(scale=0.0)), "latent record: invalid quantization parameters"),
+        (dict(latent=latent_payload(data=b"\0")), "latent record"),
+        (dict(kfs=[kf_payload(0, 1), kf_payload(2, 2, vs=-1.0)]), "keyframe record 2 of 2: invalid quantization"),
+        (dict(kfs=[kf_payload(0, 1), kf_payload(2, 2, data=b"\0")]), "keyframe record 2 of 2"),
+        (dict(end=struct.pack("<I", 3)), "end record: counts 3 keyframes, the header 2"),
+        (dict(end=struct.pack("<H", 2)), "end record: record shorter than its fields"),
+        (dict(tail=b"\0\0\0"), "end record: 3 unexpected bytes after the end record"),
+    ],
+)
+def test_bad_fields_with_valid_crcs(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        decode_stream_bytes(build(**kwargs))
+
+
+@pytest.mark.parametrize(
+    "kfs, match",
+    [  # fmt: skip
+        ([kf_payload(0, 1), kf_payload(0, 1)], "frame 0 with segment length 1 does not follow keyframe 0"),
+        ([kf_payload(1, 1), kf_payload(2, 1)], "record 1 of 2: frame 1 with segment length 1 does not follow"),
+        ([kf_payload(0, 1), kf_payload(3, 3)], "frame 3 with segment length 3"),  # beyond the last frame
+        ([kf_payload(0, 1), kf_payload(2, 1)], "frame 2 with segment length 1 does not follow keyframe 0"),
+        ([kf_payload(0, 0), kf_payload(2, 2)], "frame 0 with segment length 0"),
+        ([kf_payload(0, 1), kf_payload(2, 2, rank=0, data=b"")], "record 2 of 2: frame 2 with segment length 2"),
+        ([kf_payload(0, 1), kf_payload(1, 1)], "records: last keyframe is frame 1, the video has 3 frames"),
+    ],
+)  # fmt: skip
+def test_keyframe_order_and_lengths(kfs, match):
+    with pytest.raises(InputError, match=match):
+        decode_stream_bytes(build(kfs=kfs))
+
+
+def test_rank_may_differ_from_the_nominal_one():
+    s = decode_stream_bytes(build(kfs=[kf_payload(0, 1, rank=2), kf_payload(2, 2, rank=1)]))
+    assert [k.rank for k in s.keyframes] == [2, 1]
+
+
+def test_truncation_and_damage():
+    data = build()
+    with pytest.raises(InputError, match="file header: only 5 bytes"):
+        decode_stream_bytes(data[:5])
+    with pytest.raises(InputError, match="bad magic b'PRMX'"):
+        decode_stream_bytes(b"PRMX" + data[4:])
+    end_len = 5 + 4 + 4
+    with pytest.raises(InputError, match=f"end record: stream ends at byte {len(data) - end_len}"):
+        decode_stream_bytes(data[:-end_len])
+    with pytest.raises(InputError, match="end record: record of 4 bytes at byte .* is truncated"):
+        decode_stream_bytes(data[:-1])
+    bad = bytearray(data)
+    bad[-6] ^= 1  # inside the end record's payload
+    with pytest.raises(InputError, match="end record: checksum mismatch"):
+        decode_stream_bytes(bytes(bad))
+    with pytest.raises(InputError, match="header record: stream ends at byte 6"):
+        decode_stream_bytes(data[:6])
+
+
+def test_writer_rejects_what_it_cannot_write():
+    s = decode_stream_bytes(build())
+    header = StreamHeader("g", "0001020304050607", "promptus", 16, 8, (C, LH, LW), (L, D), 1, 2, 30.0, 7, 3, 2)
+    lat = LatentRecord(s.latent.q, s.latent.qp)
+    with pytest.raises(ValueError, match="string too long for the bitstream \\(256 > 255 bytes\\)"):
+        encode_stream(replace(header, generator="x" * 256), lat, list(s.keyframes), coder="raw")
+    encode_stream(replace(header, generator="x" * 255), lat, list(s.keyframes), coder="raw")  # the limit itself fits
+    with pytest.raises(ValueError, match="string too long .* > 65535"):
+        encode_stream(replace(header, receiver="r" * 65536), lat, list(s.keyframes), coder="raw")
+    with pytest.raises(ValueError, match="fingerprint must be 16 hex digits"):
+        encode_stream(replace(header, fingerprint="abcd"), lat, list(s.keyframes), coder="raw")
+    blank = encode_stream(replace(header, fingerprint=""), lat, list(s.keyframes), coder="raw")[0]
+    assert decode_stream_bytes(blank).header.fingerprint == "0" * 16
+    bad = KeyframeRecord(np.zeros((L + 1, 1), np.uint8), np.zeros((1, D), np.uint8), QParams(1, 0), QParams(1, 0),
+                         frame=2, length=2)  # fmt: skip
+    with pytest.raises(ValueError, match="keyframe 2: factor shapes \\(3, 1\\), \\(1, 3\\) do not fit prompts 2x3"):
+        encode_stream(header, lat, [s.keyframes[0], bad], coder="raw")
+    with pytest.raises(ValueError, match="header announces 2 keyframes, got 1"):
+        encode_stream(header, lat, [s.keyframes[0]], coder="raw")

@@ -1,0 +1,269 @@
+"""policies.bola pinned by Sabre's BOLA decisions and the published formulas.
+
+BOLA (Spiteri et al., INFOCOM 2016): ``argmax_m (V (v_m + gamma p) - Q) / S_m`` with
+``V = (Q_max - p) / (v_M + gamma p)`` (buffer in seconds, p the chunk length). BOLA-O/U shrink
+Q_max to ``max(min(k, K - k) / 2, 3)`` chunks and limit up-switches only; BOLA-E (MMSys 2018)
+sets ``gamma p = (v_M - 1) / (target / min_buffer - 1)`` and ``V = min_buffer / gamma p``.
+
+A ladder whose sizes are proportional to its bitrates and whose quality is
+``ln(R / R_min)`` (the ``pensieve-log`` preset) gives exactly Sabre's utilities, so Sabre's
+``-a bola`` (BOLA-U) decisions in ``../shared/data/peers/sabre/golden_segments.csv`` can be
+replayed from the buffer level it printed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+
+import numpy as np
+import pytest
+from conftest import make_ladder
+
+from abr.qoe import get_qoe
+from policies.base import DownloadProgress, Observation, PolicyContext
+from policies.bola import BOLA, BOLAE, bola_choice
+
+LOG = get_qoe("pensieve-log")
+
+
+def _ctx(kbps, n_chunks=30, chunk_s=2.0, cap_s=25.0):
+    sizes = [[k * 1000 / 8 * chunk_s for k in kbps]] * n_chunks
+    ladder = make_ladder(sizes, chunk_s=chunk_s, kbps=[float(k) for k in kbps])
+    return PolicyContext(ladder, LOG, LOG.chunk_quality(ladder), np.zeros(ladder.size_bytes.shape), cap_s)
+
+
+def _obs(k, buffer_s, last_rung, thr=None):
+    buffer_s = np.atleast_1d(np.asarray(buffer_s, dtype=float))
+    n = len(buffer_s)
+    hist = np.full((n, 8), np.nan)
+    delay = np.full((n, 8), np.nan)
+    if thr is not None:
+        hist[:, -1] = thr
+        delay[:, -1] = 1.0
+    return Observation(
+        chunk=k, buffer_s=buffer_s, last_rung=np.broadcast_to(np.asarray(last_rung, dtype=np.int64), (n,)).copy(),
+        throughput_mbps=hist, delay_s=delay, decode_backlog_s=np.zeros(n), clock_s=np.zeros(n),
+        stall_s=np.zeros(n),
+    )  # fmt: skip
+
+
+def _policy(cls, ctx, n=1, **kw):
+    p = cls(cls.Params(**kw))
+    p.reset(ctx, n)
+    return p
+
+
+# ----------------------------------------------------------------------------- Sabre golden
+
+
+def test_bola_u_replays_sabre_decisions(shared_data):
+    peers = shared_data / "peers" / "sabre"
+    if not (peers / "golden_segments.csv").is_file():
+        pytest.skip(f"{peers} not found")
+    movie = json.loads((peers / "movie.json").read_text())
+    kbps = movie["bitrates_kbps"]
+    seg_s = movie["segment_duration_ms"] / 1000.0
+    K = len(movie["segment_sizes_bits"])
+    # sizes proportional to bitrate: BOLA's score per bit then equals Sabre's score per bitrate
+    ctx = _ctx(kbps, n_chunks=K, chunk_s=seg_s, cap_s=25.0)
+    runs = defaultdict(list)
+    with (peers / "golden_segments.csv").open() as f:
+        for row in csv.DictReader(f):
+            if row["algorithm"] == "bola" and row["abandon"] == "off":
+                runs[row["network"]].append(row)
+    assert len(runs) == 6
+    by_k = defaultdict(list)  # (last, final, buffer) of every decision, grouped by segment
+    for rows in runs.values():
+        rows.sort(key=lambda r: int(r["attempt"]))
+        for prev, row in zip(rows, rows[1:]):
+            bl = float(row["bl_request_ms"]) / 1000.0  # Sabre printed it truncated to the ms
+            by_k[int(row["segment"])].append((int(prev["quality"]), int(row["quality"]), bl))
+    checked = {"down": 0, "up": 0}
+    every = np.ones(len(kbps), bool)
+    for k, rows in sorted(by_k.items()):
+        last = np.array([r[0] for r in rows] * 2)
+        bl = np.array([r[2] for r in rows] + [r[2] + 0.001 for r in rows])
+        policy = _policy(BOLA, ctx, n=len(bl), variant="u")
+        got = policy.act(_obs(k, bl, last, thr=np.full(len(bl), 1e-9)))
+        m = bola_choice(policy._plan[0], ctx.ladder.size_bytes[k], every, policy._plan[1], 5.0, bl)
+        n = len(rows)
+        for i, (prev, final, _) in enumerate(rows):
+            if m[i] != m[n + i]:
+                continue  # within a printed millisecond of a threshold
+            if final < prev:  # a down-switch is BOLA's buffer choice, untouched by the up-switch limit
+                assert got[i] == final, (k, bl[i], prev, final)
+                checked["down"] += 1
+            elif final > prev:  # an up-switch is limited, never raised
+                assert m[i] >= final, (k, bl[i], prev, final)
+                checked["up"] += 1
+    assert checked["down"] > 20 and checked["up"] > 20
+
+
+# ----------------------------------------------------------------------------- formulas by hand
+
+KBPS = [250, 500, 1000, 2000]  # utilities ln(R / 250) = 0, ln 2, ln 4, ln 8
+
+
+def _thresholds(V, gp):
+    """Buffer level above which rung m+1 beats rung m (sizes double per rung)."""
+    # (V(v_m + gp) - B) / S = (V(v_{m+1} + gp) - B) / 2S  <=>  B = V (gp + 2 v_m - v_{m+1}) = V (gp + (m - 1) ln 2)
+    return [V * (gp + (m - 1) * math.log(2)) for m in range(3)]
+
+
+def test_bola_basic_V_is_qmax_minus_one_chunk_over_vmax_plus_gp():
+    ctx = _ctx(KBPS)
+    V = (25.0 - 2.0) / (math.log(8) + 5.0)
+    policy = _policy(BOLA, ctx)
+    for m, b in enumerate(_thresholds(V, 5.0)):
+        assert policy.act(_obs(10, b - 1e-6, 0))[0] == m
+        assert policy.act(_obs(10, b + 1e-6, 0))[0] == m + 1
+    assert policy._plan[1] == pytest.approx(V)
+    p = BOLA.Params()
+    assert (p.gamma, p.qmax, p.variant, p.half_life_fast_s, p.half_life_slow_s) == (5.0, 25.0, "basic", 3.0, 8.0)
+
+
+@pytest.mark.parametrize("k, chunks", [(1, 3.0), (2, 3.0), (6, 3.0), (7, 3.5), (10, 5.0), (20, 5.0), (28, 3.0)])
+def test_bola_o_buffer_target_shrinks_with_a_three_chunk_floor(k, chunks):
+    # 30 chunks of 2 s: Q_max = min(25, max(min(k, 30 - k) / 2, 3) x 2) seconds
+    ctx = _ctx(KBPS)
+    qmax = min(25.0, chunks * 2.0)
+    policy = _policy(BOLA, ctx, variant="o")
+    policy.act(_obs(k, 0.0, 0, thr=100.0))
+    assert policy._plan[1] == pytest.approx((qmax - 2.0) / (math.log(8) + 5.0))
+
+
+def test_up_switch_limits():
+    ctx = _ctx(KBPS)
+    # 0.6 Mbit/s sustains rung 1 (0.5 Mbit/s) only: m_t = 1. At k=10 Q_max is 10 s:
+    # V = 8 / (ln 8 + 5), rung 3 from V (5 + ln 2) = 6.4 s of buffer: at 7 s BOLA wants the top rung.
+    obs_up = _obs(10, 7.0, 0, thr=0.6)
+    assert _policy(BOLA, ctx).act(_obs(10, 21.0, 0, thr=0.6))[0] == 3  # basic: no limit (Q_max 25 s)
+    assert _policy(BOLA, ctx, variant="o").act(obs_up)[0] == 1  # max(last, m_t)
+    assert _policy(BOLA, ctx, variant="u").act(obs_up)[0] == 2  # m_t + 1
+    # last above m_t: BOLA-U keeps last, no extra rung
+    assert _policy(BOLA, ctx, variant="u").act(_obs(10, 7.0, 2, thr=0.6))[0] == 2
+    # a down-switch is never limited: nearly empty buffer -> rung 0 even from the top rung
+    for variant in ("o", "u"):
+        assert _policy(BOLA, ctx, variant=variant).act(_obs(10, 0.1, 3, thr=0.6))[0] == 0
+    # an up-switch within m_t is kept: 10 Mbit/s sustains everything
+    assert _policy(BOLA, ctx, variant="o").act(_obs(10, 7.0, 0, thr=10.0))[0] == 3
+
+
+def test_bola_choice_above_the_top_level_takes_the_best_utility():
+    v = np.log(np.array(KBPS) / 250.0)
+    size = np.array(KBPS, dtype=float)
+    allowed = np.array([True, True, True, False])
+    # above V (v_max + gp) every score is negative: the best allowed rung, not the largest chunk
+    V = 1.0
+    m = bola_choice(v, size, allowed, V, 5.0, np.array([0.0, 100.0]))
+    assert m.tolist() == [0, 2]  # empty buffer: the smallest chunk; above the top level: rung 2 (3 not allowed)
+
+
+def _progress(k, rung, size, got, elapsed, latency, buffer_s, active=True):
+    one = lambda x, t=float: np.array([x], dtype=t)  # noqa: E731
+    return DownloadProgress(
+        chunk=k, active=one(active, bool), rung=one(rung, np.int64), size_bytes=one(size), downloaded_bytes=one(got),
+        elapsed_s=one(elapsed), latency_s=one(latency), buffer_s=one(buffer_s),
+    )  # fmt: skip
+
+
+def test_bola_abandonment_conditions():
+    ctx = _ctx(KBPS)
+    policy = _policy(BOLA, ctx, variant="u")
+    policy.act(_obs(10, 2.0, 3, thr=100.0))
+    v, V = policy._plan
+    size = ctx.ladder.size_bytes[10]  # 62.5k, 125k, 250k, 500k bytes
+    # downloading rung 3, 100 kB of 500 kB received, buffer 2 s: remain 400 kB
+    score = (V * (5.0 + v[3]) - 2.0) / 400e3
+    others = (V * (5.0 + v[:3]) - 2.0) / size[:3]
+    assert others.max() > score >= 0  # so the rule abandons, to the best-scoring lower rung
+    want = int(np.argmax(others))
+    assert policy.abandon(_progress(10, 3, size[3], 100e3, 1.0, 0.1, 2.0))[0] == want
+    # not while nothing has arrived, not when inactive, not when complete, never from rung 0
+    assert policy.abandon(_progress(10, 3, size[3], 0.0, 1.0, 0.1, 2.0))[0] == -1
+    assert policy.abandon(_progress(10, 3, size[3], 100e3, 1.0, 0.1, 2.0, active=False))[0] == -1
+    assert policy.abandon(_progress(10, 3, size[3], size[3], 1.0, 0.1, 2.0))[0] == -1
+    assert policy.abandon(_progress(10, 0, size[0], 1e3, 1.0, 0.1, 2.0))[0] == -1
+    # a lower chunk at least as large as what is left is never taken: 450 kB received, 50 kB left
+    assert policy.abandon(_progress(10, 3, size[3], 450e3, 1.0, 0.1, 2.0))[0] == -1
+    # a negative current score (buffer above BOLA's top level) never abandons
+    high = V * (5.0 + v[3]) + 1.0
+    assert policy.abandon(_progress(10, 3, size[3], 100e3, 1.0, 0.1, high))[0] == -1
+    assert not _policy(BOLA, ctx).can_abandon and not _policy(BOLA, ctx, variant="u", abandon=False).can_abandon
+    assert _policy(BOLA, ctx, variant="o").can_abandon
+
+
+def test_bola_params_validation():
+    for bad, match in [(dict(gamma=0.0), "gamma"), (dict(qmax=0.0), "qmax"), (dict(variant="x"), "variant")]:
+        with pytest.raises(ValueError, match=match):
+            BOLA.Params(**bad)
+    for bad, match in [(dict(min_buffer_s=0.0), "min_buffer_s"), (dict(per_level_s=-1.0), "per_level_s"),
+                       (dict(target_s=-1.0), "target_s"), (dict(variant="basic"), "variant")]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            BOLAE.Params(**bad)
+    BOLAE.Params(per_level_s=0.0, target_s=0.0)
+
+
+# ----------------------------------------------------------------------------- BOLA-E
+
+
+SMALL = [500, 800, 1600]  # BOLA-E utilities 1 + ln(R / 500): 1, 1 + ln 1.6, 1 + ln 3.2
+
+
+@pytest.mark.parametrize("cap_s, target", [(25.0, 25.0), (10.0, 16.0)])
+def test_bola_e_gamma_p_and_V(cap_s, target):
+    # target = max(min_buffer 10 + 2 s x 3 rungs, cap); gp = (v_M - 1) / (target / 10 - 1); V = 10 / gp
+    ctx = _ctx(SMALL, cap_s=cap_s)
+    policy = _policy(BOLAE, ctx)
+    v, gp, V, min_level, max_level, allowed = policy._chunk(3)
+    assert v == pytest.approx([1.0, 1.0 + math.log(1.6), 1.0 + math.log(3.2)])
+    assert gp == pytest.approx(math.log(3.2) / (target / 10.0 - 1.0))
+    assert V == pytest.approx(10.0 / gp)
+    assert max_level == pytest.approx(V * (v + gp))
+    # rung 1 takes over from rung 0 where their scores cross
+    s0, s1 = 500.0, 800.0
+    assert min_level[1] == pytest.approx(V * (gp + (s1 * v[0] - s0 * v[1]) / (s1 - s0)))
+    assert min_level[0] == 0.0
+    p = BOLAE.Params()
+    assert (p.min_buffer_s, p.per_level_s, p.target_s, p.variant) == (10.0, 2.0, 0.0, "u")
+
+
+def test_bola_e_abandonment_projects_past_the_new_request_latency():
+    # Sabre: left = size - downloaded - ttfb x rate. Sizes 125k, 200k, 400k bytes; rung 2 is being
+    # fetched, 150 kB received, buffer and placeholder 0.
+    ctx = _ctx(SMALL)
+    policy = _policy(BOLAE, ctx)
+    policy.act(_obs(0, 0.0, -1))
+    v, gp, V, *_ = policy._chunk(0)
+    size = ctx.ladder.size_bytes[0]
+    got = 150e3
+    # current score V (gp + v2) / left against rung 0's V (gp + v0) / S0 (the best lower one):
+    # abandon iff left > S0 (gp + v2) / (gp + v0) (about 207 kB) and S0 < left
+    need = size[0] * (gp + v[2]) / (gp + v[0])
+    assert size[2] - got > need > size[0]  # no latency: 250 kB left -> abandon to rung 0
+    assert size[2] - got - 1.0 * got < need  # 1 s ttfb after 1 s of transfer: 100 kB left -> keep
+    assert policy.abandon(_progress(0, 2, size[2], got, 1.0, 0.0, 0.0))[0] == 0
+    assert policy.abandoned_to[0] == 0
+    policy.abandoned_to[:] = -1
+    assert policy.abandon(_progress(0, 2, size[2], got, 2.0, 1.0, 0.0))[0] == -1
+    # no transfer time yet (elapsed = latency): no rate, no decision
+    assert policy.abandon(_progress(0, 2, size[2], got, 0.5, 0.5, 0.0))[0] == -1
+    assert policy.abandon(_progress(0, 2, size[2], 0.0, 1.0, 0.0, 0.0))[0] == -1
+    assert policy.abandon(_progress(0, 2, size[2], got, 1.0, 0.0, 0.0, active=False))[0] == -1
+    # the placeholder counts in the buffer level: with a large one rung 2 scores higher than rung 0
+    policy.placeholder[:] = 3.0 * V
+    assert policy.abandon(_progress(0, 2, size[2], got, 1.0, 0.0, 0.0))[0] == -1
+    assert policy.abandoned_to[0] == -1
+
+
+def test_bola_e_starts_at_the_lowest_rung_and_jumps_to_the_throughput_rung():
+    ctx = _ctx(SMALL)
+    policy = _policy(BOLAE, ctx, ibr=False)
+    assert policy.act(_obs(0, 0.0, -1))[0] == 0
+    # 1.0 Mbit/s sustains 800 kbps (rung 1), not 1600
+    assert policy.act(_obs(1, 2.0, 0, thr=1.0))[0] == 1
+    _, _, _, min_level, _, _ = policy._chunk(1)
+    assert policy.placeholder[0] == pytest.approx(max(min_level[1] - 2.0, 0.0))

@@ -1,0 +1,98 @@
+"""abr.qoe pinned by Pensieve's rewards and the published constants.
+
+* ``pensieve-linear``: Pensieve's ``test/bb.py`` reward, ``kbps/1000 - 4.3 rebuf - |dkbps|/1000``,
+  checked against every row of ``../shared/data/peers/pensieve/fixed_env_golden.csv``.
+* ``pensieve-log``: Pensieve's log QoE (Mao et al., SIGCOMM 2017, section 5.1): q = ln(R/R_min),
+  rebuffering penalty 2.66, smoothness 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+from conftest import make_ladder
+
+from abr.errors import InputError
+from abr.qoe import QOE_PRESETS, QoE, get_qoe
+
+PENSIEVE_KBPS = [300, 750, 1200, 1850, 2850, 4300]
+
+
+def test_pensieve_linear_equals_pensieve_reward_on_every_golden_row(shared_data):
+    path = shared_data / "peers" / "pensieve" / "fixed_env_golden.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    rung = np.array([int(r["rung"]) for r in rows])
+    chunk = np.array([int(r["chunk"]) for r in rows])
+    prev = np.where(chunk == 0, 1, np.roll(rung, 1))  # Pensieve: DEFAULT_QUALITY = 1 before chunk 0
+    kbps = np.array(PENSIEVE_KBPS, dtype=float)
+    ladder = make_ladder([[1000.0] * 6], kbps=list(kbps))
+    qoe = get_qoe("pensieve-linear")
+    q = qoe.chunk_quality(ladder)[0]
+    got = qoe.reward(q[rung], np.array([float(r["rebuf_s"]) for r in rows]), q[prev])
+    want = np.array([float(r["reward_linear"]) for r in rows])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+
+
+def test_pensieve_linear_by_hand():
+    qoe = get_qoe("pensieve-linear")
+    # 1850 kbps after 300 kbps with a 0.5 s stall: 1.85 - 4.3 x 0.5 - 1.55
+    assert float(qoe.reward(np.array(1.85), np.array(0.5), np.array(0.3))) == pytest.approx(1.85 - 2.15 - 1.55)
+    assert (qoe.stall_penalty, qoe.switch_penalty, qoe.quality) == (4.3, 1.0, "mbps")
+
+
+def test_pensieve_log_by_hand():
+    qoe = get_qoe("pensieve-log")
+    assert (qoe.stall_penalty, qoe.switch_penalty, qoe.quality) == (2.66, 1.0, "log-rate")
+    ladder = make_ladder([[1000.0] * 6] * 2, kbps=[float(k) for k in PENSIEVE_KBPS])
+    q = qoe.chunk_quality(ladder)
+    assert q.shape == (2, 6)
+    assert q[1] == pytest.approx([math.log(k / 300) for k in PENSIEVE_KBPS])
+    # 4300 kbps after 750 kbps, 1 s stall
+    r = float(qoe.reward(q[1, 5], np.array(1.0), q[0, 1]))
+    assert r == pytest.approx(math.log(4300 / 300) - 2.66 - (math.log(4300 / 300) - math.log(750 / 300)))
+
+
+def test_perceptual_by_hand():
+    qoe = get_qoe("perceptual")
+    assert (qoe.stall_penalty, qoe.switch_penalty, qoe.quality) == (1.0, 1.0, "lpips")
+    ladder = make_ladder([[1000.0, 2000.0]], lpips=[[0.3, 0.1]])
+    assert qoe.chunk_quality(ladder)[0] == pytest.approx([0.7, 0.9])
+    # first chunk (no previous quality): no switch term; a 2 s startup costs 2
+    assert float(qoe.reward(np.array(0.9), np.array(2.0), np.array(np.nan))) == pytest.approx(-1.1)
+    assert float(qoe.reward(np.array(0.9), np.array(0.0), np.array(0.7))) == pytest.approx(0.7)
+    assert float(qoe.reward(np.array(0.7), np.array(0.0), np.array(0.9))) == pytest.approx(0.5)
+
+
+def test_penalties_scale_their_own_term():
+    qoe = QoE("x", "mbps", stall_penalty=3.0, switch_penalty=0.5)
+    r = qoe.reward(np.array([2.0, 2.0]), np.array([1.0, 0.0]), np.array([1.0, 4.0]))
+    assert r == pytest.approx([2.0 - 3.0 - 0.5, 2.0 - 1.0])
+
+
+def test_presets_are_exactly_three():
+    assert sorted(QOE_PRESETS) == ["pensieve-linear", "pensieve-log", "perceptual"]
+    assert all(QOE_PRESETS[n].name == n for n in QOE_PRESETS)
+
+
+def test_qoe_validation():
+    QoE("zero", "lpips", 0.0, 0.0)  # zero penalties are valid
+    QoE("half", "log-rate", 0.5, 0.5)
+    for quality in ("lpips", "mbps", "log-rate"):
+        QoE("ok", quality, 1.0, 1.0)
+    with pytest.raises(ValueError, match="^QoE.quality must be lpips, mbps or log-rate, got 'kbps'$"):
+        QoE("bad", "kbps", 1.0, 1.0)
+    with pytest.raises(ValueError, match="^QoE penalties must be non-negative$"):
+        QoE("bad", "mbps", -0.1, 1.0)
+    with pytest.raises(ValueError, match="^QoE penalties must be non-negative$"):
+        QoE("bad", "mbps", 1.0, -0.1)
+
+
+def test_unknown_preset_is_an_input_error_naming_the_valid_ones():
+    with pytest.raises(InputError, match="unknown QoE preset 'nope'; valid names: pensieve-linear, pensieve-log"):
+        get_qoe("nope")
