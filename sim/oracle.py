@@ -173,8 +173,9 @@ def _search(traces, ladder, device, qoe, config, seed, ids, grid: OracleGrid, se
         _, info, _ = sim.step(rung)
         val = value[parent] + info.reward
         own = owner[parent]
+        on_seed = on_seed[parent]
         if seeds is not None:
-            on_seed = on_seed[parent] & (seeds[:, k, own].T == rung[:, None])
+            on_seed &= seeds[:, k, own].T == rung[:, None]
         ahead = sim.play_end - sim.clock
         if k + 1 < K:
             cells = (
