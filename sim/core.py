@@ -126,9 +126,7 @@ class BatchSimulator:
     :param config: network and player configuration.
     """
 
-    def __init__(
-        self, traces: list[Trace], ladder: Ladder, device: Device, qoe: QoE, config: SimConfig | None = None
-    ):
+    def __init__(self, traces: list[Trace], ladder: Ladder, device: Device, qoe: QoE, config: SimConfig | None = None):
         self.config = config or SimConfig()
         net = self.config.network
         self.bank = TraceBank(traces, payload_fraction=net.payload_fraction, default_latency_s=net.rtt_s)

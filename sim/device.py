@@ -261,6 +261,8 @@ def _variability(name: str, doc: object, source: object) -> Variability:
     if extra:
         raise InputError(f"device {name!r}: unknown variability field(s) {sorted(extra)}", path=source)
     kw = dict(doc)
+    if not isinstance(kw.get("npu_decoders", []), list) or not isinstance(kw.get("sources", {}), dict):
+        raise InputError(f"device {name!r}: 'npu_decoders' must be a list, 'sources' an object", path=source)
     kw["npu_decoders"] = tuple(str(d) for d in kw.get("npu_decoders", ()))
     kw["sources"] = dict(kw.get("sources", {}))
     try:

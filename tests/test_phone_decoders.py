@@ -100,6 +100,22 @@ def test_builtin_phones_cite_every_variability_number():
             assert v.sources.get(f), f"{name}: no source for {f}"
 
 
+@pytest.mark.parametrize(
+    "variability",
+    [{"floor": 0.0}, {"p90_p50": float("nan")}, {"spike_prob": 2}, {"npu_decoders": "promptus"}, {"tau": 3}],
+)
+def test_bad_variability_is_one_clear_input_error(tmp_path, variability):
+    import json
+
+    from abr.errors import InputError
+    from sim.device import load_device
+
+    path = tmp_path / "phone.json"
+    path.write_text(json.dumps({"decode_ms_per_frame": {"promptus": 90.0}, "variability": variability}))
+    with pytest.raises(InputError, match="phone"):
+        load_device(path)
+
+
 # ----------------------------------------------------------------- population
 def test_population_draws_each_member_deterministically():
     pop = get_device("snapdragon-population")
