@@ -81,10 +81,15 @@ def main() -> int:
             write_text_atomic(args.out, json.dumps(doc, indent=1) + "\n")
 
     doc: dict = {"traces": TRACES.name, "qoe": qoe.name, "sim": "pensieve", "pairs": [], "oracle": []}
+    if not args.quick and args.out.is_file():
+        doc["pairs"] = json.loads(args.out.read_text()).get("pairs", [])  # resume
     for dev_name, rep, names, sessions in jobs:
         dev = get_device(dev_name)
-        lad = get_ladder(LADDER if rep == 1 else f"{LADDER}*{rep}")
+        lad = get_ladder(LADDER).repeat(rep) if rep > 1 else get_ladder(LADDER)
         for name in names:
+            key = (dev_name, lad.name, sessions, name)
+            if any((r["device"], r["ladder"], r["sessions"], r["policy"]) == key for r in doc["pairs"]):
+                continue  # measured by an earlier run (resume)
             t = time.time()
             q = {}
             for aware in (False, True):
