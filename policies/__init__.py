@@ -13,6 +13,10 @@ name                      policy
 ``mpc``, ``robustmpc``    model predictive control over 5 chunks, decode time included
 ========================  ==========================================================
 
+``decode_aware=true`` on ``mpc``, ``robustmpc`` and ``bola`` plans with the decode times the
+session's past chunks predict and prices the start-up decode (:mod:`policies.decode`); the
+default plans with the device profile's nominal figures only.
+
 The oracle bound (future trace known) is :func:`sim.oracle.oracle_sessions`.
 """
 

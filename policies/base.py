@@ -64,6 +64,9 @@ class Observation:
         ends, seconds: ``play_end_s - clock_s`` is the buffer plus any stall a slow decoder has
         already scheduled. None where the source of the observation does not provide it;
         planning policies then fall back to ``buffer_s``.
+    :param decode_s: decode time of past chunks on the device, seconds (as a client measures
+        it; with ``last_rung`` a policy learns how fast each decoder really runs). None where
+        the source of the observation does not provide it.
     """
 
     chunk: int
@@ -75,6 +78,7 @@ class Observation:
     clock_s: np.ndarray
     stall_s: np.ndarray
     play_end_s: np.ndarray | None = None
+    decode_s: np.ndarray | None = None
 
     @property
     def play_ahead_s(self) -> np.ndarray:

@@ -12,6 +12,12 @@ BOLA picks ``argmax_m (V (v_m + gamma p) - B) / S_m``. The variants follow Sabre
 
 BOLA-O's pause (waiting instead of downloading when the buffer is high) is not modelled: the
 simulator has no policy-requested wait, only the buffer-cap wait.
+
+``decode_aware`` (any variant): the first chunk is planned for its start-up as decode-aware
+MPC plans it (one chunk ahead, prior throughput ``startup_mbps``, decode time included), and
+a later choice whose decode time, as this session's past chunks predict it
+(:class:`policies.decode.DecodeEstimate`), exceeds the chunk's play time steps down to the
+best rung that fits (:func:`policies.decode.faster_rung`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from policies.base import DownloadProgress, Observation, Policy, PolicyContext
+from policies.decode import DecodeEstimate, faster_rung
 from policies.estimators import Ewma
+from policies.mpc import plan
 from policies.rate import IBR_SAFETY_INIT, IBR_SAFETY_MIN, insufficient_buffer_cap
 from policies.rules import realtime_rungs, throughput_rung, utilities
 
@@ -67,7 +75,10 @@ class BOLA(Policy):
         :param variant: ``basic``, ``o`` (BOLA-O) or ``u`` (BOLA-U).
         :param half_life_fast_s: short EWMA half-life of the throughput estimate (o/u).
         :param half_life_slow_s: long EWMA half-life (o/u).
-        :param abandon: abandon downloads (o/u, latency mode only)."""
+        :param abandon: abandon downloads (o/u, latency mode only).
+        :param decode_aware: plan the start-up and avoid rungs predicted to decode slower than
+            real time (see the module docstring).
+        :param startup_mbps: prior throughput of the start-up plan (decode-aware only)."""
 
         gamma: float = 5.0
         qmax: float = 25.0
@@ -75,12 +86,16 @@ class BOLA(Policy):
         half_life_fast_s: float = 3.0
         half_life_slow_s: float = 8.0
         abandon: bool = True
+        decode_aware: bool = False
+        startup_mbps: float = 0.4
 
         def __post_init__(self) -> None:
             if self.gamma <= 0 or self.qmax <= 0:
                 raise ValueError("gamma and qmax must be > 0")
             if self.variant not in _VARIANTS:
                 raise ValueError(f"variant must be one of {', '.join(_VARIANTS)}, got {self.variant!r}")
+            if not (np.isfinite(self.startup_mbps) and self.startup_mbps > 0):
+                raise ValueError(f"startup_mbps must be > 0, got {self.startup_mbps}")
 
     def reset(self, ctx: PolicyContext, n_sessions: int) -> None:
         super().reset(ctx, n_sessions)
@@ -88,6 +103,8 @@ class BOLA(Policy):
         self.ewma = Ewma((p.half_life_fast_s, p.half_life_slow_s))
         self.ewma.reset(n_sessions)
         self._plan: tuple[np.ndarray, float] | None = None
+        self.decode_est = DecodeEstimate()
+        self.decode_est.reset(ctx, n_sessions)
 
     def act(self, obs: Observation) -> np.ndarray:
         ctx, k, p = self.ctx, obs.chunk, self.params
@@ -104,7 +121,22 @@ class BOLA(Policy):
         if p.variant != "basic":
             m_t = throughput_rung(ctx, k, self.ewma.update(obs))
             m = _limit_upswitch(m, m_t, np.maximum(obs.last_rung, 0), allowed, plus_one=p.variant == "u")
+        if p.decode_aware:
+            m = self._decode_aware(obs, m)
         return m.astype(np.int64)
+
+    def _decode_aware(self, obs: Observation, m: np.ndarray) -> np.ndarray:
+        ctx, k = self.ctx, obs.chunk
+        self.decode_est.update(obs)
+        pred = self.decode_est.predict(k, k + 1)
+        if k > 0:
+            return faster_rung(m, pred[:, 0], ctx.ladder.duration_s[k], ctx.quality[k], ctx.ladder.size_bytes[k])
+        n = obs.n_sessions
+        first, _ = plan(
+            np.full(n, self.params.startup_mbps * 1e6 / 8.0), np.zeros(n), np.zeros(n), np.full(n, np.nan),
+            ctx.ladder.size_bytes[:1], ctx.quality[:1], pred, ctx.ladder.duration_s[:1], ctx.buffer_cap_s, ctx.qoe,
+        )  # fmt: skip
+        return first
 
     @property
     def can_abandon(self) -> bool:

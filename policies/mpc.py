@@ -16,6 +16,13 @@ The first rung of the best sequence is played (first best in lexicographic order
 MPC predicts the harmonic mean of the last 5 throughputs; RobustMPC divides it by
 1 + the largest relative error of its last 5 predictions.
 
+Decode times D_j: by default (decode-unaware) the device profile's nominal table, the same
+for every session and chunk, and the first chunk is ``first_rung``. With ``decode_aware``,
+each session plans with the decode times its own past chunks predict
+(:class:`policies.decode.DecodeEstimate`: jitter, throttling, which phone of a population),
+and plans the first chunk too, with the prior throughput ``startup_mbps``, which prices the
+start-up decode on a slow device.
+
 Speed: the R^h sequences are never enumerated one by one. The search walks the tree of
 sequence prefixes level by level with numpy (level j holds R^(j+1) prefixes per session,
 each extended by all R rungs at once), so the work is R + R^2 + ... + R^h array elements
@@ -33,6 +40,7 @@ import numpy as np
 
 from abr.qoe import QoE
 from policies.base import Observation, Policy, PolicyContext
+from policies.decode import DecodeEstimate
 from policies.estimators import RobustEstimate, harmonic_mean
 
 __all__ = ["MPC", "RobustMPC", "plan", "reference_plan"]
@@ -58,16 +66,18 @@ def plan(
     :param ahead_s: time until the scheduled playback runs dry, ``(n,)``.
     :param backlog_s: decode work queued, ``(n,)``.
     :param prev_q: quality of the previous chunk (NaN before the first), ``(n,)``.
-    :param size: bytes of the next h chunks per rung, ``(h, R)``; ``q``, ``dec`` likewise.
+    :param size: bytes of the next h chunks per rung, ``(h, R)``; ``q`` likewise.
+    :param dec: decode times likewise, ``(h, R)``, or per session ``(n, h, R)``.
     :param chunk_s: durations of the next h chunks, ``(h,)``.
     """
     n = len(w_Bps)
     h, R = size.shape
+    per_session = dec.ndim == 3
     per = max(1, _BATCH_ELEMENTS // R**h)
     if n > per:
         parts = [
             plan(w_Bps[i : i + per], ahead_s[i : i + per], backlog_s[i : i + per], prev_q[i : i + per],
-                 size, q, dec, chunk_s, cap_s, qoe)
+                 size, q, dec[i : i + per] if per_session else dec, chunk_s, cap_s, qoe)
             for i in range(0, n, per)
         ]  # fmt: skip
         return np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
@@ -82,7 +92,7 @@ def plan(
         shape = (1,) * (j + 1) + (R,) + (1,) * (h - j - 1)  # rung axis of chunk j
         a = t + size[j].reshape(shape) / w
         e = np.maximum(a, E)
-        e += dec[j].reshape(shape)
+        e += dec[:, j].reshape((n,) + shape[1:]) if per_session else dec[j].reshape(shape)
         p = np.maximum(e, P)
         stall = p - P
         total = total + qoe.reward(q[j].reshape(shape), stall, pq)
@@ -142,17 +152,29 @@ class MPC(Policy):
     class Params:
         """:param horizon: chunks planned ahead (5 in Pensieve and RobustMPC).
         :param window: past chunks in the harmonic-mean prediction.
-        :param first_rung: rung of the first chunk, before any throughput is known."""
+        :param first_rung: rung of the first chunk, before any throughput is known (decode-unaware).
+        :param decode_aware: plan with the decode times observed on past chunks and plan the
+            first chunk's start-up (see the module docstring).
+        :param startup_mbps: prior throughput of the first chunk's plan (decode-aware only)."""
 
         horizon: int = 5
         window: int = 5
         first_rung: int = 0
+        decode_aware: bool = False
+        startup_mbps: float = 0.4
 
         def __post_init__(self) -> None:
             if not 1 <= self.horizon <= 8:
                 raise ValueError(f"horizon must be in 1..8, got {self.horizon}")
             if self.window < 1:
                 raise ValueError(f"window must be >= 1, got {self.window}")
+            if not (np.isfinite(self.startup_mbps) and self.startup_mbps > 0):
+                raise ValueError(f"startup_mbps must be > 0, got {self.startup_mbps}")
+
+    def reset(self, ctx: PolicyContext, n_sessions: int) -> None:
+        super().reset(ctx, n_sessions)
+        self.decode_est = DecodeEstimate()
+        self.decode_est.reset(ctx, n_sessions)
 
     def predict_mbps(self, obs: Observation) -> np.ndarray:
         """Throughput prediction per session, Mbit/s (NaN where nothing is known yet)."""
@@ -163,15 +185,20 @@ class MPC(Policy):
         w = self.predict_mbps(obs) * 1e6 / 8.0
         out = np.full(obs.n_sessions, p.first_rung % ctx.ladder.n_rungs, dtype=np.int64)
         known = np.isfinite(w) & (w > 0)
+        end = min(k + p.horizon, ctx.ladder.n_chunks)
+        if p.decode_aware:
+            self.decode_est.update(obs)
+            w = np.where(known, w, p.startup_mbps * 1e6 / 8.0)
+            known[:] = True
         if not known.any():
             return out
-        end = min(k + p.horizon, ctx.ladder.n_chunks)
         ahead = obs.play_ahead_s
         prev_q = np.where(obs.last_rung >= 0, ctx.quality[max(k - 1, 0)][np.maximum(obs.last_rung, 0)], np.nan)
         idx = np.flatnonzero(known)
+        dec = self.decode_est.predict(k, end)[idx] if p.decode_aware else ctx.decode_s[k:end]
         first, _ = plan(
             w[idx], ahead[idx], obs.decode_backlog_s[idx], prev_q[idx],
-            ctx.ladder.size_bytes[k:end], ctx.quality[k:end], ctx.decode_s[k:end], ctx.ladder.duration_s[k:end],
+            ctx.ladder.size_bytes[k:end], ctx.quality[k:end], dec, ctx.ladder.duration_s[k:end],
             ctx.buffer_cap_s, ctx.qoe,
         )  # fmt: skip
         out[idx] = first

@@ -5,7 +5,9 @@ Model, per session (read top to bottom in :meth:`BatchSimulator.step`):
 1. The policy picks rung r for chunk k; the request leaves at the session clock.
 2. Network (``sim.network``): the chunk of ``size[k, r]`` bytes arrives at a_k.
 3. Decoder: decoding ends at e_k = max(a_k, e_{k-1}) + D_k, with D_k = frames_k x the
-   device's per-frame decode time of the rung's decoder.
+   per-frame decode time of the rung's decoder on the session's device (drawn per session
+   from a population), times, for a phone's NPU decoders, a per-chunk jitter draw and a
+   throttling factor that follows the NPU's heat (``sim.device``).
 4. Player: chunk k plays at p_k = max(e_k, p_{k-1} + L_{k-1}); the wait beyond the end of
    chunk k-1 is a stall (for k = 0, p_0 is the startup delay).
 5. Buffer cap: when more than ``buffer_cap_s`` of downloaded video is unplayed, the
@@ -35,7 +37,7 @@ from abr.errors import InputError
 from abr.ladder import Ladder
 from abr.qoe import QoE
 from policies.base import DownloadProgress, Observation, PolicyContext
-from sim.device import DeviceProfile
+from sim.device import Device
 from sim.network import NetworkConfig, TraceBank
 from sim.rng import uniform
 from traces.trace import Trace
@@ -126,9 +128,7 @@ class BatchSimulator:
     :param config: network and player configuration.
     """
 
-    def __init__(
-        self, traces: list[Trace], ladder: Ladder, device: DeviceProfile, qoe: QoE, config: SimConfig | None = None
-    ):
+    def __init__(self, traces: list[Trace], ladder: Ladder, device: Device, qoe: QoE, config: SimConfig | None = None):
         self.config = config or SimConfig()
         net = self.config.network
         self.bank = TraceBank(traces, payload_fraction=net.payload_fraction, default_latency_s=net.rtt_s)
@@ -136,7 +136,8 @@ class BatchSimulator:
         self.device = device
         self.qoe = qoe
         self.quality = qoe.chunk_quality(ladder)
-        self.decode = device.decode_s(ladder)
+        self.decoder = device.decoder(ladder)
+        self.decode = self.decoder.nominal  # what policies are told (PolicyContext.decode_s)
         self.chunk_s = ladder.duration_s
         self.content_end_s = np.cumsum(ladder.duration_s)  # S_j
         self.context = PolicyContext(ladder, qoe, self.quality, self.decode, self.config.player.buffer_cap_s)
@@ -174,12 +175,14 @@ class BatchSimulator:
         self.k = 0
         self.clock = np.zeros(n)
         self.dec_free = np.zeros(n)
+        self.heat = np.zeros(n)  # NPU heat (sim.device)
         self.play_start = np.zeros((n, self.n_chunks))
         self.play_end = np.zeros(n)
         self.last_rung = np.full(n, -1, dtype=np.int64)
         self.last_q = np.full(n, np.nan)
         self.thr_hist = np.full((n, h), np.nan)
         self.delay_hist = np.full((n, h), np.nan)
+        self.dec_hist = np.full((n, h), np.nan)
         self.stall_total = np.zeros(n)
         self._no_abandon, self._no_waste = np.zeros(n, dtype=np.int64), np.zeros(n)  # StepInfo without abandonment
         self._no_abandon.setflags(write=False)
@@ -222,8 +225,9 @@ class BatchSimulator:
         arrive = self.clock + delay
 
         # 3. decoder
-        dec = self.decode[k, r]
-        decoded = np.maximum(arrive, self.dec_free) + dec
+        start = np.maximum(arrive, self.dec_free)
+        dec, self.heat = self.decoder.chunk_s(self.keys, k, r, start - self.dec_free, self.heat)
+        decoded = start + dec
         self.dec_free = decoded
 
         # 4. player
@@ -262,6 +266,7 @@ class BatchSimulator:
         # fresh arrays, so an observation a policy keeps never changes under it
         self.thr_hist = np.concatenate([self.thr_hist[:, 1:], thr[:, None]], axis=1)
         self.delay_hist = np.concatenate([self.delay_hist[:, 1:], delay[:, None]], axis=1)
+        self.dec_hist = np.concatenate([self.dec_hist[:, 1:], dec[:, None]], axis=1)
         self.last_rung = r
         self.last_q = q
         self.k = k + 1
@@ -372,4 +377,5 @@ class BatchSimulator:
             clock_s=self.clock,
             stall_s=self.stall_total,
             play_end_s=self.play_end,
+            decode_s=self.dec_hist,
         )

@@ -141,9 +141,10 @@ def run_sessions(
 
 def _oracle(options: str):
     from policies.base import parse_params
-    from sim.oracle import OracleGrid, oracle_sessions
+    from sim.oracle import ORACLE_LABEL, OracleGrid, oracle_sessions
 
-    return functools.partial(oracle_sessions, grid=parse_params(OracleGrid, options, "oracle"))
+    label = f"oracle:{options} (bound)" if options else ORACLE_LABEL  # distinct options: distinct rows
+    return functools.partial(oracle_sessions, grid=parse_params(OracleGrid, options, "oracle"), label=label)
 
 
 #: Bounds that run like policies but are not policies (they see the future trace): name ->

@@ -20,7 +20,7 @@ from traces.trace import Trace
 
 PERCEPTUAL = get_qoe("perceptual")
 #: cells far below any time difference: nothing is merged but identical states
-EXACT_GRID = OracleGrid(position_s=1e-9, ahead_s=1e-9, backlog_s=1e-9, max_states=10**6)
+EXACT_GRID = OracleGrid(position_s=1e-9, ahead_s=1e-9, backlog_s=1e-9, max_states=10**6, seeds=False)
 LATENCY = SimConfig(
     NetworkConfig(mode="latency", payload_fraction=1.0, noise_low=1.0, noise_high=1.0, random_start=False),
     PlayerConfig(buffer_cap_s=8.0, sleep_quantum_s=0.0),
@@ -73,7 +73,10 @@ def test_oracle_equals_exhaustive_search_on_a_tiny_case(config):
     for s in range(2):
         assert totals[seqs.index(tuple(plan[:, s])), s] == pytest.approx(totals[:, s].max(), abs=1e-12)
     # with the default (coarse) cells the search is an achievable schedule, so never above the optimum
-    _, coarse = oracle_plans(traces, ladder, dev, PERCEPTUAL, config=config, seed=4, session_ids=np.arange(2))
+    coarse_grid = OracleGrid(seeds=False)
+    _, coarse = oracle_plans(
+        traces, ladder, dev, PERCEPTUAL, config=config, seed=4, session_ids=np.arange(2), grid=coarse_grid
+    )
     assert np.all(coarse <= totals.max(axis=0) + 1e-12)
 
 
@@ -142,7 +145,7 @@ def test_oracle_does_not_depend_on_the_batch():
     ladder = make_ladder(
         np.sort(rng.uniform(2e4, 6e5, (24, 6)), axis=1), lpips=np.sort(rng.uniform(0.02, 0.3, (24, 6)))[:, ::-1]
     )
-    kw = dict(config=PENSIEVE, seed=3, grid=OracleGrid(max_states=60))
+    kw = dict(config=PENSIEVE, seed=3, grid=OracleGrid(max_states=60, seeds=False))
     plan, value = oracle_plans(traces, ladder, device(10.0), PERCEPTUAL, session_ids=np.arange(3), **kw)
     for i in range(3):
         p1, v1 = oracle_plans(traces, ladder, device(10.0), PERCEPTUAL, session_ids=np.array([i]), **kw)
