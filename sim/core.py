@@ -10,7 +10,10 @@ Model, per session (read top to bottom in :meth:`BatchSimulator.step`):
    chunk k-1 is a stall (for k = 0, p_0 is the startup delay).
 5. Buffer cap: when more than ``buffer_cap_s`` of downloaded video is unplayed, the
    downloader waits until it is not (in ``sleep_quantum_s`` steps, as Pensieve sleeps).
-6. QoE of the chunk from ``abr.qoe`` (stall_0 = startup delay).
+   With ``buffer_rule="before"`` (Sabre) it waits instead until the next chunk fits:
+   buffer + next chunk's duration <= cap.
+6. QoE of the chunk from ``abr.qoe`` (stall_0 = startup delay). Chunk 0 has no switch term,
+   unless ``first_prev_rung`` names the rung it is compared with (Pensieve: rung 1).
 
 Abandonment (latency mode only, for a policy that defines it): the download is checked every
 ``abandon_check_s`` of transfer; the policy may give it up for a lower rung, which is then
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -38,7 +42,7 @@ from sim.network import NetworkConfig, TraceBank
 from sim.rng import uniform
 from traces.trace import Trace
 
-__all__ = ["BatchSimulator", "PlayerConfig", "SimConfig", "SIM_PRESETS", "StepInfo"]
+__all__ = ["BatchSimulator", "DEFAULT_SIM", "PlayerConfig", "SimConfig", "SIM_PRESETS", "StepInfo"]
 
 _STREAM_START, _STREAM_NOISE = 0, 1
 
@@ -52,12 +56,24 @@ class PlayerConfig:
     :param history: number of past chunks in the observation.
     :param abandon_check_s: transfer time between checks of a download a policy may abandon
         (latency mode; Sabre checks every 50 ms).
+    :param buffer_rule: ``after``: after a download, wait until the buffer is <= the cap
+        (Pensieve); ``before``: wait until buffer + the next chunk's duration <= the cap (Sabre).
+    :param first_prev_rung: rung chunk 0's switch term compares with (Pensieve's
+        ``DEFAULT_QUALITY`` = 1); -1 = no switch term for chunk 0.
+    :param score_from: first chunk counted in the session totals (Pensieve's evaluation
+        sums chunks 1..K-1: 1); per-chunk rewards are always reported.
+    :param wait_after_last: also apply the buffer-cap wait after the last chunk (Pensieve's
+        env sleeps then too; it changes the last reported buffer only).
     """
 
     buffer_cap_s: float = 60.0
     sleep_quantum_s: float = 0.5
     history: int = 8
     abandon_check_s: float = 0.05
+    buffer_rule: Literal["after", "before"] = "after"
+    first_prev_rung: int = -1
+    score_from: int = 0
+    wait_after_last: bool = False
 
     def __post_init__(self) -> None:
         if self.buffer_cap_s <= 0:
@@ -68,6 +84,10 @@ class PlayerConfig:
             raise ValueError(f"PlayerConfig.history must be >= 1, got {self.history}")
         if self.abandon_check_s <= 0:
             raise ValueError(f"PlayerConfig.abandon_check_s must be > 0, got {self.abandon_check_s}")
+        if self.buffer_rule not in ("after", "before"):
+            raise ValueError(f"PlayerConfig.buffer_rule must be 'after' or 'before', got {self.buffer_rule!r}")
+        if self.first_prev_rung < -1 or self.score_from < 0:
+            raise ValueError("PlayerConfig.first_prev_rung must be >= -1 and score_from >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +98,39 @@ class SimConfig:
     player: PlayerConfig = field(default_factory=PlayerConfig)
 
 
-#: ``pensieve``: Pensieve's simulator; ``latency``: per-request latency, Sabre-like client.
+_PENSIEVE_PLAYER = PlayerConfig(first_prev_rung=1, score_from=1, wait_after_last=True)
+
+#: Simulator presets (``--sim``):
+#:
+#: * ``promptabr``: our default. Pensieve's network (0.95 payload, 80 ms RTT, U(0.9, 1.1)
+#:   noise, 60 s cap, 0.5 s sleeps) with a start uniform over time, the trace looping over
+#:   its own span, no switch term for chunk 0 and every chunk scored (see the README for why).
+#: * ``pensieve``: Pensieve's training simulator (``sim/env.py``) exactly: start at a sample
+#:   index drawn uniformly, wrap to time 0, chunk 0 compared with rung 1, totals over chunks
+#:   1..K-1, sleep after the last chunk.
+#: * ``pensieve-fixed``: Pensieve's test simulator (``fixed_env.py``): the same without noise
+#:   and random start.
+#: * ``latency``: per-request latency from the trace, no noise, whole payload, 25 s cap
+#:   reached by an exact wait after each download (our Sabre-like client).
+#: * ``sabre``: Sabre's player: as ``latency``, but the downloader waits before a request
+#:   until buffer + chunk fits the 25 s cap.
 SIM_PRESETS: dict[str, SimConfig] = {
-    "pensieve": SimConfig(),
+    "promptabr": SimConfig(),
+    "pensieve": SimConfig(NetworkConfig(start="sample", wrap="zero"), _PENSIEVE_PLAYER),
+    "pensieve-fixed": SimConfig(
+        NetworkConfig(noise_low=1.0, noise_high=1.0, random_start=False, wrap="zero"), _PENSIEVE_PLAYER
+    ),
     "latency": SimConfig(
         NetworkConfig(mode="latency", payload_fraction=1.0, noise_low=1.0, noise_high=1.0, random_start=False),
         PlayerConfig(buffer_cap_s=25.0, sleep_quantum_s=0.0),
     ),
+    "sabre": SimConfig(
+        NetworkConfig(mode="latency", payload_fraction=1.0, noise_low=1.0, noise_high=1.0, random_start=False),
+        PlayerConfig(buffer_cap_s=25.0, sleep_quantum_s=0.0, buffer_rule="before"),
+    ),
 }
+#: The preset ``sim.run``, the env and training use when none is named.
+DEFAULT_SIM = "promptabr"
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,7 +174,9 @@ class BatchSimulator:
     ):
         self.config = config or SimConfig()
         net = self.config.network
-        self.bank = TraceBank(traces, payload_fraction=net.payload_fraction, default_latency_s=net.rtt_s)
+        self.bank = TraceBank(
+            traces, payload_fraction=net.payload_fraction, default_latency_s=net.rtt_s, wrap_to_zero=net.wrap == "zero"
+        )
         self.ladder = ladder
         self.device = device
         self.qoe = qoe
@@ -157,12 +204,16 @@ class BatchSimulator:
         h = self.config.player.history
         self.tix = tix
         self.keys = np.asarray(keys, dtype=np.uint64)
-        if self.config.network.random_start:
-            self.pos = uniform(self.keys, 0, _STREAM_START) * self.bank.total_s[tix]
+        net, bank = self.config.network, self.bank
+        if net.random_start and net.start == "sample":
+            nseg = bank.n_segments(tix)
+            j = np.minimum(np.floor(uniform(self.keys, 0, _STREAM_START) * nseg).astype(np.int64), nseg - 1)
+            self.pos = bank.segment_start(tix, j)
+        elif net.random_start:
+            self.pos = uniform(self.keys, 0, _STREAM_START) * bank.total_s[tix]
         else:
-            self.pos = np.zeros(n)
+            self.pos = bank.origin_s[tix].copy()
         self.cum = self.bank.bytes_before(tix, self.pos)  # C(pos), kept beside pos
-        net = self.config.network
         if net.mode == "pensieve" and net.noise_high > net.noise_low:
             draws = uniform(self.keys[:, None], np.arange(self.n_chunks)[None, :], _STREAM_NOISE)
             self.noise = net.noise_low + (net.noise_high - net.noise_low) * draws
@@ -175,7 +226,8 @@ class BatchSimulator:
         self.play_start = np.zeros((n, self.n_chunks))
         self.play_end = np.zeros(n)
         self.last_rung = np.full(n, -1, dtype=np.int64)
-        self.last_q = np.full(n, np.nan)
+        r0 = self.config.player.first_prev_rung
+        self.last_q = np.full(n, self.quality[0, r0] if 0 <= r0 < self.ladder.n_rungs else np.nan)
         self.thr_hist = np.full((n, h), np.nan)
         self.delay_hist = np.full((n, h), np.nan)
         self.stall_total = np.zeros(n)
@@ -241,18 +293,23 @@ class BatchSimulator:
 
         # 5. buffer cap: wait until the unplayed video fits under the cap
         wait = np.zeros(n)
-        if k + 1 < self.n_chunks:
+        last = k + 1 >= self.n_chunks
+        if player.buffer_rule == "before" and not last:
+            target = self.content_end_s[k] + self.chunk_s[k + 1] - player.buffer_cap_s
+        elif not last or player.wait_after_last:
             target = self.content_end_s[k] - player.buffer_cap_s  # content that must have played
-            if target > 0:
-                j = np.searchsorted(self.content_end_s, target, side="right")
-                before = self.content_end_s[j - 1] if j > 0 else 0.0
-                when = self.play_start[:, j] + (target - before)
-                wait = np.maximum(when - arrive, 0.0)
-                if player.sleep_quantum_s > 0:
-                    wait = np.ceil(wait / player.sleep_quantum_s - 1e-9) * player.sleep_quantum_s
-                if np.any(wait > 0):
-                    self.pos = bank.advance(self.tix, self.pos, wait)
-                    self.cum = bank.bytes_before(self.tix, self.pos)
+        else:
+            target = 0.0
+        if target > 0:
+            j = np.searchsorted(self.content_end_s, target, side="right")
+            before = self.content_end_s[j - 1] if j > 0 else 0.0
+            when = self.play_start[:, j] + (target - before)
+            wait = np.maximum(when - arrive, 0.0)
+            if player.sleep_quantum_s > 0:
+                wait = np.ceil(wait / player.sleep_quantum_s - 1e-9) * player.sleep_quantum_s
+            if np.any(wait > 0):
+                self.pos = bank.advance(self.tix, self.pos, wait)
+                self.cum = bank.bytes_before(self.tix, self.pos)
         self.clock = arrive + wait
 
         thr = (size if abandon is None else size + wasted) * 8.0 / delay / 1e6
