@@ -31,6 +31,8 @@ class PolicyContext:
     :param quality: q of every chunk and rung under ``qoe``, shape ``(chunks, rungs)``.
     :param decode_s: decode time of every chunk and rung on the device, seconds.
     :param buffer_cap_s: the player's buffer cap, seconds.
+    :param peer: the simulator whose semantics the run reproduces (``sabre`` under the
+        ``sabre`` preset, else ""); policies with a ``peer=auto`` option follow it.
     """
 
     ladder: Ladder
@@ -38,6 +40,7 @@ class PolicyContext:
     quality: np.ndarray
     decode_s: np.ndarray
     buffer_cap_s: float
+    peer: str = ""
 
     @property
     def chunk_s(self) -> np.ndarray:
@@ -63,6 +66,9 @@ class Observation:
         ends, seconds: ``play_end_s - clock_s`` is the buffer plus any stall a slow decoder has
         already scheduled. None where the source of the observation does not provide it;
         planning policies then fall back to ``buffer_s``.
+    :param latency_s: request latency (time to first byte) of past chunks, seconds, shaped
+        like the histories (0 in Pensieve's network mode, where the RTT is folded into the
+        delay); None where the source does not provide it.
     """
 
     chunk: int
@@ -74,6 +80,7 @@ class Observation:
     clock_s: np.ndarray
     stall_s: np.ndarray
     play_end_s: np.ndarray | None = None
+    latency_s: np.ndarray | None = None
 
     @property
     def play_ahead_s(self) -> np.ndarray:

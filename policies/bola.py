@@ -23,23 +23,36 @@ import numpy as np
 from policies.base import DownloadProgress, Observation, Policy, PolicyContext
 from policies.estimators import Ewma
 from policies.rate import IBR_SAFETY_INIT, IBR_SAFETY_MIN, insufficient_buffer_cap
-from policies.rules import realtime_rungs, throughput_rung, utilities
+from policies.rules import (
+    PEER_OPTIONS, follows_sabre, nominal_rung, nominal_sizes, realtime_rungs, throughput_rung, utilities,
+)  # fmt: skip
 
 __all__ = ["BOLA", "BOLAE", "bola_choice"]
 
 _VARIANTS = ("basic", "o", "u")
 
 
-def bola_choice(v: np.ndarray, size: np.ndarray, allowed: np.ndarray, V: float, gp: float, level: np.ndarray):
+def bola_choice(v: np.ndarray, size: np.ndarray, allowed: np.ndarray, V: float, gp: float, level: np.ndarray,
+                raw: bool = False):  # fmt: skip
     """``argmax_m (V (v_m + gp) - level) / S_m`` over allowed rungs, per session.
 
     Above ``V (v_max + gp)`` every score is negative: BOLA would pause until the best rung's
     score reaches zero and then fetch it, so the best-utility rung (cheapest on ties) is taken
     (the simulator has no policy pause; the argmax would pick the largest chunk instead).
+    ``raw`` keeps the plain argmax there, as Sabre's BOLA-U and BOLA-E do.
     """
     score = np.where(allowed[None, :], (V * (v[None, :] + gp) - level[:, None]) / size[None, :], -np.inf)
+    if raw:
+        return np.argmax(score, axis=1)
     top = int(np.argmax(np.where(allowed, v - size * 1e-15, -np.inf)))
     return np.where(score.max(axis=1) < 0, top, np.argmax(score, axis=1))
+
+
+def _sabre_view(ctx: PolicyContext, k: int, offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sabre's BOLA inputs for chunk k: utilities ``offset + ln(R_m / R_0)`` of the nominal
+    bitrates, nominal sizes, every rung allowed."""
+    kbps = ctx.ladder.kbps
+    return offset + np.log(kbps / kbps[0]), nominal_sizes(ctx, k), np.ones(len(kbps), dtype=bool)
 
 
 def _limit_upswitch(m, m_t, last, allowed, plus_one: bool, always_plus: bool = False):
@@ -56,7 +69,13 @@ def _limit_upswitch(m, m_t, last, allowed, plus_one: bool, always_plus: bool = F
 
 
 class BOLA(Policy):
-    """BOLA-BASIC, BOLA-O or BOLA-U (``variant``); see the module docstring."""
+    """BOLA-BASIC, BOLA-O or BOLA-U (``variant``); see the module docstring.
+
+    The up-switch limit compares with BOLA's own last choice (as Sabre's BOLA does; inside
+    :class:`policies.dynamic.Dynamic` that differs from the fetched rung). With Sabre's
+    semantics (``peer``), utilities and sizes come from nominal bitrates, the throughput rung
+    keeps latency apart, the first chunk is rung 0 and the default variant is BOLA-U.
+    """
 
     name = "bola"
 
@@ -64,51 +83,69 @@ class BOLA(Policy):
     class Params:
         """:param gamma: gamma * p, the rebuffer-aversion term in seconds (BOLA's default 5).
         :param qmax: buffer target Q_max in seconds (BOLA's default 25).
-        :param variant: ``basic``, ``o`` (BOLA-O) or ``u`` (BOLA-U).
+        :param variant: ``basic``, ``o`` (BOLA-O), ``u`` (BOLA-U) or ``auto`` (BOLA-U, Sabre's
+            default, under Sabre's semantics; ``basic`` otherwise).
         :param half_life_fast_s: short EWMA half-life of the throughput estimate (o/u).
         :param half_life_slow_s: long EWMA half-life (o/u).
-        :param abandon: abandon downloads (o/u, latency mode only)."""
+        :param abandon: abandon downloads (o/u, latency mode only).
+        :param peer: ``auto`` (follow the simulator preset), ``sabre`` or ``none``."""
 
         gamma: float = 5.0
         qmax: float = 25.0
-        variant: str = "basic"
+        variant: str = "auto"
         half_life_fast_s: float = 3.0
         half_life_slow_s: float = 8.0
         abandon: bool = True
+        peer: str = "auto"
 
         def __post_init__(self) -> None:
             if self.gamma <= 0 or self.qmax <= 0:
                 raise ValueError("gamma and qmax must be > 0")
-            if self.variant not in _VARIANTS:
-                raise ValueError(f"variant must be one of {', '.join(_VARIANTS)}, got {self.variant!r}")
+            if self.variant not in (*_VARIANTS, "auto"):
+                raise ValueError(f"variant must be one of {', '.join(_VARIANTS)} or auto, got {self.variant!r}")
+            if self.peer not in PEER_OPTIONS:
+                raise ValueError(f"peer must be one of {', '.join(PEER_OPTIONS)}, got {self.peer!r}")
 
     def reset(self, ctx: PolicyContext, n_sessions: int) -> None:
         super().reset(ctx, n_sessions)
         p = self.params
-        self.ewma = Ewma((p.half_life_fast_s, p.half_life_slow_s))
+        self.sabre = follows_sabre(p.peer, ctx)
+        self.variant = p.variant if p.variant != "auto" else ("u" if self.sabre else "basic")
+        self.ewma = Ewma((p.half_life_fast_s, p.half_life_slow_s), self.sabre, float(ctx.ladder.duration_s[0]))
         self.ewma.reset(n_sessions)
+        self.last = np.zeros(n_sessions, dtype=np.int64)  # BOLA's own last choice
         self._plan: tuple[np.ndarray, float] | None = None
 
     def act(self, obs: Observation) -> np.ndarray:
         ctx, k, p = self.ctx, obs.chunk, self.params
-        q, size, allowed = ctx.quality[k], ctx.ladder.size_bytes[k], realtime_rungs(ctx, k)
-        v = utilities(q, size, allowed)
+        if self.sabre:
+            v, size, allowed = _sabre_view(ctx, k, 0.0)
+        else:
+            q, size, allowed = ctx.quality[k], ctx.ladder.size_bytes[k], realtime_rungs(ctx, k)
+            v = utilities(q, size, allowed)
         chunk_s = ctx.ladder.duration_s[k]
         qmax = p.qmax
-        if p.variant != "basic":
+        if self.variant != "basic":
             left = min(k, ctx.ladder.n_chunks - k)
             qmax = min(qmax, max(left / 2.0, 3.0) * chunk_s)
         V = max(qmax - chunk_s, 1e-6) / (v[allowed].max() + p.gamma)
         self._plan = (v, V)
-        m = bola_choice(v, size, allowed, V, p.gamma, obs.buffer_s)
-        if p.variant != "basic":
-            m_t = throughput_rung(ctx, k, self.ewma.update(obs))
-            m = _limit_upswitch(m, m_t, np.maximum(obs.last_rung, 0), allowed, plus_one=p.variant == "u")
-        return m.astype(np.int64)
+        est = self.ewma.update(obs) if self.variant != "basic" else None
+        if self.sabre and k == 0:  # Sabre fetches the first segment at rung 0, outside the rule
+            return np.zeros(obs.n_sessions, dtype=np.int64)
+        m = bola_choice(v, size, allowed, V, p.gamma, obs.buffer_s, raw=self.sabre)
+        if self.variant != "basic":
+            if self.sabre:
+                m_t = nominal_rung(ctx, k, est, self.ewma.latency_s)
+            else:
+                m_t = throughput_rung(ctx, k, est)
+            m = _limit_upswitch(m, m_t, self.last, allowed, plus_one=self.variant == "u")
+        self.last = m.astype(np.int64)
+        return self.last
 
     @property
     def can_abandon(self) -> bool:
-        return self.params.abandon and self.params.variant != "basic"
+        return self.params.abandon and getattr(self, "variant", self.params.variant) not in ("basic", "auto")
 
     def abandon(self, progress: DownloadProgress) -> np.ndarray:
         """Abandon for the lower rung with the best BOLA score on the bytes left (Sabre's rule)."""
@@ -119,7 +156,9 @@ class BOLA(Policy):
         with np.errstate(divide="ignore", invalid="ignore"):
             score = (V * (p.gamma + v[progress.rung]) - progress.buffer_s) / remain
         ok = progress.active & (progress.downloaded_bytes > 0) & (remain > 0) & (score >= 0)
-        return _best_lower(v, size, allowed, V, p.gamma, progress.buffer_s, progress.rung, remain, score, ok)
+        to = _best_lower(v, size, allowed, V, p.gamma, progress.buffer_s, progress.rung, remain, score, ok)
+        self.last = np.where(to >= 0, to, self.last)
+        return to
 
 
 def _best_lower(v, size, allowed, V, gp, level, rung, remain, score, ok):
@@ -161,7 +200,9 @@ class BOLAE(Policy):
         :param ibr: apply the insufficient-buffer rule.
         :param abandon: abandon downloads (latency mode only).
         :param half_life_fast_s: short EWMA half-life.
-        :param half_life_slow_s: long EWMA half-life."""
+        :param half_life_slow_s: long EWMA half-life.
+        :param peer: ``auto`` (follow the simulator preset), ``sabre`` (nominal bitrates, latency
+            apart, insufficient-buffer rule on B - latency) or ``none``."""
 
         min_buffer_s: float = 10.0
         per_level_s: float = 2.0
@@ -171,8 +212,11 @@ class BOLAE(Policy):
         abandon: bool = True
         half_life_fast_s: float = 3.0
         half_life_slow_s: float = 8.0
+        peer: str = "auto"
 
         def __post_init__(self) -> None:
+            if self.peer not in PEER_OPTIONS:
+                raise ValueError(f"peer must be one of {', '.join(PEER_OPTIONS)}, got {self.peer!r}")
             if self.min_buffer_s <= 0 or self.per_level_s < 0 or self.target_s < 0:
                 raise ValueError("min_buffer_s must be > 0, per_level_s and target_s >= 0")
             if self.variant not in ("o", "u"):
@@ -181,7 +225,8 @@ class BOLAE(Policy):
     def reset(self, ctx: PolicyContext, n_sessions: int) -> None:
         super().reset(ctx, n_sessions)
         p = self.params
-        self.ewma = Ewma((p.half_life_fast_s, p.half_life_slow_s))
+        self.sabre = follows_sabre(p.peer, ctx)
+        self.ewma = Ewma((p.half_life_fast_s, p.half_life_slow_s), self.sabre, float(ctx.ladder.duration_s[0]))
         self.ewma.reset(n_sessions)
         self.placeholder = np.zeros(n_sessions)
         self.steady = np.zeros(n_sessions, dtype=bool)
@@ -197,8 +242,11 @@ class BOLAE(Policy):
         if k in self._levels:
             return self._levels[k]
         ctx, p = self.ctx, self.params
-        size, allowed = ctx.ladder.size_bytes[k], realtime_rungs(ctx, k)
-        v = utilities(ctx.quality[k], size, allowed, offset=1.0)
+        if self.sabre:
+            v, size, allowed = _sabre_view(ctx, k, 1.0)
+        else:
+            size, allowed = ctx.ladder.size_bytes[k], realtime_rungs(ctx, k)
+            v = utilities(ctx.quality[k], size, allowed, offset=1.0)
         target = p.target_s or ctx.buffer_cap_s
         target = max(p.min_buffer_s + p.per_level_s * int(allowed.sum()), target)
         gp = max(float(v[allowed].max()) - 1.0, 1e-9) / max(target / p.min_buffer_s - 1.0, 1e-6)
@@ -223,19 +271,23 @@ class BOLAE(Policy):
         if k > 0:
             self._after_download(obs, k - 1)
         v, gp, V, min_level, max_level, allowed = self._chunk(k)
-        size = ctx.ladder.size_bytes[k]
+        size = nominal_sizes(ctx, k) if self.sabre else ctx.ladder.size_bytes[k]
         last = np.maximum(obs.last_rung, 0)
-        m_t = throughput_rung(ctx, k, est)
+        if self.sabre:
+            lat = self.ewma.latency_s
+            m_t, level = nominal_rung(ctx, k, est, lat), B - lat
+        else:
+            m_t, level = throughput_rung(ctx, k, est), B
         steady = self.steady
         start = ~steady & np.isfinite(est)  # first decision with an estimate
         ph = self.placeholder
 
-        m = bola_choice(v, size, allowed, V, gp, B + ph)
+        m = bola_choice(v, size, allowed, V, gp, B + ph, raw=self.sabre)
         m = _limit_upswitch(m, m_t, last, allowed, plus_one=p.variant == "u", always_plus=True)
         excess = B + ph - max_level[m]
         ph_steady = np.where(excess > 0, ph - np.minimum(excess, ph), ph)
         if p.ibr:
-            safe = self.ibr_safety * B * est * 1e6 / 8.0
+            safe = self.ibr_safety * level * est * 1e6 / 8.0
             self.ibr_safety = np.where(
                 steady, np.maximum(self.ibr_safety * IBR_SAFETY_INIT, IBR_SAFETY_MIN), self.ibr_safety
             )

@@ -92,10 +92,12 @@ class PlayerConfig:
 
 @dataclass(frozen=True, slots=True)
 class SimConfig:
-    """Network plus player."""
+    """Network plus player; ``peer`` names the simulator whose semantics the policies should
+    follow (``sabre``: nominal bitrates, latency apart; see :class:`policies.base.PolicyContext`)."""
 
     network: NetworkConfig = field(default_factory=NetworkConfig)
     player: PlayerConfig = field(default_factory=PlayerConfig)
+    peer: str = ""
 
 
 _PENSIEVE_PLAYER = PlayerConfig(first_prev_rung=1, score_from=1, wait_after_last=True)
@@ -127,6 +129,7 @@ SIM_PRESETS: dict[str, SimConfig] = {
     "sabre": SimConfig(
         NetworkConfig(mode="latency", payload_fraction=1.0, noise_low=1.0, noise_high=1.0, random_start=False),
         PlayerConfig(buffer_cap_s=25.0, sleep_quantum_s=0.0, buffer_rule="before"),
+        peer="sabre",
     ),
 }
 #: The preset ``sim.run``, the env and training use when none is named.
@@ -184,7 +187,9 @@ class BatchSimulator:
         self.decode = device.decode_s(ladder)
         self.chunk_s = ladder.duration_s
         self.content_end_s = np.cumsum(ladder.duration_s)  # S_j
-        self.context = PolicyContext(ladder, qoe, self.quality, self.decode, self.config.player.buffer_cap_s)
+        self.context = PolicyContext(
+            ladder, qoe, self.quality, self.decode, self.config.player.buffer_cap_s, peer=self.config.peer
+        )
         self.n = 0
         self.k = 0
 
@@ -230,6 +235,7 @@ class BatchSimulator:
         self.last_q = np.full(n, self.quality[0, r0] if 0 <= r0 < self.ladder.n_rungs else np.nan)
         self.thr_hist = np.full((n, h), np.nan)
         self.delay_hist = np.full((n, h), np.nan)
+        self.lat_hist = np.full((n, h), np.nan)
         self.stall_total = np.zeros(n)
         self._no_abandon, self._no_waste = np.zeros(n, dtype=np.int64), np.zeros(n)  # StepInfo without abandonment
         self._no_abandon.setflags(write=False)
@@ -261,11 +267,12 @@ class BatchSimulator:
         if net.mode == "pensieve":
             dl, self.pos, self.cum = bank.transfer(self.tix, self.pos, self.cum, size)
             delay = (dl + net.rtt_s) * self.noise[:, k]
+            lat = np.zeros(n)
         elif abandon is not None:
-            delay, r, wasted, abandoned = self._download_abandoning(k, r, abandon)
+            delay, r, wasted, abandoned, lat = self._download_abandoning(k, r, abandon)
             size = self.ladder.size_bytes[k, r]
         else:
-            lat = bank.latency(self.tix, self.pos)
+            lat = bank.request_latency(self.tix, self.pos)
             pos = bank.advance(self.tix, self.pos, lat)
             dl, self.pos, self.cum = bank.transfer(self.tix, pos, bank.bytes_before(self.tix, pos), size)
             delay = lat + dl
@@ -316,6 +323,7 @@ class BatchSimulator:
         # fresh arrays, so an observation a policy keeps never changes under it
         self.thr_hist = np.concatenate([self.thr_hist[:, 1:], thr[:, None]], axis=1)
         self.delay_hist = np.concatenate([self.delay_hist[:, 1:], delay[:, None]], axis=1)
+        self.lat_hist = np.concatenate([self.lat_hist[:, 1:], lat[:, None]], axis=1)
         self.last_rung = r
         self.last_q = q
         self.k = k + 1
@@ -344,7 +352,8 @@ class BatchSimulator:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Latency-mode download of chunk k that the policy may abandon (see the module docstring).
 
-        Returns (delay, final rung, wasted bytes, abandon count) and advances the trace
+        Returns (delay, final rung, wasted bytes, abandon count, latency of the kept request)
+        and advances the trace
         position. A session never abandoned gets exactly the plain path's numbers.
         """
         bank, tix, dt = self.bank, self.tix, self.config.player.abandon_check_s
@@ -353,7 +362,7 @@ class BatchSimulator:
         spent = np.zeros(self.n)  # time of abandoned attempts
         wasted = np.zeros(self.n)
         count = np.zeros(self.n, dtype=np.int64)
-        lat = bank.latency(tix, self.pos)
+        lat = bank.request_latency(tix, self.pos)
         start = bank.advance(tix, self.pos, lat)  # where the transfer begins
         c0 = bank.bytes_before(tix, start)
         dl, end_pos, end_cum = bank.transfer(tix, start, c0, sizes[r])
@@ -379,7 +388,7 @@ class BatchSimulator:
                 count += give_up
                 r = np.where(give_up, to, r)
                 req = bank.advance(tix, local, 0.0)  # the new request leaves where the old transfer stopped
-                new_lat = bank.latency(tix, req)
+                new_lat = bank.request_latency(tix, req)
                 new_start = bank.advance(tix, req, new_lat)
                 new_c0 = bank.bytes_before(tix, new_start)
                 new_dl, new_end, new_cum = bank.transfer(tix, new_start, new_c0, sizes[r])
@@ -395,7 +404,7 @@ class BatchSimulator:
             active &= dl > m * dt
         self.pos, self.cum = end_pos, end_cum
         delay = np.where(count > 0, spent + lat + dl, lat + dl)
-        return delay, r, wasted, count
+        return delay, r, wasted, count, lat
 
     # -------------------------------------------------------------- internals
     def _buffer(self, t: np.ndarray) -> np.ndarray:
@@ -426,4 +435,5 @@ class BatchSimulator:
             clock_s=self.clock,
             stall_s=self.stall_total,
             play_end_s=self.play_end,
+            latency_s=self.lat_hist,
         )

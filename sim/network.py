@@ -121,6 +121,7 @@ class TraceBank:
         self.seg_start_s = end_t - dur - base_t[tid]
         self.seg_start_b = end_b - seg_bytes - base_b[tid]
         self.rate_Bps = rate
+        self.duration_s = dur
         lat = [
             t.latency_ms / 1000.0 if t.latency_ms is not None else np.full(len(t.duration_s), default_latency_s)
             for t in traces
@@ -184,3 +185,28 @@ class TraceBank:
     def latency(self, tix: np.ndarray, pos_s: np.ndarray) -> np.ndarray:
         """Request latency (seconds) of the segment at ``pos_s``."""
         return self.latency_s[self.segment(tix, pos_s)]
+
+    def request_latency(self, tix: np.ndarray, pos_s: np.ndarray) -> np.ndarray:
+        """Time to the first byte of a request leaving at ``pos_s`` (Sabre's rule).
+
+        A request needs one unit of latency, which elapses at rate 1 / latency of the segment
+        it is in: when the latency crosses into the next segment, the rest of the unit is paid
+        at that segment's latency. Within one segment this is that segment's latency.
+        """
+        total = np.zeros(len(pos_s))
+        units = np.ones(len(pos_s))
+        seg = self.segment(tix, np.asarray(pos_s, dtype=np.float64))
+        left = np.maximum(self.seg_start_s[seg] + self.duration_s[seg] - pos_s, 0.0)  # time to the segment's end
+        live = np.ones(len(pos_s), dtype=bool)
+        while live.any():
+            lat = self.latency_s[seg]
+            need = units * lat
+            done = live & (need <= left)
+            total = np.where(done, total + need, total)
+            cross = live & ~done
+            total = np.where(cross, total + left, total)
+            units = np.where(cross, units - left / np.where(lat > 0, lat, 1.0), units)
+            seg = np.where(cross, np.where(seg >= self.last[tix], self.first[tix], seg + 1), seg)
+            left = np.where(cross, self.duration_s[seg], left)
+            live = cross
+        return total

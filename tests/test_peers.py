@@ -149,7 +149,8 @@ def test_pensieve_fixed_from_the_cli(shared_data, fixed_golden, peers, tmp_path,
     """``python -m sim.run --sim pensieve-fixed`` on the imported ladder reproduces the fixed
     sequences' rows, and its qoe_total is Pensieve's evaluation total (chunks 1..47)."""
     g = fixed_golden[fixed_golden.sequence.isin(["fixed0", "fixed2", "fixed5"])]
-    for name in dict.fromkeys(g.trace):
+    names = list(dict.fromkeys(g.trace))
+    for name in names[:2] + names[-2:]:  # two FCC and two Norway traces (test time)
         out = tmp_path / "r.csv"
         argv = ["--sim", "pensieve-fixed", "--ladder", str(peers / "pensieve"), "--qoe", "pensieve-linear",
                 "--device", "none", "--trace", str(shared_data / "traces" / name), "--out", str(out)]  # fmt: skip
@@ -349,3 +350,37 @@ def test_pensieve_hd_qoe_and_weights():
     for bad in ("pensieve-linear:mu=-1", "pensieve-linear:gamma=1", "pensieve-linear:mu=nan", "nope:mu=1"):
         with pytest.raises(InputError):
             get_qoe(bad)
+
+
+# ---------------------------------------------------------------------------- sabre
+SABRE_POLICIES = {"bola": "bola", "bolae": "bola-e", "throughput": "throughput", "dynamic": "dynamic"}
+
+
+def test_sabre_without_abandonment_matches_golden(shared_data, peers):
+    """``--sim sabre`` with Sabre's default options and each algorithm (abandonment off), on
+    Sabre's example network and 5 real traces: the same rung for >= 99% of segments and
+    played bitrate, rebuffer time and switches within 1% of Sabre's summary."""
+    from sim.session import run_sessions
+
+    summary = pd.read_csv(peers / "sabre" / "golden_summary.csv")
+    segments = pd.read_csv(peers / "sabre" / "golden_segments.csv")
+    segments = segments[(segments.abandon == "off") & (segments.abandoned == 0)]
+    ladder = import_sabre_movie(peers / "sabre" / "movie.json")
+    nets = summary.drop_duplicates("network_id")
+    traces = [read_trace(peers / "sabre" / "network.json" if n == "example/network.json" else
+                         shared_data / "traces" / n) for n in nets.network]  # fmt: skip
+    same = total = 0
+    for alg, name in SABRE_POLICIES.items():
+        res = run_sessions(get_policy(f"{name}:abandon=false"), traces, ladder, get_device("none"),
+                           get_qoe("pensieve-log"), config=SIM_PRESETS["sabre"])  # fmt: skip
+        rung, stall = res.chunks["rung"], res.chunks["stall_s"]
+        for i, nid in enumerate(nets.network_id):
+            want = segments[(segments.network == nid) & (segments.algorithm == alg)].sort_values("segment")
+            s = summary[(summary.network_id == nid) & (summary.algorithm == alg) & (summary.abandon == "off")].iloc[0]
+            assert want.segment.tolist() == list(range(ladder.n_chunks))
+            same += int((want.quality.to_numpy() == rung[:, i]).sum())
+            total += ladder.n_chunks
+            assert ladder.kbps[rung[:, i]].sum() == pytest.approx(s.total_played_bitrate, rel=0.01)
+            assert stall[1:, i].sum() == pytest.approx(s.total_rebuffer, rel=0.01, abs=1e-3)
+            assert (np.diff(rung[:, i]) != 0).sum() == pytest.approx(s.n_quality_switches, rel=0.01)
+    assert same >= 0.99 * total
