@@ -24,7 +24,13 @@ from policies.base import DownloadProgress, Observation, Policy, PolicyContext
 from policies.estimators import Ewma
 from policies.rate import IBR_SAFETY_INIT, IBR_SAFETY_MIN, insufficient_buffer_cap
 from policies.rules import (
-    PEER_OPTIONS, follows_sabre, nominal_rung, nominal_sizes, realtime_rungs, throughput_rung, utilities,
+    PEER_OPTIONS,
+    follows_sabre,
+    nominal_rung,
+    nominal_sizes,
+    realtime_rungs,
+    throughput_rung,
+    utilities,
 )  # fmt: skip
 
 __all__ = ["BOLA", "BOLAE", "bola_choice"]

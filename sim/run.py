@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="QoE preset, with weights as NAME:stall_penalty=..,switch_penalty=.. "
                         "(aliases mu, lambda) (default: perceptual)")
     p.add_argument("--sim", default=DEFAULT_SIM,
-                   help=f"simulator preset: {', '.join(SIM_PRESETS)} (default: {DEFAULT_SIM}); the knobs below override its parts")
+                   help=f"simulator preset: {', '.join(SIM_PRESETS)} (default: {DEFAULT_SIM}); "
+                        "the knobs below override its parts")
     p.add_argument("--seed", type=int, default=0, help="seed of traces, start positions and noise (default: 0)")
     p.add_argument("--sessions", type=int, default=None, help="number of sessions (default: one per trace)")
     p.add_argument("--out", type=Path, default=None,

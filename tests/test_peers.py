@@ -384,3 +384,43 @@ def test_sabre_without_abandonment_matches_golden(shared_data, peers):
             assert stall[1:, i].sum() == pytest.approx(s.total_rebuffer, rel=0.01, abs=1e-3)
             assert (np.diff(rung[:, i]) != 0).sum() == pytest.approx(s.n_quality_switches, rel=0.01)
     assert same >= 0.99 * total
+
+
+# ------------------------------------------------------------- knobs and parts
+def test_request_latency_continues_at_the_next_segments_latency():
+    from sim.network import TraceBank
+
+    bank = TraceBank([Trace([1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [200.0, 400.0, 0.0])])
+    tix = np.zeros(4, dtype=np.int64)
+    got = bank.request_latency(tix, np.array([0.0, 0.9, 1.5, 1.9]))
+    # 0.1 s at 200 ms pays half the unit, the other half at 400 ms; at 1.9 s the zero-latency segment ends it
+    assert got == pytest.approx([0.2, 0.1 + 0.5 * 0.4, 0.4, 0.1])
+
+
+def test_sabre_buffer_rule_waits_before_the_request():
+    """Cap 25 s, 3 s chunks: Sabre waits until buffer + chunk <= 25, i.e. the buffer is 22 s."""
+    lad = import_like(np.full((12, 1), 1000.0))
+    trace = Trace([100.0], [1000.0], [0.0])
+    sim = BatchSimulator([trace], lad, get_device("none"), get_qoe("pensieve-linear"), SIM_PRESETS["sabre"])
+    obs = sim.reset(np.array([0]), np.zeros(1, dtype=np.uint64))
+    for _ in range(11):
+        obs, info, _ = sim.step(np.array([0]))
+    assert obs.buffer_s[0] == pytest.approx(25.0 - 4.0)  # 4 s chunks here: buffer + 4 <= 25
+    assert info.wait_s[0] > 0
+
+
+def test_sim_knobs_override_preset_parts(capsys):
+    from sim.run import build_parser, sim_config_from_args
+
+    parse = build_parser().parse_args
+    cfg = sim_config_from_args(parse(["--sim", "pensieve-fixed", "--noise", "0.9,1.1", "--start", "sample"]))
+    assert cfg == SIM_PRESETS["pensieve"]
+    cfg = sim_config_from_args(parse(["--sim", "pensieve", "--buffer-cap", "30", "--sleep-step", "0",
+                                      "--rtt", "20", "--payload-share", "1", "--start", "origin"]))  # fmt: skip
+    assert (cfg.player.buffer_cap_s, cfg.player.sleep_quantum_s) == (30.0, 0.0)
+    assert (cfg.network.rtt_s, cfg.network.payload_fraction, cfg.network.random_start) == (0.02, 1.0, False)
+    for bad, msg in ((["--noise", "1.2,1.1"], "noise_low"), (["--noise", "x"], "LOW,HIGH"),
+                     (["--buffer-cap", "nan"], "finite"), (["--payload-share", "0"], "payload")):  # fmt: skip
+        assert run_main(["--trace-count", "1", *bad]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1
