@@ -155,22 +155,35 @@ class BOLA(Policy):
 
     def abandon(self, progress: DownloadProgress) -> np.ndarray:
         """Abandon for the lower rung with the best BOLA score on the bytes left (Sabre's rule)."""
-        ctx, k, p = self.ctx, progress.chunk, self.params
+        k, p = progress.chunk, self.params
         v, V = self._plan
-        size, allowed = ctx.ladder.size_bytes[k], realtime_rungs(ctx, k)
+        size, allowed = _abandon_sizes(self, progress)
         remain = progress.size_bytes - progress.downloaded_bytes
         with np.errstate(divide="ignore", invalid="ignore"):
             score = (V * (p.gamma + v[progress.rung]) - progress.buffer_s) / remain
-        ok = progress.active & (progress.downloaded_bytes > 0) & (remain > 0) & (score >= 0)
+        ok = progress.active & (progress.downloaded_bytes > 0) & (remain > 0) & (score >= 0) & (k > 0 or not self.sabre)
         to = _best_lower(v, size, allowed, V, p.gamma, progress.buffer_s, progress.rung, remain, score, ok)
         self.last = np.where(to >= 0, to, self.last)
         return to
 
 
+def _abandon_sizes(policy, progress: DownloadProgress) -> tuple[np.ndarray, np.ndarray]:
+    """Sizes of the alternatives to a download in flight, and the allowed rungs: the real
+    sizes, or under Sabre's semantics the current size scaled by nominal bitrates (per session)."""
+    ctx, k = policy.ctx, progress.chunk
+    if not policy.sabre:
+        return ctx.ladder.size_bytes[k], realtime_rungs(ctx, k)
+    kbps = ctx.ladder.kbps
+    return progress.size_bytes[:, None] * kbps[None, :] / kbps[progress.rung][:, None], np.ones(len(kbps), bool)
+
+
 def _best_lower(v, size, allowed, V, gp, level, rung, remain, score, ok):
-    """The lower allowed rung whose whole chunk is smaller than ``remain`` and scores best, if it beats ``score``."""
-    other = (V * (gp + v[None, :]) - level[:, None]) / size[None, :]
-    lower = allowed[None, :] & (np.arange(len(size))[None, :] < rung[:, None]) & (size[None, :] < remain[:, None])
+    """The lower allowed rung whose whole chunk is smaller than ``remain`` and scores best, if it beats ``score``.
+
+    ``size`` is per rung, or per session and rung."""
+    size = size if size.ndim == 2 else size[None, :]
+    other = (V * (gp + v[None, :]) - level[:, None]) / size
+    lower = allowed[None, :] & (np.arange(size.shape[1])[None, :] < rung[:, None]) & (size < remain[:, None])
     other = np.where(lower, other, -np.inf)
     best = np.argmax(other, axis=1)
     better = other[np.arange(len(best)), best] > score
@@ -239,6 +252,7 @@ class BOLAE(Policy):
         self.ibr_safety = np.full(n_sessions, IBR_SAFETY_INIT)
         self.abandoned_to = np.full(n_sessions, -1, dtype=np.int64)
         self.prev_clock = np.zeros(n_sessions)
+        self.abandoned_s = np.zeros(n_sessions)
         self._levels: dict[int, tuple] = {}
 
     # ------------------------------------------------------------ per chunk
@@ -305,19 +319,18 @@ class BOLAE(Policy):
         self.placeholder = np.where(steady, ph_steady, np.where(start, ph_start, ph))
         self.steady = steady | start
         self.abandoned_to = np.full(len(out), -1, dtype=np.int64)
+        self.abandoned_s = np.zeros(len(out))
         self.prev_clock = obs.clock_s
         return out.astype(np.int64)
 
     def _after_download(self, obs: Observation, j: int) -> None:
-        """Clamp the placeholder after chunk j's download; add the buffer-cap wait to it."""
+        """Clamp the placeholder after chunk j's download; add the buffer-cap wait to it (an
+        abandonment has already lowered it, in :meth:`abandon`)."""
         v, gp, V, min_level, max_level, allowed = self._chunk(j)
-        delay = obs.delay_s[:, -1]
-        wait = np.maximum(obs.clock_s - self.prev_clock - delay, 0.0)
+        delay = obs.delay_s[:, -1]  # the kept request's when the observation leaves abandoned attempts out
+        wait = np.maximum(obs.clock_s - self.prev_clock - delay - self.abandoned_s, 0.0)
         level = obs.buffer_s + wait  # buffer when the chunk arrived
         ph = self.placeholder
-        ab = self.abandoned_to
-        want = np.where(ab > 0, min_level[np.maximum(ab, 0)], self.params.min_buffer_s)
-        ph = np.where(ab >= 0, np.minimum(ph, np.maximum(want - level, 0.0)), ph)
         level_was = level + delay
         r = obs.last_rung
         ph = np.minimum(ph, np.maximum(max_level[r] - level_was, 0.0))
@@ -332,7 +345,7 @@ class BOLAE(Policy):
     def abandon(self, progress: DownloadProgress) -> np.ndarray:
         """Sabre's BOLA-E rule: project buffer and bytes left past a new request's latency."""
         v, gp, V, _, _, allowed = self._chunk(progress.chunk)
-        size = self.ctx.ladder.size_bytes[progress.chunk]
+        size, _ = _abandon_sizes(self, progress)
         ttfb = progress.latency_s
         dl_s = progress.elapsed_s - ttfb
         level = np.maximum(progress.buffer_s + self.placeholder - ttfb, 0.0)
@@ -341,6 +354,15 @@ class BOLAE(Policy):
             left = progress.size_bytes - progress.downloaded_bytes - ttfb * rate
             score = (V * (gp + v[progress.rung]) - level) / left
         ok = progress.active & (progress.downloaded_bytes > 0) & (dl_s > 0) & (left > 0)
+        ok &= progress.chunk > 0 or not self.sabre  # Sabre never checks the first segment
         to = _best_lower(v, size, allowed, V, gp, level, progress.rung, left, score, ok)
         self.abandoned_to = np.where(to >= 0, to, self.abandoned_to)
+        # Sabre's report_download of an abandoned attempt: lower the placeholder to a conservative
+        # level, judged on the buffer at the abandonment
+        min_level = self._chunk(progress.chunk)[3]
+        want = np.where(to > 0, min_level[np.maximum(to, 0)], self.params.min_buffer_s)
+        lowered = np.minimum(self.placeholder, np.maximum(want - progress.buffer_s, 0.0))
+        self.placeholder = np.where(to >= 0, lowered, self.placeholder)
+        if self.sabre:  # Sabre's observation leaves abandoned attempts out of the delay: remember their time
+            self.abandoned_s = np.where(to >= 0, self.abandoned_s + progress.elapsed_s, self.abandoned_s)
         return to

@@ -127,6 +127,12 @@ class Throughput(Policy):
             projected = progress.elapsed_s + np.where(rate_Bps > 0, left / rate_Bps, np.inf)
         late = progress.active & (progress.elapsed_s >= p.grace_s) & (dl_s > 0)
         late &= projected > p.abandon_multiplier * ctx.ladder.duration_s[k]
-        to = throughput_rung(ctx, k, rate_Bps * 8.0 / 1e6, p.safety)
-        smaller = ctx.ladder.size_bytes[k][to] < left
+        if self.sabre:  # nominal bitrates, the latency estimate apart; no check of the first segment
+            late &= k > 0
+            to = nominal_rung(ctx, k, rate_Bps * 8.0 / 1e6, self.ewma.latency_s, p.safety)
+            kbps = ctx.ladder.kbps
+            smaller = progress.size_bytes * kbps[to] / kbps[progress.rung] < left
+        else:
+            to = throughput_rung(ctx, k, rate_Bps * 8.0 / 1e6, p.safety)
+            smaller = ctx.ladder.size_bytes[k][to] < left
         return np.where(late & (to < progress.rung) & smaller, to, -1).astype(np.int64)

@@ -56,6 +56,12 @@ class PlayerConfig:
     :param history: number of past chunks in the observation.
     :param abandon_check_s: transfer time between checks of a download a policy may abandon
         (latency mode; Sabre checks every 50 ms).
+    :param abandon_check_bytes: when > 0, Sabre's progress schedule: a request's first check
+        comes ``abandon_check_s`` after it leaves (latency included), and every check at least
+        ``abandon_check_s`` and this many bytes after the previous one (Sabre: 12,000 bits).
+    :param abandoned_in_sample: the chunk's throughput sample and delay in the observation
+        include its abandoned attempts (bytes and time); False: only the kept request, as
+        Sabre's estimator sees it.
     :param buffer_rule: ``after``: after a download, wait until the buffer is <= the cap
         (Pensieve); ``before``: wait until buffer + the next chunk's duration <= the cap (Sabre).
     :param first_prev_rung: rung chunk 0's switch term compares with (Pensieve's
@@ -70,6 +76,8 @@ class PlayerConfig:
     sleep_quantum_s: float = 0.5
     history: int = 8
     abandon_check_s: float = 0.05
+    abandon_check_bytes: float = 0.0
+    abandoned_in_sample: bool = True
     buffer_rule: Literal["after", "before"] = "after"
     first_prev_rung: int = -1
     score_from: int = 0
@@ -128,7 +136,10 @@ SIM_PRESETS: dict[str, SimConfig] = {
     ),
     "sabre": SimConfig(
         NetworkConfig(mode="latency", payload_fraction=1.0, noise_low=1.0, noise_high=1.0, random_start=False),
-        PlayerConfig(buffer_cap_s=25.0, sleep_quantum_s=0.0, buffer_rule="before"),
+        PlayerConfig(
+            buffer_cap_s=25.0, sleep_quantum_s=0.0, buffer_rule="before", abandon_check_bytes=1500.0,
+            abandoned_in_sample=False,
+        ),
         peer="sabre",
     ),
 }
@@ -269,7 +280,7 @@ class BatchSimulator:
             delay = (dl + net.rtt_s) * self.noise[:, k]
             lat = np.zeros(n)
         elif abandon is not None:
-            delay, r, wasted, abandoned, lat = self._download_abandoning(k, r, abandon)
+            delay, r, wasted, abandoned, lat, spent = self._download_abandoning(k, r, abandon)
             size = self.ladder.size_bytes[k, r]
         else:
             lat = bank.request_latency(self.tix, self.pos)
@@ -319,10 +330,18 @@ class BatchSimulator:
                 self.cum = bank.bytes_before(self.tix, self.pos)
         self.clock = arrive + wait
 
-        thr = (size if abandon is None else size + wasted) * 8.0 / delay / 1e6
+        if abandon is None:
+            seen_delay = delay
+            thr = size * 8.0 / delay / 1e6
+        elif player.abandoned_in_sample:
+            seen_delay = delay
+            thr = (size + wasted) * 8.0 / delay / 1e6
+        else:
+            seen_delay = delay - spent
+            thr = size * 8.0 / seen_delay / 1e6
         # fresh arrays, so an observation a policy keeps never changes under it
         self.thr_hist = np.concatenate([self.thr_hist[:, 1:], thr[:, None]], axis=1)
-        self.delay_hist = np.concatenate([self.delay_hist[:, 1:], delay[:, None]], axis=1)
+        self.delay_hist = np.concatenate([self.delay_hist[:, 1:], seen_delay[:, None]], axis=1)
         self.lat_hist = np.concatenate([self.lat_hist[:, 1:], lat[:, None]], axis=1)
         self.last_rung = r
         self.last_q = q
@@ -352,8 +371,8 @@ class BatchSimulator:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Latency-mode download of chunk k that the policy may abandon (see the module docstring).
 
-        Returns (delay, final rung, wasted bytes, abandon count, latency of the kept request)
-        and advances the trace
+        Returns (delay, final rung, wasted bytes, abandon count, latency of the kept request,
+        time of the abandoned attempts) and advances the trace
         position. A session never abandoned gets exactly the plain path's numbers.
         """
         bank, tix, dt = self.bank, self.tix, self.config.player.abandon_check_s
@@ -366,11 +385,18 @@ class BatchSimulator:
         start = bank.advance(tix, self.pos, lat)  # where the transfer begins
         c0 = bank.bytes_before(tix, start)
         dl, end_pos, end_cum = bank.transfer(tix, start, c0, sizes[r])
-        m = np.ones(self.n)  # the next check is m * dt into the transfer
+        min_bytes = self.config.player.abandon_check_bytes
+        m = np.ones(self.n)  # the next check is m * dt into the transfer (plain schedule)
+
+        def first_check(lat, start, c0):  # transfer time of a request's first check
+            if min_bytes <= 0:
+                return np.full(self.n, dt)
+            return np.maximum(dt - lat, bank.transfer(tix, start, c0, np.full(self.n, min_bytes))[0])
+
+        x = first_check(lat, start, c0)
         seen = self.clock.copy()  # per-session time of the last buffer query (never decreases)
-        active = dl > m * dt
+        active = dl > x
         while active.any():
-            x = m * dt
             ahead = start + x
             loops = np.floor(ahead / bank.total_s[tix])
             local = ahead - loops * bank.total_s[tix]
@@ -401,10 +427,15 @@ class BatchSimulator:
                 m = np.where(give_up, 1.0, m + 1.0)
             else:
                 m = m + 1.0
-            active &= dl > m * dt
+            if min_bytes <= 0:
+                x = m * dt
+            else:
+                later = np.maximum(x + dt, bank.transfer(tix, start, c0, got + min_bytes)[0])
+                x = np.where(give_up, first_check(lat, start, c0), later) if give_up.any() else later
+            active &= dl > x
         self.pos, self.cum = end_pos, end_cum
         delay = np.where(count > 0, spent + lat + dl, lat + dl)
-        return delay, r, wasted, count, lat
+        return delay, r, wasted, count, lat, spent
 
     # -------------------------------------------------------------- internals
     def _buffer(self, t: np.ndarray) -> np.ndarray:
