@@ -11,22 +11,35 @@ preset                    q (unit)                               mu (1/s)  lambd
 ``pensieve-linear``       nominal bitrate, Mbit/s                4.3       1.0
 ``pensieve-log``          ln(R / R_lowest) (Pensieve's log)      2.66      1.0
 ``perceptual-calibrated`` 1 - mean LPIPS of the chunk (quality)  0.15      1.0
+``pensieve-hd``           Pensieve's HD score of the bitrate     8.0       1.0
 ========================  =====================================  ========  ========
 
 The perceptual preset makes one second of stall cost as much as a perfect chunk is worth.
 That is about 12 times the quality span of the default ladder, so under it every policy's best
 move is never to risk a stall. ``perceptual-calibrated`` (:data:`CALIBRATED_STALL_PENALTY`)
 applies Pensieve's convention to the perceptual quality range instead; see there.
+
+Pensieve's HD score maps 300, 750, 1200, 1850, 2850, 4300 kbit/s to 1, 2, 3, 12, 15, 20
+(``sim/rl_test.py``'s ``BITRATE_REWARD``); other bitrates are interpolated linearly between
+those points (clamped at the ends).
+
+``get_qoe("NAME:key=value,...")`` overrides a preset's weights: ``stall_penalty`` (alias
+``mu``) and ``switch_penalty`` (alias ``lambda``), e.g. ``pensieve-linear:mu=2.66``.
+
+A ladder imported without perceptual quality (NaN LPIPS, e.g. from Pensieve or Sabre) cannot
+be scored by the ``lpips`` quality; :meth:`QoE.chunk_quality` then refuses with a message
+naming the bitrate presets.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
-from abr.errors import unknown_name
+from abr.errors import InputError, unknown_name
 from abr.ladder import Ladder
 
 __all__ = ["CALIBRATED_STALL_PENALTY", "QoE", "QOE_PRESETS", "get_qoe"]
@@ -38,29 +51,39 @@ class QoE:
 
     :param name: preset name.
     :param quality: ``lpips`` (q = 1 - LPIPS), ``mbps`` (q = nominal Mbit/s) or
-        ``log-rate`` (q = ln(kbps / lowest kbps)).
+        ``log-rate`` (q = ln(kbps / lowest kbps)) or ``hd`` (Pensieve's HD score of the bitrate).
     :param stall_penalty: mu, quality units per second of stall.
     :param switch_penalty: lambda, per unit of |q_k - q_{k-1}|.
     """
 
     name: str
-    quality: Literal["lpips", "mbps", "log-rate"]
+    quality: Literal["lpips", "mbps", "log-rate", "hd"]
     stall_penalty: float
     switch_penalty: float
 
     def __post_init__(self) -> None:
-        if self.quality not in ("lpips", "mbps", "log-rate"):
-            raise ValueError(f"QoE.quality must be lpips, mbps or log-rate, got {self.quality!r}")
+        if self.quality not in ("lpips", "mbps", "log-rate", "hd"):
+            raise ValueError(f"QoE.quality must be lpips, mbps, log-rate or hd, got {self.quality!r}")
+        if not (math.isfinite(self.stall_penalty) and math.isfinite(self.switch_penalty)):
+            raise ValueError("QoE penalties must be finite")
         if self.stall_penalty < 0 or self.switch_penalty < 0:
             raise ValueError("QoE penalties must be non-negative")
 
     def chunk_quality(self, ladder: Ladder) -> np.ndarray:
         """q for every chunk and rung, shape ``(chunks, rungs)``."""
         if self.quality == "lpips":
+            if not np.all(np.isfinite(ladder.lpips_mean)):
+                bitrate = ", ".join(n for n, q in QOE_PRESETS.items() if q.quality != "lpips")
+                raise InputError(
+                    f"ladder {ladder.name!r} has no perceptual quality (LPIPS), so QoE {self.name!r} cannot score it; "
+                    f"use a bitrate QoE: {bitrate}"
+                )
             return 1.0 - ladder.lpips_mean
         kbps = np.broadcast_to(ladder.kbps, (ladder.n_chunks, ladder.n_rungs))
         if self.quality == "mbps":
             return kbps / 1000.0
+        if self.quality == "hd":
+            return np.interp(kbps, _HD_KBPS, _HD_SCORE)
         return np.log(kbps / ladder.kbps.min())
 
     def reward(self, q: np.ndarray, stall_s: np.ndarray, prev_q: np.ndarray) -> np.ndarray:
@@ -98,9 +121,36 @@ QOE_PRESETS["perceptual-calibrated"] = QoE(
 )
 
 
+# ---- peer presets (issue 15): Pensieve's HD QoE ----------------------------------------
+#: Pensieve's HD score (``BITRATE_REWARD``) at its six bitrates (kbit/s).
+_HD_KBPS = (300.0, 750.0, 1200.0, 1850.0, 2850.0, 4300.0)
+_HD_SCORE = (1.0, 2.0, 3.0, 12.0, 15.0, 20.0)
+QOE_PRESETS["pensieve-hd"] = QoE("pensieve-hd", "hd", stall_penalty=8.0, switch_penalty=1.0)
+
+_WEIGHT_KEYS = {"stall_penalty": "stall_penalty", "mu": "stall_penalty",
+                "switch_penalty": "switch_penalty", "lambda": "switch_penalty"}  # fmt: skip
+
+
 def get_qoe(name: str) -> QoE:
-    """The QoE preset called ``name``."""
+    """The QoE preset called ``name``, or ``NAME:key=value,...`` with its weights overridden
+    (keys ``stall_penalty``/``mu``, ``switch_penalty``/``lambda``)."""
+    base, sep, options = name.partition(":")
     try:
-        return QOE_PRESETS[name]
+        qoe = QOE_PRESETS[base]
     except KeyError:
-        raise unknown_name("QoE preset", name, QOE_PRESETS) from None
+        raise unknown_name("QoE preset", base, QOE_PRESETS) from None
+    if not sep:
+        return qoe
+    changes: dict[str, float] = {}
+    for item in filter(None, (x.strip() for x in options.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or key.strip() not in _WEIGHT_KEYS:
+            raise InputError(f"bad QoE option {item!r} in {name!r}; valid keys: {', '.join(_WEIGHT_KEYS)}")
+        try:
+            x = float(value)
+        except ValueError:
+            x = math.nan
+        if not (math.isfinite(x) and x >= 0):
+            raise InputError(f"QoE option {key.strip()!r} in {name!r} must be a finite number >= 0, got {value!r}")
+        changes[_WEIGHT_KEYS[key.strip()]] = x
+    return replace(qoe, name=name, **changes)

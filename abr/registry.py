@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from abr.errors import InputError
+from abr.importers import import_pensieve_sizes, import_sabre_movie, is_pensieve_sizes, is_sabre_movie
 from abr.ladder import Ladder, combine_ladders, load_ladder
 from abr.synthetic import SYNTHETIC_FAMILIES, parse_synthetic, synthetic_ladder
 
@@ -93,6 +94,8 @@ def get_ladder(spec: str) -> Ladder:
 
     * an embedded name (``promptus-paper-model``, ``h265-measured``...), a ladder ``.json``
       file (or a folder holding ``ladder.json``), or ``synthetic:FAMILY[:key=value,...]``;
+    * a peer's video: a Pensieve ``video_size_*`` folder or a Sabre ``movie.json``
+      (:mod:`abr.importers`; no LPIPS, so use a bitrate QoE);
     * ``NAME[0/2/4]`` keeps rungs 0, 2 and 4; ``NAME[r2/r8]`` the rungs of prompt rank 2 and 8;
     * ``NAME*4`` plays the video 4 times in a row (longer sessions from a short clip);
     * ``A+B`` merges the rungs of two ladders of the same chunks (:func:`combine_ladders`),
@@ -129,6 +132,10 @@ def _single(spec: str) -> Ladder:
         return replace(ladder, metadata={**ladder.metadata, "derivation": f"{ladder.metadata.get('derivation', '')}; "
                                           f"{note}".lstrip("; ")})
     path = Path(spec)
+    if is_pensieve_sizes(path):
+        return import_pensieve_sizes(path)
+    if is_sabre_movie(path):
+        return import_sabre_movie(path)
     if path.suffix == ".json" or path.exists() or "/" in spec:
         if path.is_dir():
             path = path / "ladder.json"

@@ -95,7 +95,7 @@ def speed(traces, quick: bool):
         )
     df = pd.DataFrame(rows)
     # MPC against the plain-Python brute force on the same decisions (one session, 6 rungs, horizon 5)
-    sim = BatchSimulator(traces, ladder, dev, qoe, SIM_PRESETS["pensieve"])
+    sim = BatchSimulator(traces, ladder, dev, qoe, SIM_PRESETS["promptabr"])
     obs = sim.reset(np.array([0]), session_keys(0, np.array([0])))
     mpc = get_policy("mpc")
     mpc.reset(sim.context, 1)

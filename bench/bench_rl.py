@@ -81,7 +81,7 @@ def throughput(n_envs: int = 32, repeat: int = 3, ppo_steps: int = 32 * 128 * 6)
         get_ladder(DEFAULT_LADDER),
         get_device("h200"),
         get_qoe("perceptual"),
-        SIM_PRESETS["pensieve"],
+        SIM_PRESETS["promptabr"],
     )
 
     def batch_env():
@@ -213,7 +213,7 @@ def compare(model: Path = MODEL_DIR, repeats: int = 4, seed: int = 0) -> object:
         get_ladder(DEFAULT_LADDER),
         get_device("h200"),
         get_qoe("perceptual"),
-        SIM_PRESETS["pensieve"],
+        SIM_PRESETS["promptabr"],
     )
     specs = list(POLICIES) + [f"rl:{model}"]
     frames = []

@@ -32,6 +32,8 @@ class PolicyContext:
     :param quality: q of every chunk and rung under ``qoe``, shape ``(chunks, rungs)``.
     :param decode_s: decode time of every chunk and rung on the device, seconds.
     :param buffer_cap_s: the player's buffer cap, seconds.
+    :param peer: the simulator whose semantics the run reproduces (``sabre`` under the
+        ``sabre`` preset, else ""); policies with a ``peer=auto`` option follow it.
     """
 
     ladder: Ladder
@@ -39,6 +41,7 @@ class PolicyContext:
     quality: np.ndarray
     decode_s: np.ndarray
     buffer_cap_s: float
+    peer: str = ""
 
     @property
     def chunk_s(self) -> np.ndarray:
@@ -67,6 +70,9 @@ class Observation:
     :param decode_s: decode time of past chunks on the device, seconds (as a client measures
         it; with ``last_rung`` a policy learns how fast each decoder really runs). None where
         the source of the observation does not provide it.
+    :param latency_s: request latency (time to first byte) of past chunks, seconds, shaped
+        like the histories (0 in Pensieve's network mode, where the RTT is folded into the
+        delay); None where the source does not provide it.
     """
 
     chunk: int
@@ -79,6 +85,7 @@ class Observation:
     stall_s: np.ndarray
     play_end_s: np.ndarray | None = None
     decode_s: np.ndarray | None = None
+    latency_s: np.ndarray | None = None
 
     @property
     def play_ahead_s(self) -> np.ndarray:

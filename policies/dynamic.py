@@ -16,7 +16,8 @@ __all__ = ["Dynamic"]
 class Dynamic(Policy):
     """Switches between BOLA-U and the throughput rule with hysteresis (Sabre; dash.js's DYNAMIC).
 
-    Both rules decide every chunk (so their state stays current). A session in BOLA mode
+    Both rules decide every chunk (so their state stays current; BOLA's up-switch limit
+    compares with its own last choice, not the fetched rung, as in Sabre). A session in BOLA mode
     falls back to the throughput rule when the buffer is below ``low_s`` and BOLA asks for a
     lower rung than the throughput rule; it returns to BOLA when the buffer is above
     ``high_s`` and BOLA's rung is at least the throughput rule's. Sessions start in throughput
@@ -31,13 +32,15 @@ class Dynamic(Policy):
         :param high_s: enter BOLA above this buffer level (Sabre: 10 s; dash.js's variant widens the band).
         :param gamma: BOLA's gamma * p.
         :param qmax: BOLA's Q_max.
-        :param abandon: abandon late downloads (throughput rule)."""
+        :param abandon: abandon late downloads (throughput rule).
+        :param peer: ``auto`` (follow the simulator preset), ``sabre`` or ``none``: passed to both rules."""
 
         low_s: float = 10.0
         high_s: float = 10.0
         gamma: float = 5.0
         qmax: float = 25.0
         abandon: bool = True
+        peer: str = "auto"
 
         def __post_init__(self) -> None:
             if not 0 <= self.low_s <= self.high_s:
@@ -46,8 +49,8 @@ class Dynamic(Policy):
     def __init__(self, params=None):
         super().__init__(params)
         p = self.params
-        self.bola = BOLA(BOLA.Params(gamma=p.gamma, qmax=p.qmax, variant="u", abandon=False))
-        self.tput = Throughput(Throughput.Params(abandon=p.abandon))
+        self.bola = BOLA(BOLA.Params(gamma=p.gamma, qmax=p.qmax, variant="u", abandon=False, peer=p.peer))
+        self.tput = Throughput(Throughput.Params(abandon=p.abandon, peer=p.peer))
 
     def reset(self, ctx: PolicyContext, n_sessions: int) -> None:
         super().reset(ctx, n_sessions)

@@ -50,18 +50,33 @@ class Ewma:
     (D = total download time so far) removes the bias of the zero start. The estimate is the
     minimum over the half-lives (the conservative one).
 
+    With ``latency_apart`` (Sabre's own estimator) the request latency is taken out: a sample
+    is the chunk's bits over its transfer time (delay - latency), weighted by that time, and
+    the latency gets its own average, one step per chunk with half-lives of
+    ``half_life / segment_s`` chunks, the most conservative (highest) one winning
+    (:attr:`latency_s` after each update).
+
     :param half_lives_s: half-lives in seconds of download time.
+    :param latency_apart: estimate throughput and latency separately (needs the observation's
+        ``latency_s``).
+    :param segment_s: chunk duration that scales the latency half-lives (Sabre: segment time).
     """
 
-    def __init__(self, half_lives_s: tuple[float, ...] = (3.0, 8.0)):
+    def __init__(self, half_lives_s: tuple[float, ...] = (3.0, 8.0), latency_apart: bool = False,
+                 segment_s: float = 1.0):  # fmt: skip
         if not half_lives_s or min(half_lives_s) <= 0:
             raise ValueError(f"half-lives must be positive, got {half_lives_s}")
         self.half_lives_s = np.asarray(half_lives_s, dtype=np.float64)
+        self.latency_apart = latency_apart
+        self.segment_s = segment_s
         self.reset(0)
 
     def reset(self, n_sessions: int) -> None:
         self.avg = np.zeros((n_sessions, len(self.half_lives_s)))
         self.weight_s = np.zeros(n_sessions)
+        self.lat_avg = np.zeros((n_sessions, len(self.half_lives_s)))
+        self.lat_weight = np.zeros(n_sessions)
+        self.latency_s = np.full(n_sessions, np.nan)
         self.seen = 0
 
     def update(self, obs: Observation) -> np.ndarray:
@@ -69,11 +84,26 @@ class Ewma:
         m = new_samples(obs, self.seen)
         for j in range(obs.throughput_mbps.shape[1] - m, obs.throughput_mbps.shape[1]):
             x, d = obs.throughput_mbps[:, j], obs.delay_s[:, j]
+            if self.latency_apart:
+                lat = obs.latency_s[:, j]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    x = x * d / (d - lat)  # bits over transfer time
+                d = d - lat
+                ok = np.isfinite(x) & np.isfinite(d) & (d > 0)
+                b = np.power(0.5, self.segment_s / self.half_lives_s)[None, :]
+                self.lat_avg = np.where(ok[:, None], b * self.lat_avg + (1.0 - b) * np.where(ok, lat, 0.0)[:, None],
+                                        self.lat_avg)  # fmt: skip
+                self.lat_weight = self.lat_weight + ok
             ok = np.isfinite(x) & np.isfinite(d) & (d > 0)
             a = np.power(0.5, np.where(ok, d, 0.0)[:, None] / self.half_lives_s[None, :])
             self.avg = np.where(ok[:, None], a * self.avg + (1.0 - a) * np.where(ok, x, 0.0)[:, None], self.avg)
             self.weight_s = self.weight_s + np.where(ok, d, 0.0)
         self.seen = obs.chunk
+        if self.latency_apart:
+            zero = 1.0 - np.power(0.5, self.lat_weight[:, None] * self.segment_s / self.half_lives_s[None, :])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lat = (self.lat_avg / zero).max(axis=1)
+            self.latency_s = np.where(self.lat_weight > 0, lat, np.nan)
         return self.estimate()
 
     def estimate(self) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 
 from policies.base import DownloadProgress, Observation, Policy, PolicyContext
 from policies.estimators import Ewma, harmonic_mean
-from policies.rules import throughput_rung
+from policies.rules import PEER_OPTIONS, follows_sabre, nominal_rung, nominal_sizes, throughput_rung
 
 __all__ = ["RateBased", "Throughput", "insufficient_buffer_cap"]
 
@@ -69,7 +69,9 @@ class Throughput(Policy):
         :param ibr: apply the insufficient-buffer rule.
         :param abandon: abandon late downloads (latency mode only).
         :param abandon_multiplier: abandon when the projected download time exceeds this many chunk durations.
-        :param grace_s: never abandon in the first ``grace_s`` seconds of a request."""
+        :param grace_s: never abandon in the first ``grace_s`` seconds of a request.
+        :param peer: ``auto`` (follow the simulator preset), ``sabre`` (Sabre's semantics: nominal
+            bitrates, latency apart from throughput, insufficient-buffer rule on B - latency) or ``none``."""
 
         safety: float = 0.9
         half_life_fast_s: float = 3.0
@@ -78,8 +80,11 @@ class Throughput(Policy):
         abandon: bool = True
         abandon_multiplier: float = 1.8
         grace_s: float = 0.5
+        peer: str = "auto"
 
         def __post_init__(self) -> None:
+            if self.peer not in PEER_OPTIONS:
+                raise ValueError(f"peer must be one of {', '.join(PEER_OPTIONS)}, got {self.peer!r}")
             if not 0 < self.safety <= 2:
                 raise ValueError(f"safety must be in (0, 2], got {self.safety}")
             if min(self.half_life_fast_s, self.half_life_slow_s) <= 0:
@@ -90,18 +95,23 @@ class Throughput(Policy):
     def reset(self, ctx: PolicyContext, n_sessions: int) -> None:
         super().reset(ctx, n_sessions)
         p = self.params
-        self.ewma = Ewma((p.half_life_fast_s, p.half_life_slow_s))
+        self.sabre = follows_sabre(p.peer, ctx)
+        self.ewma = Ewma((p.half_life_fast_s, p.half_life_slow_s), self.sabre, float(ctx.ladder.duration_s[0]))
         self.ewma.reset(n_sessions)
         self.ibr_safety = np.full(n_sessions, IBR_SAFETY_INIT)
 
     def act(self, obs: Observation) -> np.ndarray:
         ctx, k, p = self.ctx, obs.chunk, self.params
         est = self.ewma.update(obs)
-        rung = throughput_rung(ctx, k, est, p.safety)
-        if p.ibr:
-            safe = self.ibr_safety * obs.buffer_s * est * 1e6 / 8.0
+        if self.sabre:
+            lat = self.ewma.latency_s
+            rung, size, level = nominal_rung(ctx, k, est, lat, p.safety), nominal_sizes(ctx, k), obs.buffer_s - lat
+        else:
+            rung, size, level = throughput_rung(ctx, k, est, p.safety), ctx.ladder.size_bytes[k], obs.buffer_s
+        if p.ibr and k > 0:  # the first chunk has no estimate: Sabre's safety decays from the second on
+            safe = self.ibr_safety * level * est * 1e6 / 8.0
             self.ibr_safety = np.maximum(self.ibr_safety * IBR_SAFETY_INIT, IBR_SAFETY_MIN)
-            rung = insufficient_buffer_cap(ctx.ladder.size_bytes[k], rung, safe)
+            rung = insufficient_buffer_cap(size, rung, safe)
         return rung
 
     @property
@@ -117,6 +127,12 @@ class Throughput(Policy):
             projected = progress.elapsed_s + np.where(rate_Bps > 0, left / rate_Bps, np.inf)
         late = progress.active & (progress.elapsed_s >= p.grace_s) & (dl_s > 0)
         late &= projected > p.abandon_multiplier * ctx.ladder.duration_s[k]
-        to = throughput_rung(ctx, k, rate_Bps * 8.0 / 1e6, p.safety)
-        smaller = ctx.ladder.size_bytes[k][to] < left
+        if self.sabre:  # nominal bitrates, the latency estimate apart; no check of the first segment
+            late &= k > 0
+            to = nominal_rung(ctx, k, rate_Bps * 8.0 / 1e6, self.ewma.latency_s, p.safety)
+            kbps = ctx.ladder.kbps
+            smaller = progress.size_bytes * kbps[to] / kbps[progress.rung] < left
+        else:
+            to = throughput_rung(ctx, k, rate_Bps * 8.0 / 1e6, p.safety)
+            smaller = ctx.ladder.size_bytes[k][to] < left
         return np.where(late & (to < progress.rung) & smaller, to, -1).astype(np.int64)

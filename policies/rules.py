@@ -13,7 +13,12 @@ import numpy as np
 
 from policies.base import PolicyContext
 
-__all__ = ["best_within", "cheapest_at_least", "realtime_rungs", "throughput_rung", "utilities"]
+__all__ = [
+    "best_within", "cheapest_at_least", "follows_sabre", "nominal_rung", "nominal_sizes", "realtime_rungs",
+    "throughput_rung", "utilities",
+]  # fmt: skip
+
+PEER_OPTIONS = ("auto", "sabre", "none")
 
 
 def realtime_rungs(ctx: PolicyContext, k: int) -> np.ndarray:
@@ -63,3 +68,31 @@ def utilities(q: np.ndarray, size: np.ndarray, allowed: np.ndarray, offset: floa
     if span <= 0 or scale <= 0:
         return np.full_like(q, offset, dtype=np.float64)
     return offset + (q - qa.min()) / span * scale
+
+
+# ---- Sabre's semantics (issue 15): nominal bitrates, latency kept apart ------------------
+def follows_sabre(option: str, ctx: PolicyContext) -> bool:
+    """Whether a policy's ``peer`` option (``auto``/``sabre``/``none``) selects Sabre's semantics;
+    ``auto`` follows the simulator preset (:attr:`PolicyContext.peer`)."""
+    if option not in PEER_OPTIONS:
+        raise ValueError(f"peer must be one of {', '.join(PEER_OPTIONS)}, got {option!r}")
+    return option == "sabre" or (option == "auto" and ctx.peer == "sabre")
+
+
+def nominal_sizes(ctx: PolicyContext, k: int) -> np.ndarray:
+    """Chunk k's size per rung at its nominal bitrate, bytes (what Sabre's rules reason with)."""
+    return ctx.ladder.kbps * 1000.0 / 8.0 * ctx.ladder.duration_s[k]
+
+
+def nominal_rung(ctx: PolicyContext, k: int, est_mbps: np.ndarray, latency_s: np.ndarray,
+                 safety: float = 1.0) -> np.ndarray:  # fmt: skip
+    """Sabre's ``quality_from_throughput``: the highest rung q with
+    ``latency + p x kbps_q / (safety x estimate) <= p`` (nominal bitrates, latency apart).
+    NaN estimates give rung 0."""
+    p = float(ctx.ladder.duration_s[k])
+    tput = np.where(np.isfinite(est_mbps), est_mbps, 0.0) * 1000.0 * safety  # kbit/s
+    lat = np.where(np.isfinite(latency_s), latency_s, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ok = lat[:, None] + p * ctx.ladder.kbps[None, 1:] / tput[:, None] <= p
+    ok &= (tput > 0)[:, None]
+    return np.cumprod(ok, axis=1).sum(axis=1).astype(np.int64)

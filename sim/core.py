@@ -12,7 +12,10 @@ Model, per session (read top to bottom in :meth:`BatchSimulator.step`):
    chunk k-1 is a stall (for k = 0, p_0 is the startup delay).
 5. Buffer cap: when more than ``buffer_cap_s`` of downloaded video is unplayed, the
    downloader waits until it is not (in ``sleep_quantum_s`` steps, as Pensieve sleeps).
-6. QoE of the chunk from ``abr.qoe`` (stall_0 = startup delay).
+   With ``buffer_rule="before"`` (Sabre) it waits instead until the next chunk fits:
+   buffer + next chunk's duration <= cap.
+6. QoE of the chunk from ``abr.qoe`` (stall_0 = startup delay). Chunk 0 has no switch term,
+   unless ``first_prev_rung`` names the rung it is compared with (Pensieve: rung 1).
 
 Abandonment (latency mode only, for a policy that defines it): the download is checked every
 ``abandon_check_s`` of transfer; the policy may give it up for a lower rung, which is then
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -42,7 +46,7 @@ from sim.network import NetworkConfig, TraceBank
 from sim.rng import uniform
 from traces.trace import Trace
 
-__all__ = ["BatchSimulator", "PlayerConfig", "SimConfig", "SIM_PRESETS", "StepInfo"]
+__all__ = ["BatchSimulator", "DEFAULT_SIM", "PlayerConfig", "SimConfig", "SIM_PRESETS", "StepInfo"]
 
 _STREAM_START, _STREAM_NOISE = 0, 1
 
@@ -56,12 +60,32 @@ class PlayerConfig:
     :param history: number of past chunks in the observation.
     :param abandon_check_s: transfer time between checks of a download a policy may abandon
         (latency mode; Sabre checks every 50 ms).
+    :param abandon_check_bytes: when > 0, Sabre's progress schedule: a request's first check
+        comes ``abandon_check_s`` after it leaves (latency included), and every check at least
+        ``abandon_check_s`` and this many bytes after the previous one (Sabre: 12,000 bits).
+    :param abandoned_in_sample: the chunk's throughput sample and delay in the observation
+        include its abandoned attempts (bytes and time); False: only the kept request, as
+        Sabre's estimator sees it.
+    :param buffer_rule: ``after``: after a download, wait until the buffer is <= the cap
+        (Pensieve); ``before``: wait until buffer + the next chunk's duration <= the cap (Sabre).
+    :param first_prev_rung: rung chunk 0's switch term compares with (Pensieve's
+        ``DEFAULT_QUALITY`` = 1); -1 = no switch term for chunk 0.
+    :param score_from: first chunk counted in the session totals (Pensieve's evaluation
+        sums chunks 1..K-1: 1); per-chunk rewards are always reported.
+    :param wait_after_last: also apply the buffer-cap wait after the last chunk (Pensieve's
+        env sleeps then too; it changes the last reported buffer only).
     """
 
     buffer_cap_s: float = 60.0
     sleep_quantum_s: float = 0.5
     history: int = 8
     abandon_check_s: float = 0.05
+    abandon_check_bytes: float = 0.0
+    abandoned_in_sample: bool = True
+    buffer_rule: Literal["after", "before"] = "after"
+    first_prev_rung: int = -1
+    score_from: int = 0
+    wait_after_last: bool = False
 
     def __post_init__(self) -> None:
         if self.buffer_cap_s <= 0:
@@ -72,24 +96,59 @@ class PlayerConfig:
             raise ValueError(f"PlayerConfig.history must be >= 1, got {self.history}")
         if self.abandon_check_s <= 0:
             raise ValueError(f"PlayerConfig.abandon_check_s must be > 0, got {self.abandon_check_s}")
+        if self.buffer_rule not in ("after", "before"):
+            raise ValueError(f"PlayerConfig.buffer_rule must be 'after' or 'before', got {self.buffer_rule!r}")
+        if self.first_prev_rung < -1 or self.score_from < 0:
+            raise ValueError("PlayerConfig.first_prev_rung must be >= -1 and score_from >= 0")
 
 
 @dataclass(frozen=True, slots=True)
 class SimConfig:
-    """Network plus player."""
+    """Network plus player; ``peer`` names the simulator whose semantics the policies should
+    follow (``sabre``: nominal bitrates, latency apart; see :class:`policies.base.PolicyContext`)."""
 
     network: NetworkConfig = field(default_factory=NetworkConfig)
     player: PlayerConfig = field(default_factory=PlayerConfig)
+    peer: str = ""
 
 
-#: ``pensieve``: Pensieve's simulator; ``latency``: per-request latency, Sabre-like client.
+_PENSIEVE_PLAYER = PlayerConfig(first_prev_rung=1, score_from=1, wait_after_last=True)
+
+#: Simulator presets (``--sim``):
+#:
+#: * ``promptabr``: our default. Pensieve's network (0.95 payload, 80 ms RTT, U(0.9, 1.1)
+#:   noise, 60 s cap, 0.5 s sleeps) with a start uniform over time, the trace looping over
+#:   its own span, no switch term for chunk 0 and every chunk scored (see the README for why).
+#: * ``pensieve``: Pensieve's training simulator (``sim/env.py``) exactly: start at a sample
+#:   index drawn uniformly, wrap to time 0, chunk 0 compared with rung 1, totals over chunks
+#:   1..K-1, sleep after the last chunk.
+#: * ``pensieve-fixed``: Pensieve's test simulator (``fixed_env.py``): the same without noise
+#:   and random start.
+#: * ``latency``: per-request latency from the trace, no noise, whole payload, 25 s cap
+#:   reached by an exact wait after each download (our Sabre-like client).
+#: * ``sabre``: Sabre's player: as ``latency``, but the downloader waits before a request
+#:   until buffer + chunk fits the 25 s cap.
 SIM_PRESETS: dict[str, SimConfig] = {
-    "pensieve": SimConfig(),
+    "promptabr": SimConfig(),
+    "pensieve": SimConfig(NetworkConfig(start="sample", wrap="zero"), _PENSIEVE_PLAYER),
+    "pensieve-fixed": SimConfig(
+        NetworkConfig(noise_low=1.0, noise_high=1.0, random_start=False, wrap="zero"), _PENSIEVE_PLAYER
+    ),
     "latency": SimConfig(
         NetworkConfig(mode="latency", payload_fraction=1.0, noise_low=1.0, noise_high=1.0, random_start=False),
         PlayerConfig(buffer_cap_s=25.0, sleep_quantum_s=0.0),
     ),
+    "sabre": SimConfig(
+        NetworkConfig(mode="latency", payload_fraction=1.0, noise_low=1.0, noise_high=1.0, random_start=False),
+        PlayerConfig(
+            buffer_cap_s=25.0, sleep_quantum_s=0.0, buffer_rule="before", abandon_check_bytes=1500.0,
+            abandoned_in_sample=False,
+        ),
+        peer="sabre",
+    ),
 }
+#: The preset ``sim.run``, the env and training use when none is named.
+DEFAULT_SIM = "promptabr"
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,7 +190,9 @@ class BatchSimulator:
     def __init__(self, traces: list[Trace], ladder: Ladder, device: Device, qoe: QoE, config: SimConfig | None = None):
         self.config = config or SimConfig()
         net = self.config.network
-        self.bank = TraceBank(traces, payload_fraction=net.payload_fraction, default_latency_s=net.rtt_s)
+        self.bank = TraceBank(
+            traces, payload_fraction=net.payload_fraction, default_latency_s=net.rtt_s, wrap_to_zero=net.wrap == "zero"
+        )
         self.ladder = ladder
         self.device = device
         self.qoe = qoe
@@ -140,7 +201,9 @@ class BatchSimulator:
         self.decode = self.decoder.nominal  # what policies are told (PolicyContext.decode_s)
         self.chunk_s = ladder.duration_s
         self.content_end_s = np.cumsum(ladder.duration_s)  # S_j
-        self.context = PolicyContext(ladder, qoe, self.quality, self.decode, self.config.player.buffer_cap_s)
+        self.context = PolicyContext(
+            ladder, qoe, self.quality, self.decode, self.config.player.buffer_cap_s, peer=self.config.peer
+        )
         self.n = 0
         self.k = 0
 
@@ -160,12 +223,16 @@ class BatchSimulator:
         h = self.config.player.history
         self.tix = tix
         self.keys = np.asarray(keys, dtype=np.uint64)
-        if self.config.network.random_start:
-            self.pos = uniform(self.keys, 0, _STREAM_START) * self.bank.total_s[tix]
+        net, bank = self.config.network, self.bank
+        if net.random_start and net.start == "sample":
+            nseg = bank.n_segments(tix)
+            j = np.minimum(np.floor(uniform(self.keys, 0, _STREAM_START) * nseg).astype(np.int64), nseg - 1)
+            self.pos = bank.segment_start(tix, j)
+        elif net.random_start:
+            self.pos = uniform(self.keys, 0, _STREAM_START) * bank.total_s[tix]
         else:
-            self.pos = np.zeros(n)
+            self.pos = bank.origin_s[tix].copy()
         self.cum = self.bank.bytes_before(tix, self.pos)  # C(pos), kept beside pos
-        net = self.config.network
         if net.mode == "pensieve" and net.noise_high > net.noise_low:
             draws = uniform(self.keys[:, None], np.arange(self.n_chunks)[None, :], _STREAM_NOISE)
             self.noise = net.noise_low + (net.noise_high - net.noise_low) * draws
@@ -179,10 +246,12 @@ class BatchSimulator:
         self.play_start = np.zeros((n, self.n_chunks))
         self.play_end = np.zeros(n)
         self.last_rung = np.full(n, -1, dtype=np.int64)
-        self.last_q = np.full(n, np.nan)
+        r0 = self.config.player.first_prev_rung
+        self.last_q = np.full(n, self.quality[0, r0] if 0 <= r0 < self.ladder.n_rungs else np.nan)
         self.thr_hist = np.full((n, h), np.nan)
         self.delay_hist = np.full((n, h), np.nan)
         self.dec_hist = np.full((n, h), np.nan)
+        self.lat_hist = np.full((n, h), np.nan)
         self.stall_total = np.zeros(n)
         self._no_abandon, self._no_waste = np.zeros(n, dtype=np.int64), np.zeros(n)  # StepInfo without abandonment
         self._no_abandon.setflags(write=False)
@@ -214,11 +283,12 @@ class BatchSimulator:
         if net.mode == "pensieve":
             dl, self.pos, self.cum = bank.transfer(self.tix, self.pos, self.cum, size)
             delay = (dl + net.rtt_s) * self.noise[:, k]
+            lat = np.zeros(n)
         elif abandon is not None:
-            delay, r, wasted, abandoned = self._download_abandoning(k, r, abandon)
+            delay, r, wasted, abandoned, lat, spent = self._download_abandoning(k, r, abandon)
             size = self.ladder.size_bytes[k, r]
         else:
-            lat = bank.latency(self.tix, self.pos)
+            lat = bank.request_latency(self.tix, self.pos)
             pos = bank.advance(self.tix, self.pos, lat)
             dl, self.pos, self.cum = bank.transfer(self.tix, pos, bank.bytes_before(self.tix, pos), size)
             delay = lat + dl
@@ -247,25 +317,39 @@ class BatchSimulator:
 
         # 5. buffer cap: wait until the unplayed video fits under the cap
         wait = np.zeros(n)
-        if k + 1 < self.n_chunks:
+        last = k + 1 >= self.n_chunks
+        if player.buffer_rule == "before" and not last:
+            target = self.content_end_s[k] + self.chunk_s[k + 1] - player.buffer_cap_s
+        elif not last or player.wait_after_last:
             target = self.content_end_s[k] - player.buffer_cap_s  # content that must have played
-            if target > 0:
-                j = np.searchsorted(self.content_end_s, target, side="right")
-                before = self.content_end_s[j - 1] if j > 0 else 0.0
-                when = self.play_start[:, j] + (target - before)
-                wait = np.maximum(when - arrive, 0.0)
-                if player.sleep_quantum_s > 0:
-                    wait = np.ceil(wait / player.sleep_quantum_s - 1e-9) * player.sleep_quantum_s
-                moved = wait > 0
-                if moved.any():  # pos + 0 is pos; C(pos) is recomputed only where the session waited
-                    self.pos = bank.advance(self.tix, self.pos, wait)
-                    self.cum = np.where(moved, bank.bytes_before(self.tix, self.pos), self.cum)
+        else:
+            target = 0.0
+        if target > 0:
+            j = np.searchsorted(self.content_end_s, target, side="right")
+            before = self.content_end_s[j - 1] if j > 0 else 0.0
+            when = self.play_start[:, j] + (target - before)
+            wait = np.maximum(when - arrive, 0.0)
+            if player.sleep_quantum_s > 0:
+                wait = np.ceil(wait / player.sleep_quantum_s - 1e-9) * player.sleep_quantum_s
+            moved = wait > 0
+            if moved.any():  # pos + 0 is pos; C(pos) is recomputed only where the session waited
+                self.pos = bank.advance(self.tix, self.pos, wait)
+                self.cum = np.where(moved, bank.bytes_before(self.tix, self.pos), self.cum)
         self.clock = arrive + wait
 
-        thr = (size if abandon is None else size + wasted) * 8.0 / delay / 1e6
+        if abandon is None:
+            seen_delay = delay
+            thr = size * 8.0 / delay / 1e6
+        elif player.abandoned_in_sample:
+            seen_delay = delay
+            thr = (size + wasted) * 8.0 / delay / 1e6
+        else:
+            seen_delay = delay - spent
+            thr = size * 8.0 / seen_delay / 1e6
         # fresh arrays, so an observation a policy keeps never changes under it
         self.thr_hist = np.concatenate([self.thr_hist[:, 1:], thr[:, None]], axis=1)
-        self.delay_hist = np.concatenate([self.delay_hist[:, 1:], delay[:, None]], axis=1)
+        self.delay_hist = np.concatenate([self.delay_hist[:, 1:], seen_delay[:, None]], axis=1)
+        self.lat_hist = np.concatenate([self.lat_hist[:, 1:], lat[:, None]], axis=1)
         self.dec_hist = np.concatenate([self.dec_hist[:, 1:], dec[:, None]], axis=1)
         self.last_rung = r
         self.last_q = q
@@ -295,7 +379,8 @@ class BatchSimulator:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Latency-mode download of chunk k that the policy may abandon (see the module docstring).
 
-        Returns (delay, final rung, wasted bytes, abandon count) and advances the trace
+        Returns (delay, final rung, wasted bytes, abandon count, latency of the kept request,
+        time of the abandoned attempts) and advances the trace
         position. A session never abandoned gets exactly the plain path's numbers.
         """
         bank, tix, dt = self.bank, self.tix, self.config.player.abandon_check_s
@@ -304,15 +389,22 @@ class BatchSimulator:
         spent = np.zeros(self.n)  # time of abandoned attempts
         wasted = np.zeros(self.n)
         count = np.zeros(self.n, dtype=np.int64)
-        lat = bank.latency(tix, self.pos)
+        lat = bank.request_latency(tix, self.pos)
         start = bank.advance(tix, self.pos, lat)  # where the transfer begins
         c0 = bank.bytes_before(tix, start)
         dl, end_pos, end_cum = bank.transfer(tix, start, c0, sizes[r])
-        m = np.ones(self.n)  # the next check is m * dt into the transfer
+        min_bytes = self.config.player.abandon_check_bytes
+        m = np.ones(self.n)  # the next check is m * dt into the transfer (plain schedule)
+
+        def first_check(lat, start, c0):  # transfer time of a request's first check
+            if min_bytes <= 0:
+                return np.full(self.n, dt)
+            return np.maximum(dt - lat, bank.transfer(tix, start, c0, np.full(self.n, min_bytes))[0])
+
+        x = first_check(lat, start, c0)
         seen = self.clock.copy()  # per-session time of the last buffer query (never decreases)
-        active = dl > m * dt
+        active = dl > x
         while active.any():
-            x = m * dt
             ahead = start + x
             loops = np.floor(ahead / bank.total_s[tix])
             local = ahead - loops * bank.total_s[tix]
@@ -330,7 +422,7 @@ class BatchSimulator:
                 count += give_up
                 r = np.where(give_up, to, r)
                 req = bank.advance(tix, local, 0.0)  # the new request leaves where the old transfer stopped
-                new_lat = bank.latency(tix, req)
+                new_lat = bank.request_latency(tix, req)
                 new_start = bank.advance(tix, req, new_lat)
                 new_c0 = bank.bytes_before(tix, new_start)
                 new_dl, new_end, new_cum = bank.transfer(tix, new_start, new_c0, sizes[r])
@@ -343,10 +435,15 @@ class BatchSimulator:
                 m = np.where(give_up, 1.0, m + 1.0)
             else:
                 m = m + 1.0
-            active &= dl > m * dt
+            if min_bytes <= 0:
+                x = m * dt
+            else:
+                later = np.maximum(x + dt, bank.transfer(tix, start, c0, got + min_bytes)[0])
+                x = np.where(give_up, first_check(lat, start, c0), later) if give_up.any() else later
+            active &= dl > x
         self.pos, self.cum = end_pos, end_cum
         delay = np.where(count > 0, spent + lat + dl, lat + dl)
-        return delay, r, wasted, count
+        return delay, r, wasted, count, lat, spent
 
     # -------------------------------------------------------------- internals
     def _buffer(self, t: np.ndarray) -> np.ndarray:
@@ -378,4 +475,5 @@ class BatchSimulator:
             stall_s=self.stall_total,
             play_end_s=self.play_end,
             decode_s=self.dec_hist,
+            latency_s=self.lat_hist,
         )

@@ -296,7 +296,7 @@ class StreamingEnv(gym.Env):
     - ``ladder``: :class:`abr.Ladder` or a ladder spec (default :data:`abr.DEFAULT_LADDER`).
     - ``device``: :class:`sim.DeviceProfile` or profile name (default ``h200``).
     - ``qoe``: :class:`abr.QoE` or preset name (default ``perceptual``).
-    - ``config``: :class:`sim.SimConfig` or preset name (``pensieve`` default, ``latency``).
+    - ``config``: :class:`sim.SimConfig` or preset name (``promptabr`` default; see ``sim.core.SIM_PRESETS``).
     - ``start_rung``: rung of the first chunk, fetched before the agent acts (default None:
       the agent picks it).
     - ``lookahead``: chunks whose per-rung quality the observation shows (default 1: the next).
@@ -325,7 +325,7 @@ class StreamingEnv(gym.Env):
         ladder: Ladder | str = DEFAULT_LADDER,
         device: DeviceProfile | str = DEFAULT_DEVICE,
         qoe: QoE | str = "perceptual",
-        config: SimConfig | str = "pensieve",
+        config: SimConfig | str = "promptabr",
         start_rung: int | None = None,
         lookahead: int = 1,
         *,

@@ -14,6 +14,16 @@ Two modes, both deterministic under a seed:
 * ``latency`` (per-request latency, Sabre style): every request first waits the latency of
   the trace segment (or ``rtt_s`` when the trace has none) with the trace running, then
   downloads; no noise.
+
+Where a session starts and how the trace loops (both modes):
+
+* ``random_start`` with ``start="time"``: uniform over the loop's time; ``start="sample"``:
+  at the start of a segment drawn uniformly (Pensieve's ``env.py`` draws a sample index, so
+  irregularly sampled traces weigh each sample equally, not each second).
+* ``wrap="loop"``: the trace repeats its own span; ``wrap="zero"``: Pensieve's rule, where
+  the first pass starts at the first time stamp ``t0`` but every later pass starts at time
+  0, so the first segment lasts ``t0`` longer from the second pass on. The bank models this
+  as a loop whose first segment is ``t0`` longer, entered at position ``t0``.
 """
 
 from __future__ import annotations
@@ -41,6 +51,10 @@ class NetworkConfig:
     :param noise_low: lower bound of the multiplicative delay noise (pensieve mode).
     :param noise_high: upper bound of the multiplicative delay noise (pensieve mode).
     :param random_start: start each session at a random position of its trace.
+    :param start: how a random start is drawn: ``time`` (uniform over the loop) or
+        ``sample`` (a segment start drawn uniformly, Pensieve's ``env.py``).
+    :param wrap: ``loop`` (repeat the trace's span) or ``zero`` (Pensieve: later passes
+        start at time 0; see the module docstring).
     """
 
     mode: Literal["pensieve", "latency"] = "pensieve"
@@ -49,6 +63,8 @@ class NetworkConfig:
     noise_low: float = 0.9
     noise_high: float = 1.1
     random_start: bool = True
+    start: Literal["time", "sample"] = "time"
+    wrap: Literal["loop", "zero"] = "loop"
 
     def __post_init__(self) -> None:
         if self.mode not in ("pensieve", "latency"):
@@ -59,19 +75,35 @@ class NetworkConfig:
             raise ValueError(f"NetworkConfig.rtt_s must be >= 0, got {self.rtt_s}")
         if not 0 < self.noise_low <= self.noise_high:
             raise ValueError(f"need 0 < noise_low <= noise_high, got {self.noise_low}, {self.noise_high}")
+        if self.start not in ("time", "sample"):
+            raise ValueError(f"NetworkConfig.start must be 'time' or 'sample', got {self.start!r}")
+        if self.wrap not in ("loop", "zero"):
+            raise ValueError(f"NetworkConfig.wrap must be 'loop' or 'zero', got {self.wrap!r}")
 
 
 class TraceBank:
-    """Many traces flattened into arrays for batched download arithmetic."""
+    """Many traces flattened into arrays for batched download arithmetic.
 
-    def __init__(self, traces: list[Trace], payload_fraction: float = 1.0, default_latency_s: float = 0.0):
+    ``wrap_to_zero`` applies Pensieve's wrap rule (module docstring): each trace's first
+    segment is lengthened by its ``t0_s`` and :attr:`origin_s` (where a session enters the
+    loop when it does not start at random) becomes ``t0_s``; otherwise the origin is 0.
+    """
+
+    def __init__(
+        self, traces: list[Trace], payload_fraction: float = 1.0, default_latency_s: float = 0.0,
+        wrap_to_zero: bool = False,
+    ):  # fmt: skip
         if not traces:
             raise ValueError("TraceBank needs at least one trace")
         self.traces = list(traces)
         n_seg = np.array([len(t.duration_s) for t in traces])
         self.first = np.concatenate([[0], np.cumsum(n_seg)[:-1]]).astype(np.int64)
         self.last = (self.first + n_seg - 1).astype(np.int64)
-        dur = np.concatenate([t.duration_s for t in traces])
+        self.origin_s = np.array([t.t0_s if wrap_to_zero else 0.0 for t in traces])
+        durs = [t.duration_s for t in traces]
+        if wrap_to_zero:
+            durs = [np.concatenate([[d[0] + t.t0_s], d[1:]]) for d, t in zip(durs, traces)]
+        dur = np.concatenate(durs)
         rate = np.concatenate([t.mbps for t in traces]) * _BYTES_PER_MBIT * payload_fraction
         seg_bytes = dur * rate
         # local (within-trace) cumulative time and bytes at segment ends
@@ -89,6 +121,7 @@ class TraceBank:
         self.seg_start_s = end_t - dur - base_t[tid]
         self.seg_start_b = end_b - seg_bytes - base_b[tid]
         self.rate_Bps = rate
+        self.duration_s = dur
         lat = [
             t.latency_ms / 1000.0 if t.latency_ms is not None else np.full(len(t.duration_s), default_latency_s)
             for t in traces
@@ -97,6 +130,15 @@ class TraceBank:
 
     def __len__(self) -> int:
         return len(self.traces)
+
+    def n_segments(self, tix: np.ndarray) -> np.ndarray:
+        """Number of segments of trace ``tix``."""
+        return self.last[tix] - self.first[tix] + 1
+
+    def segment_start(self, tix: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Where segment ``j`` of trace ``tix`` starts; segment 0 starts at :attr:`origin_s`
+        (Pensieve's first sample time under its wrap rule)."""
+        return np.where(j == 0, self.origin_s[tix], self.seg_start_s[self.first[tix] + j])
 
     def segment(self, tix: np.ndarray, pos_s: np.ndarray) -> np.ndarray:
         """Global index of the segment holding position ``pos_s`` (in [0, total)) of trace ``tix``."""
@@ -143,3 +185,28 @@ class TraceBank:
     def latency(self, tix: np.ndarray, pos_s: np.ndarray) -> np.ndarray:
         """Request latency (seconds) of the segment at ``pos_s``."""
         return self.latency_s[self.segment(tix, pos_s)]
+
+    def request_latency(self, tix: np.ndarray, pos_s: np.ndarray) -> np.ndarray:
+        """Time to the first byte of a request leaving at ``pos_s`` (Sabre's rule).
+
+        A request needs one unit of latency, which elapses at rate 1 / latency of the segment
+        it is in: when the latency crosses into the next segment, the rest of the unit is paid
+        at that segment's latency. Within one segment this is that segment's latency.
+        """
+        total = np.zeros(len(pos_s))
+        units = np.ones(len(pos_s))
+        seg = self.segment(tix, np.asarray(pos_s, dtype=np.float64))
+        left = np.maximum(self.seg_start_s[seg] + self.duration_s[seg] - pos_s, 0.0)  # time to the segment's end
+        live = np.ones(len(pos_s), dtype=bool)
+        while live.any():
+            lat = self.latency_s[seg]
+            need = units * lat
+            done = live & (need <= left)
+            total = np.where(done, total + need, total)
+            cross = live & ~done
+            total = np.where(cross, total + left, total)
+            units = np.where(cross, units - left / np.where(lat > 0, lat, 1.0), units)
+            seg = np.where(cross, np.where(seg >= self.last[tix], self.first[tix], seg + 1), seg)
+            left = np.where(cross, self.duration_s[seg], left)
+            live = cross
+        return total

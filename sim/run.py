@@ -10,7 +10,9 @@ Example::
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from abr.errors import InputError, cli_main
@@ -19,14 +21,14 @@ from abr.limits import check_request
 from abr.qoe import QOE_PRESETS, get_qoe
 from abr.registry import DEFAULT_LADDER, available_ladders, get_ladder
 from policies.registry import describe_policies
-from sim.core import SIM_PRESETS
+from sim.core import DEFAULT_SIM, SIM_PRESETS, SimConfig
 from sim.device import available_devices, get_device
 from sim.env import DEFAULT_DEVICE
 from sim.scenarios import binding_note, describe_scenarios, merge_transforms, parse_explicit, resolve
 from sim.session import SUMMARY_COLUMNS, resolve_runner
 from traces.cli import add_trace_arguments, traces_from_args
 
-__all__ = ["main", "build_parser", "summarize"]
+__all__ = ["add_sim_arguments", "main", "build_parser", "sim_config_from_args", "summarize"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
             " (an upper bound, not a policy)\n"
             f"ladders:  {', '.join(available_ladders())} (or a ladder .json file)\n"
             f"devices:  {', '.join(available_devices())} (or a device .json file)\n"
-            f"qoe:      {', '.join(QOE_PRESETS)}\n"
+            f"qoe:      {', '.join(QOE_PRESETS)} (weights as NAME:mu=..,lambda=..)\n"
             f"sim:      {', '.join(SIM_PRESETS)}\n"
             "scenarios (--scenario NAME; explicit options override its parts):\n  "
             + describe_scenarios().replace("\n", "\n  ")
@@ -54,8 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ABR policy, e.g. bola or bola:gamma=5,qmax=25; repeat to compare (default: bola)")
     p.add_argument("--ladder", default=DEFAULT_LADDER, help=f"ladder name or file (default: {DEFAULT_LADDER})")
     p.add_argument("--device", default=DEFAULT_DEVICE, help=f"device profile (default: {DEFAULT_DEVICE})")
-    p.add_argument("--qoe", default="perceptual", help="QoE preset (default: perceptual)")
-    p.add_argument("--sim", default="pensieve", help="simulator preset: pensieve or latency (default: pensieve)")
+    p.add_argument("--qoe", default="perceptual",
+                   help="QoE preset, with weights as NAME:stall_penalty=..,switch_penalty=.. "
+                        "(aliases mu, lambda) (default: perceptual)")
+    p.add_argument("--sim", default=DEFAULT_SIM,
+                   help=f"simulator preset: {', '.join(SIM_PRESETS)} (default: {DEFAULT_SIM}); "
+                        "the knobs below override its parts")
     p.add_argument("--seed", type=int, default=0, help="seed of traces, start positions and noise (default: 0)")
     p.add_argument("--sessions", type=int, default=None, help="number of sessions (default: one per trace)")
     p.add_argument("--out", type=Path, default=None,
@@ -65,8 +71,71 @@ def build_parser() -> argparse.ArgumentParser:
                    "with several policies FILE-<n>-<policy>.png")
     p.add_argument("--plot-session", type=int, default=None, metavar="ID",
                    help="the session id to draw with --plot (default: the first one)")
+    add_sim_arguments(p)
     add_trace_arguments(p)
     return p
+
+
+def add_sim_arguments(p: argparse.ArgumentParser) -> None:
+    """The simulator knobs: each overrides one part of the ``--sim`` preset."""
+    g = p.add_argument_group("simulator knobs (override the --sim preset's parts)")
+    g.add_argument("--noise", metavar="LOW,HIGH", default=None,
+                   help="delay noise: the delay is multiplied by U(LOW, HIGH) per chunk (pensieve network mode; "
+                        "Pensieve: 0.9,1.1; 1,1 = none)")
+    g.add_argument("--start", choices=("origin", "time", "sample"), default=None,
+                   help="where a session starts in its trace: origin (the first sample), time (uniform over time), "
+                        "sample (a sample index drawn uniformly, as Pensieve's env.py)")
+    g.add_argument("--wrap", choices=("loop", "zero"), default=None,
+                   help="trace loop: loop (repeat its span) or zero (Pensieve: later passes start at time 0)")
+    g.add_argument("--buffer-cap", type=float, metavar="S", default=None,
+                   help="most downloaded-but-unplayed video, seconds (Pensieve 60, Sabre 25)")
+    g.add_argument("--buffer-rule", choices=("after", "before"), default=None,
+                   help="after: wait after a download until buffer <= cap (Pensieve); "
+                        "before: wait before a request until buffer + chunk <= cap (Sabre)")
+    g.add_argument("--sleep-step", type=float, metavar="S", default=None,
+                   help="the downloader waits in steps of this length, seconds (Pensieve 0.5; 0 = exact)")
+    g.add_argument("--rtt", type=float, metavar="MS", default=None,
+                   help="Pensieve's fixed RTT added to every delay; in latency mode the request latency of traces "
+                        "without one, milliseconds (default 80)")
+    g.add_argument("--payload-share", type=float, metavar="F", default=None,
+                   help="share of the trace rate carrying payload, in (0, 1] (Pensieve 0.95)")
+
+
+def sim_config_from_args(args: argparse.Namespace) -> SimConfig:
+    """The ``--sim`` preset with the knobs given on the command line applied (validated)."""
+    if args.sim not in SIM_PRESETS:
+        raise InputError(f"unknown simulator preset {args.sim!r}; valid: {', '.join(SIM_PRESETS)}")
+    base = SIM_PRESETS[args.sim]
+    net: dict = {}
+    player: dict = {}
+    if args.noise is not None:
+        try:
+            low, high = (float(x) for x in args.noise.split(","))
+        except ValueError:
+            raise InputError(f"--noise must be LOW,HIGH (two numbers), got {args.noise!r}") from None
+        net.update(noise_low=low, noise_high=high)
+    if args.start is not None:
+        net.update(random_start=args.start != "origin")
+        if args.start != "origin":
+            net.update(start=args.start)
+    if args.wrap is not None:
+        net.update(wrap=args.wrap)
+    for flag, value, target, key, scale in (
+        ("--buffer-cap", args.buffer_cap, player, "buffer_cap_s", 1.0),
+        ("--sleep-step", args.sleep_step, player, "sleep_quantum_s", 1.0),
+        ("--rtt", args.rtt, net, "rtt_s", 1e-3),
+        ("--payload-share", args.payload_share, net, "payload_fraction", 1.0),
+    ):
+        if value is not None:
+            if not math.isfinite(value):
+                raise InputError(f"{flag} must be a finite number, got {value}")
+            target[key] = value * scale
+    if args.buffer_rule is not None:
+        player.update(buffer_rule=args.buffer_rule)
+    try:
+        return SimConfig(replace(base.network, **net), replace(base.player, **player))
+    except ValueError as exc:
+        raise InputError(f"simulator knobs: {exc}") from None
 
 
 def summarize(frames) -> object:
@@ -137,14 +206,12 @@ def run(args: argparse.Namespace, notes: tuple[str, ...] = ()) -> int:
         if args.out.suffix not in (".csv", ".json"):
             raise InputError("--out must end in .csv or .json", path=args.out)
         check_output(args.out)
-    if args.sim not in SIM_PRESETS:
-        raise InputError(f"unknown simulator preset {args.sim!r}; valid: {', '.join(SIM_PRESETS)}")
+    config = sim_config_from_args(args)
     runners = [resolve_runner(s) for s in (args.policy or ["bola"])]
     ladder = get_ladder(args.ladder)
     device = get_device(args.device)
     qoe = get_qoe(args.qoe)
     traces = traces_from_args(args, seed=args.seed)
-    config = SIM_PRESETS[args.sim]
     n_sessions = args.sessions or len(traces)
     if args.plot_session is not None and not 0 <= args.plot_session < n_sessions:
         raise InputError(f"--plot-session must be a session id in 0..{n_sessions - 1}, got {args.plot_session}")

@@ -24,8 +24,8 @@ _CHUNK_FIELDS = (
 
 #: Per-session summary columns and their meaning.
 SUMMARY_COLUMNS = {
-    "qoe_mean": "mean per-chunk QoE",
-    "qoe_total": "sum of per-chunk QoE",
+    "qoe_mean": "mean per-chunk QoE (chunks from the preset's score_from: 1 under Pensieve's presets)",
+    "qoe_total": "sum of per-chunk QoE (same chunks)",
     "lpips_mean": "play-time weighted mean LPIPS",
     "stall_ratio": "stall time / (stall time + video time), startup excluded",
     "stall_s": "total stall time, seconds (startup excluded)",
@@ -50,6 +50,7 @@ class SessionResults:
     session_ids: np.ndarray
     trace_index: np.ndarray
     chunks: dict[str, np.ndarray]
+    score_from: int = 0  # first chunk in qoe_mean / qoe_total (PlayerConfig.score_from)
 
     @property
     def n_sessions(self) -> int:
@@ -64,8 +65,8 @@ class SessionResults:
         video_s = lad.total_duration_s
         rung = c["rung"]
         return {
-            "qoe_mean": c["reward"].mean(axis=0),
-            "qoe_total": c["reward"].sum(axis=0),
+            "qoe_mean": c["reward"][self.score_from :].mean(axis=0),
+            "qoe_total": c["reward"][self.score_from :].sum(axis=0),
             "lpips_mean": (c["lpips"] * dur).sum(axis=0) / video_s,
             "stall_ratio": stall / (stall + video_s),
             "stall_s": stall,
@@ -136,6 +137,7 @@ def run_sessions(
         session_ids=ids,
         trace_index=tix,
         chunks=chunks,
+        score_from=min(sim.config.player.score_from, ladder.n_chunks - 1),
     )
 
 

@@ -132,7 +132,7 @@ class TrainConfig:
     :param ladder: ladder spec.
     :param device: device profile name.
     :param qoe: QoE preset; its per-chunk value is the reward.
-    :param sim: simulator preset (``pensieve`` or ``latency``).
+    :param sim: simulator preset (a name of ``sim.core.SIM_PRESETS``; default ``promptabr``).
     :param steps: environment steps (chunks) to train for.
     :param n_envs: sessions stepped together.
     :param seed: seed of the model, the episodes and the validation runs.
@@ -174,7 +174,7 @@ class TrainConfig:
     ladder: str = DEFAULT_LADDER
     device: str = DEFAULT_DEVICE
     qoe: str = "perceptual"
-    sim: str = "pensieve"
+    sim: str = "promptabr"
     steps: int = 200_000
     n_envs: int = 32
     seed: int = 0

@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--trace", action="append", metavar="SPECS", help="trace sets: model/file/folder/glob (default: lte)"
     )
-    g.add_argument("--sim", action="append", metavar="NAMES", help="simulator presets (default: pensieve)")
+    g.add_argument("--sim", action="append", metavar="NAMES", help="simulator presets (default: promptabr)")
     g.add_argument(
         "--transform",
         action="append",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from abr.ladder import Ladder, RungInfo
 from sim.device import DeviceProfile
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+SHARED = Path(os.environ.get("PROMPTABR_SHARED", ROOT.parent / "shared"))  # override for worktrees
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,7 @@ def _traces(n: int = 6, seed: int = 0) -> list[Trace]:
 
 
 def _world(history: int = 8):
-    cfg = SIM_PRESETS["pensieve"]
+    cfg = SIM_PRESETS["promptabr"]
     if history != cfg.player.history:
         cfg = replace(cfg, player=PlayerConfig(history=history))
     return get_ladder(LADDER), get_device("h200"), get_qoe("perceptual"), cfg

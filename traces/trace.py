@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -30,6 +31,9 @@ class Trace:
 
     :param name: short name (file stem or model name).
     :param source: where it came from (a path, or ``model:lte seed=3``).
+    :param t0_s: time stamp of the first sample in the source (Pensieve-style files). The
+        trace itself starts there; only Pensieve's wrap rule uses it (its simulator wraps to
+        time 0, so every loop after the first is ``t0_s`` longer, in its first segment).
     """
 
     duration_s: np.ndarray
@@ -37,6 +41,7 @@ class Trace:
     latency_ms: np.ndarray | None = None
     name: str = "trace"
     source: str = ""
+    t0_s: float = 0.0
 
     def __post_init__(self) -> None:
         dur = np.array(self.duration_s, dtype=np.float64)
@@ -60,6 +65,8 @@ class Trace:
             raise InputError(msg, path=where)
         if dur.sum() > MAX_TOTAL_S:
             raise InputError(f"trace lasts {dur.sum():g} s (limit {MAX_TOTAL_S:g} s)", path=where)
+        if not (math.isfinite(self.t0_s) and self.t0_s >= 0):
+            raise InputError(f"first time stamp must be finite and >= 0, got {self.t0_s}", path=where)
         lat = None
         if self.latency_ms is not None:
             lat = np.array(self.latency_ms, dtype=np.float64)
@@ -185,4 +192,4 @@ class Trace:
             i = int(np.argmax(~(d > 0))) if np.any(~(d > 0)) else 0
             raise InputError(f"time is not strictly increasing at sample {i + 2}", path=where, line=i + 2)
         lat = None if latency_ms is None else np.asarray(latency_ms, dtype=np.float64)[1:]
-        return cls(d, b[1:], lat, name=name, source=source)
+        return cls(d, b[1:], lat, name=name, source=source, t0_s=max(float(t[0]), 0.0))

@@ -161,7 +161,7 @@ def crossover_search(
     qoe: str = "perceptual",
     traces: str = "lte",
     transform: str = "",
-    sim: str = "pensieve",
+    sim: str = "promptabr",
     sessions: int = 64,
     seed: int = 0,
     trace_count: int = 16,

@@ -116,7 +116,7 @@ class Grid:
     qoes: tuple[str, ...] = ("perceptual",)
     traces: tuple[str, ...] = ("lte",)
     transforms: tuple[str, ...] = ("",)
-    sims: tuple[str, ...] = ("pensieve",)
+    sims: tuple[str, ...] = ("promptabr",)
     sessions: int = 64
     block: int = 1000
     seed: int = 0
