@@ -70,7 +70,7 @@ def main() -> int:
         return 0
     traces = load_traces(str(TRACES))
     n = 8 if args.quick else (args.sessions or len(traces))
-    qoe, config = get_qoe("perceptual"), SIM_PRESETS["pensieve"]
+    qoe, config = get_qoe("perceptual"), SIM_PRESETS["promptabr"]
     jobs = [("snapdragon-8gen3", 1, PAIRS, n)]  # (device, repeat, policies, sessions)
     if not args.quick:
         jobs += [("snapdragon-population", 1, ("robustmpc",), n), ("snapdragon-8gen3", 4, ("robustmpc",), min(n, 40))]
@@ -80,7 +80,7 @@ def main() -> int:
         if not args.quick:
             write_text_atomic(args.out, json.dumps(doc, indent=1) + "\n")
 
-    doc: dict = {"traces": TRACES.name, "qoe": qoe.name, "sim": "pensieve", "pairs": [], "oracle": []}
+    doc: dict = {"traces": TRACES.name, "qoe": qoe.name, "sim": "promptabr", "pairs": [], "oracle": []}
     if not args.quick and args.out.is_file():
         doc["pairs"] = json.loads(args.out.read_text()).get("pairs", [])  # resume
     for dev_name, rep, names, sessions in jobs:

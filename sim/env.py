@@ -181,7 +181,7 @@ def make_simulator(
     ladder: Ladder | str = DEFAULT_LADDER,
     device: DeviceProfile | str = DEFAULT_DEVICE,
     qoe: QoE | str = "perceptual",
-    config: SimConfig | str = "pensieve",
+    config: SimConfig | str = "promptabr",
     *,
     trace: Sequence[Trace] | str | None = None,
 ) -> BatchSimulator:
@@ -422,7 +422,7 @@ class StreamingVectorEnv(VectorEnv):
         ladder: Ladder | str = DEFAULT_LADDER,
         device: DeviceProfile | str = DEFAULT_DEVICE,
         qoe: QoE | str = "perceptual",
-        config: SimConfig | str = "pensieve",
+        config: SimConfig | str = "promptabr",
         start_rung: int | None = None,
         lookahead: int = 1,
         *,

@@ -68,7 +68,7 @@ class Scenario:
     device: str
     fallback_device: str = ""
     qoe: str = "perceptual-calibrated"
-    sim: str = "pensieve"
+    sim: str = "promptabr"
     session_s: float = 300.0
     transforms: tuple[tuple[str, str | None], ...] = ()
     what_if: str = ""

@@ -62,7 +62,7 @@ class BatchVecEnv(VecEnv):
         ladder: Ladder | str = DEFAULT_LADDER,
         device: DeviceProfile | str = DEFAULT_DEVICE,
         qoe: QoE | str = "perceptual",
-        config: SimConfig | str | None = "pensieve",
+        config: SimConfig | str | None = "promptabr",
         *,
         num_envs: int = 16,
         seed: int = 0,

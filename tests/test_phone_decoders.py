@@ -240,7 +240,7 @@ def bursty_traces(seed, n=3, segments=120):
     return out
 
 
-@pytest.mark.parametrize("sim", ["pensieve", "latency"])
+@pytest.mark.parametrize("sim", ["promptabr", "latency"])
 def test_oracle_is_at_least_every_shipped_policy_in_every_session(sim):
     rng = np.random.default_rng(2)
     lad = mixed_ladder(
@@ -250,7 +250,7 @@ def test_oracle_is_at_least_every_shipped_policy_in_every_session(sim):
     )
     dev = get_device("snapdragon-population")
     traces = bursty_traces(4)
-    config = SimConfig(player=PlayerConfig(buffer_cap_s=6.0)) if sim == "pensieve" else SIM_PRESETS["latency"]
+    config = SimConfig(player=PlayerConfig(buffer_cap_s=6.0)) if sim == "promptabr" else SIM_PRESETS["latency"]
     kw = dict(config=config, seed=1, sessions=4)
     grid = OracleGrid(position_s=2.0, ahead_s=2.0, backlog_s=2.0, max_states=20)  # coarse: merging loses a lot
     oracle = oracle_sessions(traces, lad, dev, PERCEPTUAL, grid=grid, **kw).chunks["reward"].sum(axis=0)

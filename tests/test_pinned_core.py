@@ -127,7 +127,7 @@ def test_latency_preset_constants():
     lat = SIM_PRESETS["latency"]
     assert lat.network.mode == "latency" and lat.network.payload_fraction == 1.0
     assert lat.player.buffer_cap_s == 25.0 and lat.player.sleep_quantum_s == 0.0
-    pen = SIM_PRESETS["pensieve"]
+    pen = SIM_PRESETS["promptabr"]
     assert pen.player.buffer_cap_s == 60.0 and pen.player.sleep_quantum_s == 0.5
     assert pen.player.abandon_check_s == 0.05  # Sabre checks every 50 ms
 

@@ -39,7 +39,7 @@ LADDERS = {"pensieve": "synthetic:pensieve", "promptus": "promptus-paper-model"}
 CONFIGS = {
     **{name: cfg for name, cfg in SIM_PRESETS.items()},
     # a small buffer cap: the downloader waits after nearly every chunk, in and out of quantum steps
-    "pensieve-cap8": replace(SIM_PRESETS["pensieve"], player=PlayerConfig(buffer_cap_s=8.0, history=5)),
+    "promptabr-cap8": replace(SIM_PRESETS["promptabr"], player=PlayerConfig(buffer_cap_s=8.0, history=5)),
     "latency-cap6-quantum": replace(SIM_PRESETS["latency"], player=PlayerConfig(buffer_cap_s=6.0, sleep_quantum_s=0.3)),
 }
 
@@ -101,7 +101,7 @@ def test_scalar_rng_is_sim_rng():
 
 def test_supports_declines_what_it_does_not_mirror():
     lad, dev, qoe = get_ladder("synthetic:pensieve"), get_device("h200"), get_qoe("perceptual")
-    cfg = SIM_PRESETS["pensieve"]
+    cfg = SIM_PRESETS["promptabr"]
     assert supports(cfg, dev, qoe)
 
     class Tweaked(BatchSimulator):

@@ -46,7 +46,7 @@ def _assert_same(a, b, what):
 
 
 @pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
-@pytest.mark.parametrize("config", ["pensieve", "latency"])
+@pytest.mark.parametrize("config", ["promptabr", "latency"])
 def test_make_vec_equals_sync_vector_env_of_single_envs(mode, config):
     """Session for session, through three autoresets, reseeding and seedless resets."""
     kw = _kw(config=config, trace_weights=[1.0, 0.0, 3.0])
