@@ -225,3 +225,22 @@ def test_writer_rejects_what_it_cannot_write():
         encode_stream(header, lat, [s.keyframes[0], bad], coder="raw")
     with pytest.raises(ValueError, match="header announces 2 keyframes, got 1"):
         encode_stream(header, lat, [s.keyframes[0]], coder="raw")
+
+
+def test_files_name_themselves_in_errors(tmp_path):
+    from codec.promptus.bitstream import read_stream, write_stream
+
+    s = decode_stream_bytes(build())
+    header = StreamHeader("g", "0001020304050607", "promptus", 16, 8, (C, LH, LW), (L, D), 1, 2, 30.0, 7, 3, 2)
+    path = tmp_path / "a.prmt"
+    sizes = write_stream(path, header, LatentRecord(s.latent.q, s.latent.qp), list(s.keyframes))  # best coder
+    back = read_stream(path)
+    assert sizes == [back.header_bytes, back.latent_bytes, *back.keyframe_bytes, back.end_bytes]
+    assert back.total_bytes == path.stat().st_size and back.keyframes[1].v.tolist() == s.keyframes[1].v.tolist()
+    path.write_bytes(build()[:-1])
+    with pytest.raises(InputError, match=f"^{path}: corrupt Promptus stream: end record"):
+        read_stream(path)
+    with pytest.raises(InputError, match=f"^{tmp_path / 'none'}: stream file not found$"):
+        read_stream(tmp_path / "none")
+    with pytest.raises(InputError, match=f"^{tmp_path}: cannot read stream \\(Is a directory\\)$"):
+        read_stream(tmp_path)
