@@ -20,15 +20,20 @@ from abr.registry import get_ladder
 from sim.core import SIM_PRESETS, SimConfig
 from sim.device import DeviceProfile, get_device
 from sim.session import resolve_runner
-from sim.sweep._grid import PARAM_COLUMNS, Cell, CellParams
+from sim.sweep._grid import PARAM_COLUMNS, Cell, CellParams, spec_inputs
 from traces.sets import load_traces
 from traces.trace import Trace
 
 __all__ = ["resolve_ladder", "resolve_point", "resolve_runner", "run_cell", "transform_fields"]
 
-@functools.lru_cache(maxsize=64)
+
 def resolve_ladder(expr: str) -> Ladder:
-    """:func:`abr.get_ladder`, memoised per process (ladders are immutable)."""
+    """:func:`abr.get_ladder`, memoised per process and per content of the files it reads."""
+    return _ladder(expr, spec_inputs(expr))
+
+
+@functools.lru_cache(maxsize=64)
+def _ladder(expr: str, inputs: str) -> Ladder:
     return get_ladder(expr)
 
 
@@ -43,8 +48,13 @@ def _sim_config(name: str) -> SimConfig:
     return SIM_PRESETS[name]
 
 
-@functools.lru_cache(maxsize=128)
 def _traces(spec: str, transform: str, seed: int, count: int) -> tuple[Trace, ...]:
+    """The traces of a spec, transformed; memoised per process and per content of the trace files."""
+    return _traces_cached(spec, transform, seed, count, spec_inputs(spec))
+
+
+@functools.lru_cache(maxsize=128)
+def _traces_cached(spec: str, transform: str, seed: int, count: int, inputs: str) -> tuple[Trace, ...]:
     traces = load_traces(spec, seed=seed, count=count)
     if transform:
         from traces.transforms import apply_transforms, parse_transforms
