@@ -40,6 +40,7 @@ __all__ = [
     "Grid",
     "PARAM_COLUMNS",
     "load_grid",
+    "referenced_files",
     "spec_inputs",
     "split_specs",
     "transform_product",
@@ -223,7 +224,7 @@ _SPEC_SEPARATORS = re.compile(r"[+,=:@]")
 _SUFFIX = re.compile(r"(\[[^\[\]]*\]|\*\d+)$")  # a rung selector [0/2] or a repeat *4 after a ladder
 
 
-def _referenced_files(spec: str) -> list[Path]:
+def referenced_files(spec: str) -> list[Path]:
     """Files a spec string may read: pieces naming a file, a folder (its files, at any depth), a glob
     or an embedded ladder. Pieces that name nothing on disk (model names, options) add nothing."""
     pieces = {spec, *_SPEC_SEPARATORS.split(spec)}
@@ -255,7 +256,7 @@ def spec_inputs(spec: str) -> str:
 
     Each file is hashed once per (path, modification time, size) in a process.
     """
-    files = _referenced_files(spec)
+    files = referenced_files(spec)
     if not files:
         return ""
     h = hashlib.sha256()
