@@ -8,9 +8,9 @@ seconds. Every chunk is encoded on its own at every target bitrate with PyAV (li
 libx265 or SVT-AV1), so each chunk is one closed GOP starting with an IDR frame (no scene-cut
 keyframes inside), as in DASH/HLS segments. Rate control (x264/x265) is two-pass ABR at the
 target bitrate by default (``--rate-control 2pass``), what an encoding engineer uses for a VOD ladder:
-on the shared clips (2-s chunks at 512x512) each chunk's bytes land within 5% of the target from
-75 kbit/s up (x265 still overshoots by up to 13% at 50 kbit/s on smooth content), and the key frame
-gets its share. The
+on the shared clips (2-s chunks at 512x512) each chunk's bytes land within about 5% of the target
+from 110 kbit/s up (below that, on smooth upscaled content, up to +13% for x265 at 50 kbit/s and +8%
+for x264 at 75; one-pass VBV overshot by up to 30%), and the key frame gets its share. The
 alternatives are single-pass ABR capped by a VBV (``vbv``: ``maxrate`` = target, buffer = one
 chunk; for rungs meant to be capped; it overshoots short chunks and starves the key frame at low
 rates) and plain single-pass ABR (``abr``). x265 runs single-threaded (``pools=none``,
@@ -656,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default=None, help="encoder preset (default: medium for x264/x265, 8 for SVT-AV1)")
     ap.add_argument("--rate-control", default=d.rate_control, choices=RATE_CONTROLS,
                     help="x264/x265: 2pass (default: two-pass ABR; 2-s 512x512 chunks of the shared clips land within "
-                         "5%% of the target from 75 kbit/s up, up to +13%% at 50), "
+                         "about 5%% of the target from 110 kbit/s up, up to +13%% below), "
                          "vbv (one-pass ABR with a VBV cap at the target and a one-chunk buffer; overshoots "
                          "short chunks by 5-30%% and starves the key frame at low rates) or abr (one-pass ABR); "
                          "SVT-AV1 always uses its VBR")  # fmt: skip
