@@ -8,9 +8,9 @@ seconds. Every chunk is encoded on its own at every target bitrate with PyAV (li
 libx265 or SVT-AV1), so each chunk is one closed GOP starting with an IDR frame (no scene-cut
 keyframes inside), as in DASH/HLS segments. Rate control (x264/x265) is two-pass ABR at the
 target bitrate by default (``--rate-control 2pass``), what an encoding engineer uses for a VOD ladder:
-on the shared clips (2-s chunks at 512x512) each chunk's bytes land within about 5% of the target
-from 110 kbit/s up (below that, on smooth upscaled content, up to +13% for x265 at 50 kbit/s and +8%
-for x264 at 75; one-pass VBV overshot by up to 30%), and the key frame gets its share. The
+on the first chunks of the shared clips (2-s chunks at 512x512) the mean rate error is within 6%
+from 110 kbit/s up (worst chunk 9%); x265 still overshoots by 8-11% on average at 50-75 kbit/s
+(worst chunk 19%), against 20-27% (worst 30%) for one-pass VBV; and the key frame gets its share. The
 alternatives are single-pass ABR capped by a VBV (``vbv``: ``maxrate`` = target, buffer = one
 chunk; for rungs meant to be capped; it overshoots short chunks and starves the key frame at low
 rates) and plain single-pass ABR (``abr``). x265 runs single-threaded (``pools=none``,
@@ -655,8 +655,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fps", type=float, default=None, help="raw .yuv frame rate; for containers: convert to this rate")
     ap.add_argument("--preset", default=None, help="encoder preset (default: medium for x264/x265, 8 for SVT-AV1)")
     ap.add_argument("--rate-control", default=d.rate_control, choices=RATE_CONTROLS,
-                    help="x264/x265: 2pass (default: two-pass ABR; 2-s 512x512 chunks of the shared clips land within "
-                         "about 5%% of the target from 110 kbit/s up, up to +13%% below), "
+                    help="x264/x265: 2pass (default: two-pass ABR; on 2-s 512x512 chunks of the shared clips the "
+                         "mean rate error is within 6%% from 110 kbit/s up, +8-11%% at 50-75 kbit/s with x265), "
                          "vbv (one-pass ABR with a VBV cap at the target and a one-chunk buffer; overshoots "
                          "short chunks by 5-30%% and starves the key frame at low rates) or abr (one-pass ABR); "
                          "SVT-AV1 always uses its VBR")  # fmt: skip
