@@ -12,7 +12,7 @@ from abr.importers import import_pensieve_sizes, import_sabre_movie, is_pensieve
 from abr.ladder import Ladder, combine_ladders, load_ladder
 from abr.synthetic import SYNTHETIC_FAMILIES, parse_synthetic, synthetic_ladder
 
-__all__ = ["DEFAULT_LADDER", "available_ladders", "get_ladder"]
+__all__ = ["DEFAULT_LADDER", "available_ladders", "embedded_ladder_file", "get_ladder"]
 
 #: What ``sim.run`` uses when no ``--ladder`` is given.
 DEFAULT_LADDER = "promptus-paper-model*4"
@@ -49,6 +49,13 @@ _DERIVED = {
 def available_ladders() -> list[str]:
     """Names accepted by :func:`get_ladder` (besides file paths and synthetic options)."""
     return sorted([*_embedded(), *_DERIVED]) + [f"synthetic:{f}" for f in SYNTHETIC_FAMILIES]
+
+
+def embedded_ladder_file(name: str) -> Path | None:
+    """The package file an embedded (or derived) ladder name is read from, or None for other names."""
+    embedded = _embedded()
+    source = _DERIVED[name][0] if name in _DERIVED else name
+    return embedded.get(source)
 
 
 _SELECT = re.compile(r"^(?P<base>.+)\[(?P<sel>[^\[\]]*)\]$")

@@ -24,6 +24,7 @@ from policies.registry import describe_policies
 from sim.core import DEFAULT_SIM, SIM_PRESETS, SimConfig
 from sim.device import available_devices, get_device
 from sim.env import DEFAULT_DEVICE
+from sim.provenance import run_metadata
 from sim.scenarios import binding_note, describe_scenarios, merge_transforms, parse_explicit, resolve
 from sim.session import SUMMARY_COLUMNS, resolve_runner
 from traces.cli import add_trace_arguments, traces_from_args
@@ -65,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of traces, start positions and noise (default: 0)")
     p.add_argument("--sessions", type=int, default=None, help="number of sessions (default: one per trace)")
     p.add_argument("--out", type=Path, default=None,
-                   help="write results: FILE.csv (sessions; chunks go to FILE.chunks.csv) or FILE.json (both)")
+                   help="write results: FILE.csv (sessions; chunks go to FILE.chunks.csv, what it takes to re-run "
+                        "them to FILE.meta.json) or FILE.json (all three)")
     p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
                    help="draw one session per policy over time (throughput, buffer, rung, decode); "
                    "with several policies FILE-<n>-<policy>.png")
@@ -149,14 +151,16 @@ def summarize(frames) -> object:
     return table
 
 
-def _write(out: Path, sessions, chunks) -> None:
+def _write(out: Path, sessions, chunks, meta: dict) -> None:
+    """Results, with what it takes to re-run them (:mod:`sim.provenance`): inside JSON, beside CSV."""
     import json
 
     if out.suffix == ".json":
-        doc = {"sessions": sessions.to_dict(orient="records"), "chunks": chunks.to_dict(orient="records")}
+        doc = {"meta": meta, "sessions": sessions.to_dict(orient="records"), "chunks": chunks.to_dict(orient="records")}
         payloads = {out: json.dumps(doc)}
     elif out.suffix == ".csv":
-        payloads = {out: sessions.to_csv(index=False), out.with_suffix(".chunks.csv"): chunks.to_csv(index=False)}
+        payloads = {out: sessions.to_csv(index=False), out.with_suffix(".chunks.csv"): chunks.to_csv(index=False),
+                    out.with_suffix(".meta.json"): json.dumps(meta, indent=1)}  # fmt: skip
     else:
         raise InputError("--out must end in .csv or .json", path=out)
     for path, text in payloads.items():
@@ -244,7 +248,8 @@ def run(args: argparse.Namespace, notes: tuple[str, ...] = ()) -> int:
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         print(table.to_string())
     if args.out is not None:
-        _write(args.out, pd.concat(sessions, ignore_index=True), pd.concat(chunks, ignore_index=True))
+        meta = run_metadata(args, ladder=ladder, traces=traces, device=device, qoe=qoe, config=config)
+        _write(args.out, pd.concat(sessions, ignore_index=True), pd.concat(chunks, ignore_index=True), meta)
         print(f"wrote {args.out}")
     return 0
 

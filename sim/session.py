@@ -57,25 +57,30 @@ class SessionResults:
         return len(self.session_ids)
 
     def summary_arrays(self) -> dict[str, np.ndarray]:
-        """Per-session metrics (see :data:`SUMMARY_COLUMNS`)."""
+        """Per-session metrics (see :data:`SUMMARY_COLUMNS`).
+
+        Every sum over chunks runs in chunk order, one session at a time (:func:`_chunk_sum`), so a
+        session's summary is bit-identical whether it ran alone or in a batch of any size.
+        """
         c, lad = self.chunks, self.ladder
         dur = lad.duration_s[:, None]
         frames = lad.frames[:, None]
-        stall = c["stall_s"][1:].sum(axis=0)
+        stall = _chunk_sum(c["stall_s"][1:])
         video_s = lad.total_duration_s
         rung = c["rung"]
+        reward = _chunk_sum(c["reward"][self.score_from :])
         return {
-            "qoe_mean": c["reward"][self.score_from :].mean(axis=0),
-            "qoe_total": c["reward"][self.score_from :].sum(axis=0),
-            "lpips_mean": (c["lpips"] * dur).sum(axis=0) / video_s,
+            "qoe_mean": reward / (len(c["reward"]) - self.score_from),
+            "qoe_total": reward,
+            "lpips_mean": _chunk_sum(c["lpips"] * dur) / video_s,
             "stall_ratio": stall / (stall + video_s),
             "stall_s": stall,
             "stall_count": (c["stall_s"][1:] > 1e-9).sum(axis=0),
             "startup_s": c["stall_s"][0],
             "switches": (np.diff(rung, axis=0) != 0).sum(axis=0),
-            "kbps": c["size_bytes"].sum(axis=0) * 8.0 / video_s / 1000.0,
-            "severe_frac": (c["severe_frac"] * frames).sum(axis=0) / lad.frames.sum(),
-            "decode_ms_per_frame": c["decode_s"].sum(axis=0) / lad.frames.sum() * 1000.0,
+            "kbps": _chunk_sum(c["size_bytes"]) * 8.0 / video_s / 1000.0,
+            "severe_frac": _chunk_sum(c["severe_frac"] * frames) / lad.frames.sum(),
+            "decode_ms_per_frame": _chunk_sum(c["decode_s"]) / lad.frames.sum() * 1000.0,
         }
 
     def sessions_frame(self):
@@ -98,6 +103,19 @@ class SessionResults:
         df = pd.DataFrame(data)
         df.insert(0, "policy", self.policy)
         return df.sort_values(["session", "chunk"], kind="stable").reset_index(drop=True)
+
+
+def _chunk_sum(values: np.ndarray) -> np.ndarray:
+    """Sum a ``(chunks, sessions)`` float array over chunks, strictly in chunk order, for every session.
+
+    ``ndarray.sum(axis=0)`` picks its order from the memory layout: pairwise over the chunks of a
+    single session (a contiguous column), running sums across rows for a batch, so the last bits
+    depend on the batch size. A cumulative sum has one order whatever the batch.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:
+        return np.zeros(values.shape[1:])
+    return np.cumsum(values, axis=0)[-1]
 
 
 def run_sessions(

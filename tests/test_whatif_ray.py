@@ -23,11 +23,11 @@ def ray_local():
 
 
 def test_ray_matches_in_process_and_resumes(ray_local, tmp_path):
-    for i, mbps in enumerate((0.4, 1.2, 2.5)):
+    for i, mbps in enumerate((0.4, 1.2, 2.5)):  # not in tmp_path itself: the output folder goes there
         rates = np.full(30, mbps) * (1 + 0.3 * np.sin(np.arange(30)))
-        write_cooked(Trace(np.full(30, 1.0), rates), tmp_path / f"{i}.txt")
+        write_cooked(Trace(np.full(30, 1.0), rates), tmp_path / "traces" / f"{i}.txt")
     grid = Grid(policies=("bba", "bola"), ladders=("synthetic:promptus:chunks=10", "synthetic:h265:chunks=10"),
-                traces=(str(tmp_path),), sessions=9, block=4, seed=5)  # fmt: skip
+                traces=(str(tmp_path / "traces"),), sessions=9, block=4, seed=5)  # fmt: skip
     ref = run_sweep(grid).table
     with RayExecutor() as ex:  # uses the module's Ray connection, leaves it open
         res = run_sweep(grid, tmp_path / "out", executor=ex)

@@ -69,7 +69,8 @@ def add_trace_arguments(parser: argparse.ArgumentParser, *, default: str = "lte"
         "--trace-unit",
         choices=list(RATE_UNITS),
         default=None,
-        help="value unit of cooked files (default Mbit/s; known sets such as Puffer get theirs)",
+        help="value unit of cooked files (default: what the data declares, i.e. a 'unit: NAME' line in a UNIT, "
+        "PROVENANCE.md or README file beside them, a known set, or Puffer's file names; else Mbit/s)",
     )
     g.add_argument("--trace-count", type=int, default=16, metavar="N", help="traces drawn from a model (default 16)")
     g.add_argument(

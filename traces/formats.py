@@ -14,7 +14,15 @@ name            content                                                     unit
 ``csv``         documented CSV with header ``time_s,mbps[,rtt_ms]``         from header
 ==============  ==========================================================  ===========
 
-.. [1] cooked files carry no unit; ``unit=`` overrides it (e.g. ``MBps`` for the Puffer set).
+.. [1] cooked files carry no unit: ``unit=`` (``--trace-unit``) sets it, else what the data declares
+   (:func:`traces.catalog.declared_unit`: a ``unit: MBps`` line beside the files, a known set, Puffer's
+   file names), else Mbit/s.
+
+Plausibility. Whatever the format, a trace whose peak rate exceeds :data:`MAX_PLAUSIBLE_MBPS`
+(10 Gbit/s) or stays below :data:`MIN_PLAUSIBLE_MBPS` (1 bit/s) is refused: no network has such
+rates, so the unit is wrong. A cooked file read as Mbit/s by default whose mean exceeds
+:data:`WARN_MEAN_MBPS` (1 Gbit/s) is read but warned about (:class:`TraceUnitWarning`), naming
+the ``--trace-unit`` fix (kbit/s values read as Mbit/s look 1000x too fast).
 
 Sample semantics. ``cooked`` and ``csv`` follow Pensieve: row ``i``'s rate holds from row
 ``i-1``'s time to its own; the first row only fixes the start. ``bytes-csv`` and
@@ -39,10 +47,15 @@ import numpy as np
 
 from abr.errors import InputError, unknown_name
 from abr.io import read_text, write_text_atomic
+from traces.catalog import declared_unit
 from traces.trace import Trace
 
 __all__ = [
     "FORMATS",
+    "MAX_PLAUSIBLE_MBPS",
+    "MIN_PLAUSIBLE_MBPS",
+    "TraceUnitWarning",
+    "WARN_MEAN_MBPS",
     "RATE_UNITS",
     "TraceFormat",
     "detect_format",
@@ -514,7 +527,51 @@ def read_trace(path: str | Path, fmt: str | None = None, *, unit: str | None = N
         fmt = _detect(text, path)
     elif fmt not in FORMATS:
         raise unknown_name("trace format", fmt, FORMATS)
-    return FORMATS[fmt].read(text, path, unit)
+    how = "given" if unit is not None else "the format's unit"
+    if unit is None and fmt == "cooked" and (declared := declared_unit(path)) is not None:
+        unit, how = declared[0], declared[1]
+    elif unit is None and fmt == "cooked":
+        how = "Mbit/s by default: cooked files carry no unit"
+    trace = FORMATS[fmt].read(text, path, unit)
+    _check_plausible(trace, path, unit, how)
+    return trace
+
+
+#: Peak rate above which a trace is refused (10 Gbit/s: more than any access network delivers).
+MAX_PLAUSIBLE_MBPS = 10_000.0
+#: Peak rate below which a trace is refused (1 bit/s: nothing could be streamed).
+MIN_PLAUSIBLE_MBPS = 1e-6
+#: Mean rate above which a cooked file read as Mbit/s by default is warned about (1 Gbit/s).
+WARN_MEAN_MBPS = 1_000.0
+
+
+class TraceUnitWarning(UserWarning):
+    """A trace's rates are possible but unlikely in the unit it was read in."""
+
+
+def _check_plausible(trace: Trace, path: Path, unit: str | None, how: str) -> None:
+    """Refuse rates no network has; warn when a defaulted unit gives unlikely ones (see the module docstring)."""
+    peak, mean = float(np.max(trace.mbps)), trace.mean_mbps
+    read_as = f"read as {unit} ({how})" if unit else f"read in {how}"
+    fix = "pass --trace-unit (one of " + ", ".join(RATE_UNITS) + ") or declare 'unit: NAME' in a UNIT file beside it"
+    if peak > MAX_PLAUSIBLE_MBPS:
+        raise InputError(
+            f"implausible rates: peak {peak:.4g} Mbit/s is above 10 Gbit/s, {read_as}; the unit is wrong"
+            f"{' (kbit/s values read as Mbit/s?)' if unit in (None, 'mbps') else ''}: {fix}",
+            path=path,
+        )
+    if peak < MIN_PLAUSIBLE_MBPS:
+        raise InputError(
+            f"implausible rates: peak {peak * 1e6:.3g} bit/s is below 1 bit/s, {read_as}; the unit is wrong: {fix}",
+            path=path,
+        )
+    if unit is None and mean > WARN_MEAN_MBPS:
+        warnings.warn(
+            f"{path}: mean rate {mean:.4g} Mbit/s is above 1 Gbit/s, {read_as}; if the values are kbit/s, "
+            "pass --trace-unit kbps",
+            TraceUnitWarning,
+            stacklevel=3,
+        )
 
 
 def format_trace(trace: Trace, fmt: str) -> str:

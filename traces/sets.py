@@ -7,8 +7,9 @@ Spec grammar (``[SOURCE][@train|@test]``):
 * ``genet`` or ``genet:min_mbps=0.2/2,max_mbps=2/20,interval_s=2/20,rtt_ms=20/200,duration_s=600``:
   Genet-style randomized traces (``lo/hi`` ranges).
 * a file, a folder (read recursively; documentation, images and hidden files skipped) or
-  a glob (``**`` allowed). Files inside a known set of ``../shared/data/traces`` get that
-  set's value unit (e.g. MB/s for Puffer); others are detected by content.
+  a glob (``**`` allowed). Formats are detected by content; cooked files take their value unit
+  from what the data declares (:func:`traces.catalog.declared_unit`: a ``unit:`` line beside
+  them, a known set of ``../shared/data/traces``, Puffer's file names), else Mbit/s.
 * a named selection of the real sets (:data:`traces.select.SELECTIONS`, e.g. ``lowband-cellular``):
   the files whose own median or mean throughput passes a documented rule.
 * ``SOURCE@train`` / ``SOURCE@test``: files are split by a seeded hash of their name
@@ -23,7 +24,6 @@ import glob
 from pathlib import Path
 
 from abr.errors import InputError
-from traces.catalog import real_set_of
 from traces.formats import read_trace
 from traces.models import NETWORK_MODELS, get_model, model_rngs, parse_model_spec
 from traces.split import SPLITS, split_files
@@ -121,8 +121,4 @@ def load_traces(
                 f"the {part} part of {source!r} is empty ({len(train)} train / {len(test)} test files at "
                 f"test fraction {test_fraction}, split seed {split_seed}); use more files or another fraction"
             )
-    out = []
-    for p in files:
-        known = real_set_of(p)
-        out.append(read_trace(p, fmt, unit=unit or (known.unit if known and fmt in (None, known.fmt) else None)))
-    return out
+    return [read_trace(p, fmt, unit=unit) for p in files]

@@ -20,15 +20,23 @@ from abr.registry import get_ladder
 from sim.core import SIM_PRESETS, SimConfig
 from sim.device import DeviceProfile, get_device
 from sim.session import resolve_runner
-from sim.sweep._grid import PARAM_COLUMNS, Cell, CellParams
+from sim.sweep._grid import PARAM_COLUMNS, Cell, CellParams, spec_inputs
 from traces.sets import load_traces
 from traces.trace import Trace
 
 __all__ = ["resolve_ladder", "resolve_point", "resolve_runner", "run_cell", "transform_fields"]
 
+
+def resolve_ladder(expr: str, inputs: str | None = None) -> Ladder:
+    """:func:`abr.get_ladder`, memoised per process and per content of the files it reads.
+
+    :param inputs: :func:`spec_inputs` of ``expr`` when known (a cell carries it); None computes it.
+    """
+    return _ladder(expr, spec_inputs(expr) if inputs is None else inputs)
+
+
 @functools.lru_cache(maxsize=64)
-def resolve_ladder(expr: str) -> Ladder:
-    """:func:`abr.get_ladder`, memoised per process (ladders are immutable)."""
+def _ladder(expr: str, inputs: str) -> Ladder:
     return get_ladder(expr)
 
 
@@ -43,8 +51,13 @@ def _sim_config(name: str) -> SimConfig:
     return SIM_PRESETS[name]
 
 
+def _traces(spec: str, transform: str, seed: int, count: int, inputs: str | None = None) -> tuple[Trace, ...]:
+    """The traces of a spec, transformed; memoised per process and per content of the trace files."""
+    return _traces_cached(spec, transform, seed, count, spec_inputs(spec) if inputs is None else inputs)
+
+
 @functools.lru_cache(maxsize=128)
-def _traces(spec: str, transform: str, seed: int, count: int) -> tuple[Trace, ...]:
+def _traces_cached(spec: str, transform: str, seed: int, count: int, inputs: str) -> tuple[Trace, ...]:
     traces = load_traces(spec, seed=seed, count=count)
     if transform:
         from traces.transforms import apply_transforms, parse_transforms
@@ -53,25 +66,27 @@ def _traces(spec: str, transform: str, seed: int, count: int) -> tuple[Trace, ..
     return tuple(traces)
 
 
-def resolve_point(p: CellParams, seed: int, trace_count: int) -> tuple:
+def resolve_point(p: CellParams, seed: int, trace_count: int, inputs: tuple[str, ...] = ()) -> tuple:
     """Resolve every spec of a grid point (raises :class:`InputError` on the first bad one).
 
     Returns ``(run, traces, ladder, device, qoe, config)``; ``run`` (:func:`resolve_runner`) holds
-    a fresh policy instance.
+    a fresh policy instance. ``inputs``: the cell's :attr:`Cell.inputs` (content digests taken when
+    the grid was expanded), so a worker does not hash the files again for every cell.
     """
+    digest = dict(zip(PARAM_COLUMNS, inputs)) if inputs else {}
     run = resolve_runner(p.policy)
-    ladder = resolve_ladder(p.ladder)
+    ladder = resolve_ladder(p.ladder, digest.get("ladder"))
     device = _device(p.device)
     device.decode_s(ladder)  # the device must know every decoder of the ladder
     qoe = get_qoe(p.qoe)
     config = _sim_config(p.sim)
-    traces = _traces(p.traces, p.transform, seed, trace_count)
+    traces = _traces(p.traces, p.transform, seed, trace_count, digest.get("traces"))
     return run, traces, ladder, device, qoe, config
 
 
 def run_cell(cell: Cell):
     """Run the sessions of ``cell``; one row per session: parameters, session, trace, metrics."""
-    run, traces, ladder, device, qoe, config = resolve_point(cell.params, cell.seed, cell.trace_count)
+    run, traces, ladder, device, qoe, config = resolve_point(cell.params, cell.seed, cell.trace_count, cell.inputs)
     ids = np.arange(cell.start, cell.stop, dtype=np.int64)
     res = run(list(traces), ladder, device, qoe, config=config, seed=cell.seed, session_ids=ids)
     import pandas as pd

@@ -11,23 +11,40 @@ Spec strings are those of the rest of promptabr: ``get_policy`` (``bola:gamma=5`
 expressions (:func:`sim.sweep.resolve_ladder`), device names or files, QoE presets, trace
 specs (``load_traces``), transform specs (``traces.transforms``, e.g. ``scale=0.5,cap=3``;
 ``""`` = unchanged) and ``SIM_PRESETS`` names.
+
+A cell's key hashes its spec strings and the contents of every file they read
+(:func:`spec_inputs`: named files, folders, globs, embedded ladders), so editing a ladder or
+trace file makes its cells run again instead of reusing stale results.
 """
 
 from __future__ import annotations
 
+import functools
+import glob
 import hashlib
 import itertools
 import json
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from abr.errors import InputError
-from abr.io import read_text
-from abr.registry import DEFAULT_LADDER
+from abr.io import read_text, sha256_file
+from abr.registry import DEFAULT_LADDER, embedded_ladder_file
 from sim.env import DEFAULT_DEVICE
 
-__all__ = ["Cell", "CellParams", "Grid", "PARAM_COLUMNS", "load_grid", "split_specs", "transform_product"]
+__all__ = [
+    "Cell",
+    "CellParams",
+    "Grid",
+    "PARAM_COLUMNS",
+    "load_grid",
+    "referenced_files",
+    "spec_inputs",
+    "split_specs",
+    "transform_product",
+]
 
 #: Bump when a change of this package changes what a cell file holds (old cells are then not reused).
 CELL_FORMAT = 1
@@ -58,6 +75,8 @@ class Cell:
     :param stop: one past the last session id.
     :param seed: the run's seed (traces of models, start positions, delay noise, random transforms).
     :param trace_count: traces drawn from a network model.
+    :param inputs: :func:`spec_inputs` of each parameter (in :data:`PARAM_COLUMNS` order): the
+        contents of the files the specs read, taken when the grid was expanded.
     """
 
     params: CellParams
@@ -65,13 +84,15 @@ class Cell:
     stop: int
     seed: int
     trace_count: int
+    inputs: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
-        """Stable content hash: names the cell's result file, so a restart finds finished cells."""
+        """Stable hash of specs, file contents and sessions: names the cell's result file, so a restart
+        finds finished cells, and an edited input file does not."""
         doc = {c: getattr(self.params, c) for c in PARAM_COLUMNS}
         doc |= {"format": CELL_FORMAT, "start": self.start, "stop": self.stop, "seed": self.seed,
-                "trace_count": self.trace_count}  # fmt: skip
+                "trace_count": self.trace_count, "inputs": list(self.inputs)}  # fmt: skip
         return hashlib.sha1(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:20]
 
     @property
@@ -139,10 +160,15 @@ class Grid:
         return [CellParams(*combo) for combo in itertools.product(*axes)]
 
     def cells(self) -> list[Cell]:
-        """Every cell: each grid point cut into blocks of ``block`` sessions."""
+        """Every cell: each grid point cut into blocks of ``block`` sessions, keyed by its inputs' contents."""
         step = self.block or self.sessions
         bounds = [(a, min(a + step, self.sessions)) for a in range(0, self.sessions, step)]
-        return [Cell(p, a, b, self.seed, self.trace_count) for p in self.points for a, b in bounds]
+        digests = {spec: spec_inputs(spec) for name in _AXES for spec in getattr(self, name)}
+        cells = []
+        for p in self.points:
+            inputs = tuple(digests[getattr(p, c)] for c in PARAM_COLUMNS)
+            cells += [Cell(p, a, b, self.seed, self.trace_count, inputs) for a, b in bounds]
+        return cells
 
     @property
     def n_sessions(self) -> int:
@@ -191,6 +217,53 @@ class Grid:
 
 
 _AXES = ("policies", "ladders", "devices", "qoes", "traces", "transforms", "sims")
+
+
+#: Where a spec string may name a file: the whole spec and its pieces between these separators.
+_SPEC_SEPARATORS = re.compile(r"[+,=:@]")
+_SUFFIX = re.compile(r"(\[[^\[\]]*\]|\*\d+)$")  # a rung selector [0/2] or a repeat *4 after a ladder
+
+
+def referenced_files(spec: str) -> list[Path]:
+    """Files a spec string may read: pieces naming a file, a folder (its files, at any depth), a glob
+    or an embedded ladder. Pieces that name nothing on disk (model names, options) add nothing."""
+    pieces = {spec, *_SPEC_SEPARATORS.split(spec)}
+    for piece in list(pieces):
+        while (stripped := _SUFFIX.sub("", piece)) != piece:
+            piece = stripped
+            pieces.add(piece)
+    files: set[Path] = set()
+    for piece in filter(None, (p.strip() for p in pieces)):
+        path = Path(piece)
+        if path.is_file():
+            files.add(path)
+        elif path.is_dir():
+            files.update(f for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
+        elif any(c in piece for c in "*?[") and (hits := glob.glob(piece, recursive=True)):
+            files.update(Path(f) for f in hits if Path(f).is_file())
+        elif (embedded := embedded_ladder_file(piece)) is not None:
+            files.add(embedded)
+    return sorted(files)
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    return sha256_file(path)
+
+
+def spec_inputs(spec: str) -> str:
+    """Digest of the contents of the files ``spec`` reads (``""`` when it reads none).
+
+    Each file is hashed once per (path, modification time, size) in a process.
+    """
+    files = referenced_files(spec)
+    if not files:
+        return ""
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f}\0{_file_digest(str(f), st.st_mtime_ns, st.st_size)}\0".encode())
+    return h.hexdigest()[:20]
 
 
 def transform_product(base: tuple[str, ...], axes: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
