@@ -339,11 +339,23 @@ class PromptusGenerator(torch.nn.Module):
         return self._fingerprint
 
     # ----------------------------------------------------------- the pipeline
-    def noise(self, seed: int, shape: tuple[int, ...] | None = None) -> torch.Tensor:
-        """Fixed N(0, I) noise from ``seed`` (drawn on the CPU, so identical on every device)."""
+    def noise(self, seed: int, shape: tuple[int, ...] | None = None, kind: str = "torch") -> torch.Tensor:
+        """Fixed N(0, I) noise from ``seed`` (drawn on the CPU, so identical on every device).
+
+        :param kind: ``torch`` (a seeded CPU ``torch.Generator``) or ``numpy`` (the official code:
+            NumPy legacy ``RandomState(seed).randn(*shape)``, float64 cast to float32).
+        """
         shape = tuple(shape) if shape is not None else self.config.latent_shape(1)
-        g = torch.Generator(device="cpu").manual_seed(int(seed))
-        return torch.randn(shape, generator=g, dtype=torch.float32).to(self.device, self.dtype)
+        if kind == "numpy":
+            import numpy as np
+
+            n = torch.from_numpy(np.random.RandomState(int(seed)).randn(*shape).astype(np.float32))
+        elif kind == "torch":
+            g = torch.Generator(device="cpu").manual_seed(int(seed))
+            n = torch.randn(shape, generator=g, dtype=torch.float32)
+        else:
+            raise InputError(f"noise kind must be 'torch' or 'numpy', got {kind!r}")
+        return n.to(self.device, self.dtype)
 
     def start_latent(self, z_prev: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """``anchor * z_prev + (1 - anchor) * noise`` (anchor 0.05)."""
