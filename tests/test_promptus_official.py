@@ -243,3 +243,46 @@ def test_official_cfg_validation():
         FitConfig(steps="batch")
     with pytest.raises(ValueError, match="precision"):
         FitConfig(precision="fp8")
+
+
+def test_fit_video_official_counts_steps_and_anchors_on_float_latent(gen):
+    """5 frames, N = 2: keyframes 0, 2, 4; frame 0 takes 1 step per iteration, later keyframes N + (iters-1)(N+2)."""
+    from codec.promptus.fit import fit_video
+
+    g = torch.Generator().manual_seed(5)
+    frames = torch.rand(5, 3, gen.config.resolution, gen.config.resolution, generator=g) * 2 - 1
+    cfg = FitConfig(rank=2, interval=2, iters_first=2, iters=2, steps="per-frame", quantizer="running",
+                    first_latent="float32", loss=LossConfig(mse=0.8, perceptual=0.0, l1_prompt=0.1, clamp=False))
+    fit = fit_video(get_receiver("promptus:noise=numpy", gen), frames, cfg, progress=False)
+    assert [k.frame for k in fit.keyframes] == [0, 2, 4]
+    assert [k.steps for k in fit.keyframes] == [2, 2 + 4, 2 + 4]
+    assert [k.iterations for k in fit.keyframes] == [2, 2, 2]
+    assert all(np.isfinite(k.loss) for k in fit.keyframes)
+
+
+def test_encode_cli_official_preset_in_fp16_with_loss_scaling(tmp_path):
+    """codec.encode --preset official --dtype fp16 on CPU: the stream records the numpy-noise receiver and decodes."""
+    pytest.importorskip("av")
+    from codec import decode as decode_cli
+    from codec import encode as encode_cli
+    from codec.promptus.bitstream import read_stream
+    from codec.promptus.pipeline import write_video
+    from codec.promptus.testing import save_tiny
+
+    model = save_tiny(tmp_path / "model", sample_size=4, prompt_len=6)
+    side = 40
+    yy, xx = np.mgrid[0:side, 0:side]
+    clip = np.asarray([np.stack([(xx * 6 + 9 * t) % 256, (yy * 6) % 256, (xx + yy + 5 * t) % 256], -1)
+                       for t in range(4)], dtype=np.uint8)
+    write_video(clip, tmp_path / "clip.mp4", fps=4.0, crf=0)
+    out = tmp_path / "enc"
+    rc = encode_cli.main([str(tmp_path / "clip.mp4"), "--ranks", "2", "--interval", "2", "--model", str(model),
+                          "--out", str(out), "--preset", "official", "--dtype", "fp16", "--iters-first", "2",
+                          "--iters", "1", "--perceptual", "off", "--lpips", "none", "--chunk-s", "1", "--device",
+                          "cpu", "--quiet"])
+    assert rc == 0
+    stream = read_stream(out / "promptus_r2_n2.prmt")
+    assert stream.header.receiver == "promptus:noise=numpy" and stream.header.seed == 88
+    rc = decode_cli.main([str(out / "promptus_r2_n2.prmt"), "--out", str(tmp_path / "d.avi"), "--model", str(model),
+                          "--device", "cpu", "--quiet"])
+    assert rc == 0

@@ -715,6 +715,7 @@ def derive_rank(
     iters: int | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     lpips_weights: str | os.PathLike[str] | None = None,
+    vgg_weights: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> VideoFit:
     """A lower rung from a high-rank fit: SVD-truncate each keyframe's prompt, then fine-tune.
@@ -727,4 +728,4 @@ def derive_rank(
     init = [svd_factors(kf.factors.factors(), rank) for kf in high.keyframes]
     cfg = replace(high.config, rank=rank, iters=high.config.iters if iters is None else iters)
     return fit_video(receiver, frames, cfg, init=init, checkpoint_dir=checkpoint_dir,
-                     lpips_weights=lpips_weights, progress=progress)
+                     lpips_weights=lpips_weights, vgg_weights=vgg_weights, progress=progress)

@@ -321,7 +321,9 @@ class PromptusGenerator(torch.nn.Module):
     def fingerprint(self) -> str:
         """16 hex digits identifying config and weights (hash of configs and a strided weight sample).
 
-        Cheap (no pass over all 1.7 GB), but any retrained or different model changes it.
+        Cheap (no pass over all 1.7 GB), but any retrained or different model changes it. Weights are
+        compared at float16 precision, so a stream fitted in fp16 decodes with float32 weights and vice
+        versa (bfloat16 weights are coarser and fingerprint differently).
         """
         if self._fingerprint is None:
             h = hashlib.sha256()
@@ -332,9 +334,10 @@ class PromptusGenerator(torch.nn.Module):
                 for name, p in sorted(part.state_dict().items()):
                     flat = p.detach().reshape(-1)
                     step = max(1, flat.numel() // 64)
-                    sample = flat[::step][:64].to("cpu", torch.float32)
+                    # in float16: the same weights loaded in float32 or float16 give the same fingerprint
+                    sample = flat[::step][:64].to("cpu", torch.float32).to(torch.float16)
                     h.update(name.encode())
-                    h.update(sample.numpy().round(3).tobytes())
+                    h.update(sample.numpy().tobytes())
             self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint
 
