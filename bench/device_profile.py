@@ -51,12 +51,12 @@ VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 
 #: name -> (receiver spec, dtype, segment frames). Order = measurement order (fp32 first).
 NEURAL = {
-    "promptus": ("promptus", "float32", 5),
+    "promptus": ("promptus", "float32", 2),
     "promptmobile-lowres": ("promptmobile-lowres", "float32", 2),
     "promptmobile-fp32": ("promptmobile", "float32", 5),
     "promptmobile-lossless": ("promptmobile-lossless", "float32", 2),
     "promptmobile-lossy": ("promptmobile-lossy", "float32", 5),
-    "promptus-bf16": ("promptus", "bfloat16", 5),
+    "promptus-bf16": ("promptus", "bfloat16", 2),
     "promptmobile": ("promptmobile", "bfloat16", 5),
 }
 CLASSIC = ("h264", "h265", "av1")
