@@ -18,6 +18,11 @@ and ``V`` (r x D) so that the receiver's frames of the segment ending at ``k`` (
 - the segment's frames go through the receiver as one batch: one optimizer step per iteration
   (the reference takes one step per frame, so equal iteration counts are not equal work).
 
+:data:`OFFICIAL` (``steps="per-frame"``, :func:`fit_segment_official`) instead reproduces the official
+loop exactly (``../shared/PROMPTUS_OFFICIAL.md``): per-frame Adam steps, its plateau counting, the VGG19
+content loss on unclamped frames (:mod:`codec.promptus.vgg`), the running-range quantizer and the float32
+frame-0 anchor. :class:`Precision` runs either loop in fp16 with loss scaling or in bf16, factors float32.
+
 Improvements over the reference schedule, all off in :data:`REFERENCE` and on in :data:`FAST`:
 
 - ``warm_start``: keyframe ``k`` starts from keyframe ``k-N``'s factors instead of uniform noise;
