@@ -104,7 +104,8 @@ def wall_time_table(compute: dict, gen_meta) -> dict:
     m = raw["measurements"]
     if "promptus" not in m:
         return {"note": "device_profile_cpu.json has no promptus timing"}
-    base = m["promptus"]
+    # like for like: each row against the Promptus timing of the same dtype (fp32 or bf16 + channels-last)
+    base = {r["dtype"]: r for name, r in m.items() if r.get("spec") == "promptus"}
     out = {"machine": raw["key"]["machine"], "rows": {}}
     for name, r in m.items():
         if "spec" not in r:
@@ -114,7 +115,8 @@ def wall_time_table(compute: dict, gen_meta) -> dict:
         base_macs = variant_cost("promptus", gen_meta, n_frames=n).total_per_frame
         out["rows"][name] = {
             "spec": r["spec"], "dtype": r["dtype"], "segment_frames": n, "cpu_ms_per_frame": r["ms_per_frame"],
-            "measured_speedup_vs_promptus_fp32": round(base["ms_per_frame"] / r["ms_per_frame"], 2),
+            "measured_speedup_vs_promptus_same_dtype": (
+                round(base[r["dtype"]]["ms_per_frame"] / r["ms_per_frame"], 2) if r["dtype"] in base else None),
             "compute_ratio_same_segment": round(base_macs / r["macs_per_frame"], 2),
             "loadavg_1min": r["loadavg_1min"],
         }

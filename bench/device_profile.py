@@ -8,7 +8,8 @@ What it measures on this CPU (wall time per frame, median of ``--reps`` calls):
 
 - the Promptus receiver (``promptus``): SD-Turbo UNet, one step, + TAESD at 512x512, on the real
   architecture with random weights (latency depends on shapes and dtype, not on weight values),
-  fp32, a segment of 2 frames (batch 2); also in bf16 + channels-last (``promptus-bf16``);
+  a segment of 2 frames (batch 2), in bf16 + channels-last (profile name ``promptus``, like
+  ``promptmobile``) and in fp32 (``promptus-fp32``);
 - every PromptMobile variant (:mod:`codec.promptmobile.receivers`); the lossy ones on a 5-frame
   segment so that the default budget (one reference frame in 5) is what is timed, the others on 2;
   ``promptmobile`` with the system-level optimisations (bf16, channels-last), as a device would
@@ -59,6 +60,9 @@ NEURAL = {
     "promptus-bf16": ("promptus", "bfloat16", 2),
     "promptmobile": ("promptmobile", "bfloat16", 5),
 }
+#: Profile names of the measurements where they differ: the simulator's ``promptus`` and ``promptmobile``
+#: are both bf16 + channels-last (like for like); the float32 ones carry a ``-fp32`` suffix.
+PROFILE_NAME = {"promptus": "promptus-fp32", "promptus-bf16": "promptus"}
 CLASSIC = ("h264", "h265", "av1")
 CHUNK = {"video": "bigbuckbunny.mp4", "frames": 50, "fps": 25.0, "kbps": 400.0, "size": 512}
 
@@ -212,8 +216,8 @@ def cpu_profile(raw: dict) -> dict:
         r = m[name]
         load = r["loadavg_1min"]
         extra = ("; system level: bf16 + channels-last" if dtype != "float32" else "")
-        out["decode_ms_per_frame"][name] = r["ms_per_frame"]
-        out["sources"][name] = (
+        out["decode_ms_per_frame"][PROFILE_NAME.get(name, name)] = r["ms_per_frame"]
+        out["sources"][PROFILE_NAME.get(name, name)] = (
             f"measured by bench/device_profile.py on {r['measured_at'][:10]}: receiver '{spec}', SD-Turbo "
             f"architecture with random weights at 512x512, {dtype}{extra}, segment of {n} frames, median of "
             f"{len(r['runs_s'])} runs after {raw['key']['warmup']} warm-up; {machine['torch_threads']} torch "

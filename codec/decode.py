@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decode even if the stream was made with other generator weights")
     p.add_argument("--crf", type=int, default=12, help="H.264 quality of the output file (default 12)")
     p.add_argument("--device", help="torch device (default: cuda if available)")
+    p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"),
+                   help="generator weights' dtype (default: fp16 on CUDA, fp32 on CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -44,12 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     if Path(args.out).suffix.lower() not in (".mp4", ".mkv", ".avi"):
         raise InputError("--out must end in .mp4, .mkv (H.264) or .avi (FFV1)", path=args.out)
     check_output(args.out)
+    import torch
+
     from codec.promptus.bitstream import read_stream
     from codec.promptus.generator import PromptusGenerator
     from codec.promptus.pipeline import decode_stream
 
     read_stream(args.stream)  # fail on a damaged file before loading a model
-    gen = PromptusGenerator.from_pretrained(args.model, args.taesd, device=args.device)
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype] if args.dtype else None
+    gen = PromptusGenerator.from_pretrained(args.model, args.taesd, device=args.device, dtype=dtype)
     n = decode_stream(args.stream, args.out, gen, receiver=args.receiver, strict=not args.allow_mismatch,
                       progress=not args.quiet)
     print(f"{n} frames -> {args.out}")

@@ -62,8 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--taesd", default="madebyollin/taesd",
                    help="TAESD folder or hub id (default: MODEL/taesd if present)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--preset", choices=("reference", "fast"), default="reference",
-                   help="fitting schedule: the reference's (10k/1.5k iterations) or ours (warm start, stall stop)")
+    p.add_argument("--preset", choices=("official", "reference", "fast"), default="reference",
+                   help="fitting schedule: official (upstream's loop exactly: per-frame Adam steps, VGG19 content "
+                        "loss, numpy noise; about 12x the steps of reference), reference (upstream's iteration counts "
+                        "and loss weights, one batched step per iteration, light VGG term) or fast (reference plus "
+                        "warm start and stall stop)")
+    p.add_argument("--dtype", choices=("fp32", "fp16", "bf16", "fp16-noscale"),
+                   help="generator weights and fitting precision; factors are always float32 masters. fp16: loss "
+                        "scaling; bf16: no scaling needed; fp16-noscale: upstream's numerics (gradients underflow). "
+                        "Default: fp16 on CUDA, fp32 on CPU")
+    p.add_argument("--vgg-weights", help="torchvision VGG19 ImageNet weights (vgg19-dcbb9e9d.pth) for the official "
+                                         "perceptual term (default: $PROMPTABR_VGG19_WEIGHTS)")
     p.add_argument("--iters", type=int, help="iterations per later keyframe (overrides the preset)")
     p.add_argument("--iters-first", type=int, help="iterations for frame 0 (overrides the preset)")
     p.add_argument("--target-loss", type=float, help="stop a keyframe once its loss reaches this")
@@ -77,8 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lpips", choices=("alex", "vgg", "none"), default="alex",
                    help="LPIPS net for the ladder ('none': (1-SSIM)/2, marked in the ladder metadata)")
     p.add_argument("--lpips-weights", help="LPIPS weight file (default: codec.metrics lookup)")
-    p.add_argument("--perceptual", choices=("vgg", "lpips-vgg", "lpips-alex", "off"), default="vgg",
-                   help="perceptual term of the fitting loss (default: VGG feature MSE, as the reference)")
+    p.add_argument("--perceptual", choices=("vgg19", "vgg16", "vgg", "lpips-vgg", "lpips-alex", "off"),
+                   help="perceptual term of the fitting loss (default: the preset's: vgg19 = upstream's VGG19 content "
+                        "loss for official, vgg = light LPIPS-VGG feature MSE otherwise; vgg16 = upstream's arithmetic "
+                        "on LPIPS's ImageNet VGG16, no extra download)")
     p.add_argument("--coder", choices=("best", "ac", "lzma", "zlib", "raw"), default="best",
                    help="entropy coder of the records (default: the smallest per record)")
     p.add_argument("--seed", type=int, default=88, help="seed of the shared noise (default 88)")
@@ -91,28 +102,36 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _check_args(args)
+    import torch
+
     from codec.promptus.fit import FIT_PRESETS
     from codec.promptus.generator import PromptusGenerator
     from codec.promptus.pipeline import EncodeOptions, encode_video
 
     fit = FIT_PRESETS[args.preset]
-    over = {"noise_seed": args.seed}
+    device = torch.device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    precision = args.dtype or ("fp16" if device.type == "cuda" else "fp32")
+    weight_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}.get(precision, torch.float16)
+    over = {"noise_seed": args.seed, "precision": precision}
     for key in ("iters", "iters_first", "target_loss"):
         if getattr(args, key) is not None:
             over[key] = getattr(args, key)
     loss = fit.loss if args.perceptual != "off" else replace(fit.loss, perceptual=0.0)
-    if args.perceptual != "off":
+    if args.perceptual not in ("off", None):
         loss = replace(loss, perceptual_kind=args.perceptual)
+    receiver = args.receiver
+    if args.preset == "official" and receiver == "promptus":
+        receiver = "promptus:noise=numpy"  # upstream's RandomState(seed) noise, recorded in the stream
     try:
         fit = replace(fit, loss=loss, **over)
         options = EncodeOptions(
             ranks=args.ranks, interval=args.interval, fit=fit, derive=args.derive, derive_iters=args.derive_iters,
-            receiver=args.receiver, fps=args.fps, max_frames=args.max_frames, chunk_s=args.chunk_s,
-            lpips_net=args.lpips, coder=args.coder, lpips_weights=args.lpips_weights,
+            receiver=receiver, fps=args.fps, max_frames=args.max_frames, chunk_s=args.chunk_s,
+            lpips_net=args.lpips, coder=args.coder, lpips_weights=args.lpips_weights, vgg_weights=args.vgg_weights,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    gen = PromptusGenerator.from_pretrained(args.model, args.taesd, device=args.device)
+    gen = PromptusGenerator.from_pretrained(args.model, args.taesd, device=device, dtype=weight_dtype)
     result = encode_video(args.video, gen, args.out, options, progress=not args.quiet)
     for r, s in result.summary.items():
         print(json.dumps({"rank": r, **{k: s[k] for k in ("kbps", "lpips_mean", "psnr_db", "entropy_gain",

@@ -5,7 +5,9 @@ Layers (like diffusers): :mod:`~codec.promptus.generator` holds the model (UNet 
 variants); :mod:`~codec.promptus.fit` inverts frames into quantized low-rank prompts;
 :mod:`~codec.promptus.bitstream` is the container; :mod:`~codec.promptus.pipeline` composes
 them into video -> streams + ladder and stream -> video. :mod:`~codec.promptus.testing` builds
-tiny models from the same diffusers classes.
+tiny models from the same diffusers classes; :mod:`~codec.promptus.train_tiny` trains one on real
+frames (shipped in ``codec/data/tiny-generator``). :mod:`~codec.promptus.vgg` is the official
+perceptual loss; :mod:`~codec.promptus.official` imports the official release's prompt files.
 
 Names are imported lazily, so ``import codec.promptus`` does not load torch or diffusers.
 """
@@ -27,6 +29,9 @@ _EXPORTS = {
     "register_receiver": "receiver",
     "get_receiver": "receiver",
     "FitConfig": "fit",
+    "FIT_PRESETS": "fit",
+    "OFFICIAL": "fit",
+    "import_official": "official",
     "fit_video": "fit",
     "encode_video": "pipeline",
     "decode_stream": "pipeline",

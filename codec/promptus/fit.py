@@ -18,6 +18,11 @@ and ``V`` (r x D) so that the receiver's frames of the segment ending at ``k`` (
 - the segment's frames go through the receiver as one batch: one optimizer step per iteration
   (the reference takes one step per frame, so equal iteration counts are not equal work).
 
+:data:`OFFICIAL` (``steps="per-frame"``, :func:`fit_segment_official`) instead reproduces the official
+loop exactly (``../shared/PROMPTUS_OFFICIAL.md``): per-frame Adam steps, its plateau counting, the VGG19
+content loss on unclamped frames (:mod:`codec.promptus.vgg`), the running-range quantizer and the float32
+frame-0 anchor. :class:`Precision` runs either loop in fp16 with loss scaling or in bf16, factors float32.
+
 Improvements over the reference schedule, all off in :data:`REFERENCE` and on in :data:`FAST`:
 
 - ``warm_start``: keyframe ``k`` starts from keyframe ``k-N``'s factors instead of uniform noise;
@@ -33,6 +38,7 @@ resumes after the last keyframe found.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -49,14 +55,17 @@ import torch
 from abr.errors import InputError
 from abr.io import write_atomic
 from codec.promptus.prompt import Factors, interpolate_prompts
-from codec.promptus.quant import QParams, QuantFactors, dequantize, fake_quant, quantize
+from codec.promptus.quant import QParams, QuantFactors, RunningQuant, dequantize, fake_quant, quantize
 from codec.promptus.receiver import Receiver, Segment
 
 __all__ = [
     "LossConfig",
     "FitConfig",
+    "OFFICIAL",
     "REFERENCE",
     "FAST",
+    "Precision",
+    "fit_segment_official",
     "FIT_PRESETS",
     "KeyframeFit",
     "VideoFit",
@@ -72,7 +81,8 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------- configs
-_PERCEPTUAL = ("vgg", "lpips-vgg", "lpips-alex")
+_PERCEPTUAL = ("vgg", "lpips-vgg", "lpips-alex", "vgg19", "vgg16")
+_PRECISIONS = ("fp32", "fp16", "bf16", "fp16-noscale")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +91,21 @@ class LossConfig:
 
     :param mse: weight of the pixel MSE.
     :param perceptual: weight of the perceptual term (0 disables it and never loads a network).
-    :param perceptual_kind: ``vgg`` (mean feature MSE over LPIPS-VGG's five layers, like the reference's
-        VGG content loss), ``lpips-vgg`` or ``lpips-alex`` (the LPIPS distance itself).
+    :param perceptual_kind: ``vgg19`` is the official term (:class:`codec.promptus.vgg.VGGContentLoss`:
+        VGG19 pre-ReLU content loss over 16 convs, needs torchvision's ImageNet weights); ``vgg16`` the same
+        arithmetic on LPIPS's ImageNet VGG16 (offline substitute, 13 convs); ``vgg`` our light term (mean
+        feature MSE of LPIPS-VGG's five channel-normalised layers, about 1000x smaller than the official
+        one, so the loss is MSE-dominated); ``lpips-vgg`` / ``lpips-alex`` the LPIPS distance itself.
     :param l1_prompt: weight of ``mean |c|`` (keeps prompts small, like the reference).
+    :param clamp: judge frames clamped to [-1, 1] as displayed (straight-through gradient); the official
+        loss scores the raw decoder output (False).
     """
 
     mse: float = 0.8
     perceptual: float = 0.2
     perceptual_kind: str = "vgg"
     l1_prompt: float = 0.1
+    clamp: bool = True
 
     def __post_init__(self) -> None:
         for name in ("mse", "perceptual", "l1_prompt"):
@@ -119,6 +135,16 @@ class FitConfig:
     :param noise_seed: seed of the shared noise (88 in the reference release).
     :param init_seed: seed of the uniform [0, 1) factor initialisation.
     :param loss: the loss weights.
+    :param steps: ``batched`` (one Adam step per iteration on the weighted mean over the segment) or
+        ``per-frame`` (official: one Adam step per frame of the segment, in ascending order, plus
+        ``worst_extra`` more on the previous iteration's worst frame; iteration 0 has no extra steps).
+    :param quantizer: ``range`` (:func:`~codec.promptus.quant.fake_quant`, the current tensor's range) or
+        ``running`` (official :class:`~codec.promptus.quant.RunningQuant`, a range that only grows).
+    :param first_latent: ``uint8`` (frame 0's anchor latent is fitted as the stream carries it) or
+        ``float32`` (official: the encoder anchors on the unquantized latent).
+    :param precision: ``fp32``; ``fp16`` (fp16 compute, fp32 master factors, dynamic loss scaling);
+        ``bf16`` (bf16 compute, fp32 master factors, no scaling needed); ``fp16-noscale`` (the official
+        code: autocast fp16 without a GradScaler, whose small gradients underflow to zero).
     """
 
     rank: int = 8
@@ -136,8 +162,16 @@ class FitConfig:
     noise_seed: int = 88
     init_seed: int = 0
     loss: LossConfig = field(default_factory=LossConfig)
+    steps: str = "batched"
+    quantizer: str = "range"
+    first_latent: str = "uint8"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        for name, allowed in (("steps", ("batched", "per-frame")), ("quantizer", ("range", "running")),
+                              ("first_latent", ("uint8", "float32")), ("precision", _PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"FitConfig.{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
         for name in ("rank", "interval", "patience_first", "patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"FitConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -157,11 +191,20 @@ class FitConfig:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-#: The schedule of the reference implementation (SPEC section 1).
+#: The official code's semantics (``PROMPTUS_OFFICIAL.md``): per-frame Adam steps (17,998 per keyframe
+#: for N = 10), plateau windows of 300 / 20 iterations, the VGG19 content loss on unclamped frames,
+#: the running-range quantizer and the float32 frame-0 anchor. Pair it with the receiver
+#: ``promptus:noise=numpy`` (NumPy ``RandomState(88)`` noise, as upstream); ``codec.encode --preset
+#: official`` does. ``fp16-noscale`` is upstream's precision on CUDA; use ``precision="fp16"`` to fix it.
+OFFICIAL = FitConfig(steps="per-frame", quantizer="running", first_latent="float32",
+                     loss=LossConfig(perceptual_kind="vgg19", clamp=False))
+#: The official iteration counts and loss weights with our batched step (one Adam step per iteration on
+#: the worst-frame-weighted segment mean: about 12x fewer steps than :data:`OFFICIAL`), our light
+#: perceptual term (``vgg``), clamped frames, range-spanning quantizer and uint8 frame-0 anchor.
 REFERENCE = FitConfig()
-#: Our default improvements: warm start, stop at the rate floor, shorter frame-0 plateau window.
+#: :data:`REFERENCE` plus warm start, stop at the rate floor and a shorter frame-0 plateau window.
 FAST = FitConfig(warm_start=True, stall_stop=True, patience_first=50)
-FIT_PRESETS: dict[str, FitConfig] = {"reference": REFERENCE, "fast": FAST}
+FIT_PRESETS: dict[str, FitConfig] = {"official": OFFICIAL, "reference": REFERENCE, "fast": FAST}
 
 
 # ---------------------------------------------------------------------------- records
@@ -177,6 +220,7 @@ class KeyframeFit:
     :param frame_mse: final pixel MSE of each frame of the segment (frames in [-1, 1]).
     :param iterations: iterations run.
     :param seconds: wall time of the fit.
+    :param steps: optimizer steps taken (0 when resumed from a checkpoint).
     """
 
     frame: int
@@ -187,6 +231,7 @@ class KeyframeFit:
     frame_mse: np.ndarray
     iterations: int
     seconds: float
+    steps: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -251,31 +296,43 @@ def _lpips_net(kind: str) -> str:
 class PromptLoss(torch.nn.Module):
     """Per-frame loss ``(n,)`` of generated frames against targets, plus the prompt L1 term.
 
-    The LPIPS network (:class:`codec.metrics.lpips.LPIPS`) is loaded on first use only when the
-    perceptual weight is positive.
+    The perceptual network is loaded on first use only when the perceptual weight is positive:
+    :class:`codec.metrics.lpips.LPIPS` for ``vgg`` / ``lpips-*``, :class:`codec.promptus.vgg.VGGContentLoss`
+    for ``vgg19`` / ``vgg16``. ``perceptual_net`` injects a ready network (tests use random VGG weights).
     """
 
-    def __init__(self, cfg: LossConfig, lpips_weights: str | os.PathLike[str] | None = None):
+    def __init__(self, cfg: LossConfig, lpips_weights: str | os.PathLike[str] | None = None, *,
+                 vgg_weights: str | os.PathLike[str] | None = None, perceptual_net: torch.nn.Module | None = None):
         super().__init__()
         self.cfg = cfg
         self._weights = lpips_weights
-        self._net: torch.nn.Module | None = None
+        self._vgg_weights = vgg_weights
+        self._net: torch.nn.Module | None = perceptual_net
 
     def _perceptual_net(self, device: torch.device) -> torch.nn.Module:
         if self._net is None:
-            from codec.metrics.lpips import LPIPS
+            if self.cfg.perceptual_kind in ("vgg19", "vgg16"):
+                from codec.promptus.vgg import VGGContentLoss
 
-            self._net = LPIPS(_lpips_net(self.cfg.perceptual_kind), weights=self._weights).to(device)
-        return self._net
+                weights = self._vgg_weights if self.cfg.perceptual_kind == "vgg19" else self._weights
+                self._net = VGGContentLoss(self.cfg.perceptual_kind, weights)  # type: ignore[arg-type]
+            else:
+                from codec.metrics.lpips import LPIPS
+
+                self._net = LPIPS(_lpips_net(self.cfg.perceptual_kind), weights=self._weights)
+        return self._net.to(device)
 
     def forward(self, frames: torch.Tensor, targets: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
         x = frames.float()
-        x = x + (x.clamp(-1.0, 1.0) - x).detach()  # judged as displayed (clamped), straight-through gradient
+        if self.cfg.clamp:
+            x = x + (x.clamp(-1.0, 1.0) - x).detach()  # judged as displayed (clamped), straight-through gradient
         y = targets.to(x.device, torch.float32)
         out = self.cfg.mse * (x - y).square().mean(dim=(1, 2, 3))
         if self.cfg.perceptual > 0:
             net = self._perceptual_net(x.device)
-            if self.cfg.perceptual_kind == "vgg":
+            if self.cfg.perceptual_kind in ("vgg19", "vgg16"):
+                p = net(x, y).float()
+            elif self.cfg.perceptual_kind == "vgg":
                 fx, fy = net.features(x), net.features(y)
                 p = sum((a - b).square().mean(dim=(1, 2, 3)) for a, b in zip(fx, fy)) / len(fx)
             else:
@@ -284,6 +341,42 @@ class PromptLoss(torch.nn.Module):
         if self.cfg.l1_prompt > 0:
             out = out + self.cfg.l1_prompt * prompts.float().abs().mean(dim=(1, 2))
         return out
+
+
+class Precision:
+    """Forward precision and backward scaling of a fit; the factors stay float32 masters.
+
+    ``fp32``: nothing. ``bf16``: autocast to bf16 (bf16 has fp32's exponent range: no underflow).
+    ``fp16``: autocast to fp16 where the weights are float32, and dynamic loss scaling (GradScaler):
+    the loss is multiplied by 2^16 before the backward pass so that small gradients stay above
+    fp16's smallest subnormal (6e-8), then unscaled in float32 before Adam; steps with inf/NaN
+    gradients are skipped and the scale backs off. ``fp16-noscale``: the official code (autocast,
+    no scaling): once the residual is small most gradients underflow to exactly zero.
+    """
+
+    def __init__(self, mode: str, device: torch.device):
+        if mode not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {list(_PRECISIONS)}, got {mode!r}")
+        self.mode = mode
+        self.device = device
+        self.dtype = {"fp16": torch.float16, "fp16-noscale": torch.float16, "bf16": torch.bfloat16}.get(mode)
+        self.scaler = torch.amp.GradScaler(device.type, init_scale=2.0**16, enabled=mode == "fp16")
+
+    def autocast(self) -> Any:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def backward(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+        """Backward pass; afterwards the parameters' ``.grad`` hold the true (unscaled) float32 gradients."""
+        self.scaler.scale(loss).backward()
+        if self.scaler.is_enabled():
+            self.scaler.unscale_(opt)
+
+    def step(self, opt: torch.optim.Optimizer) -> None:
+        self.scaler.step(opt)
+        self.scaler.update()
+        opt.zero_grad(set_to_none=True)
 
 
 # ---------------------------------------------------------------------------- fitting
@@ -324,18 +417,20 @@ def fit_segment(
     weights = torch.ones(n, device=device)
     since_check = 0
     it = 0
+    prec = Precision(cfg.precision, device)
     for it in range(1, iters + 1):
         nxt = Factors(fake_quant(u), fake_quant(v))
         seg = Segment(prev, nxt, n, z_start)
-        frames, _ = receiver(seg, clamp=False)
-        per = loss_fn(frames, targets, interpolate_prompts(prev, nxt, n, seg.steps))
+        with prec.autocast():
+            frames, _ = receiver(seg, clamp=False)
+            per = loss_fn(frames, targets, interpolate_prompts(prev, nxt, n, seg.steps))
         mean_loss = float(per.detach().mean())
         if mean_loss < best[0]:
             best = (mean_loss, u.detach().clone(), v.detach().clone())
         loss = (per * weights).sum() / weights.sum()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        prec.backward(loss, opt)
+        prec.step(opt)
         if n > 1 and cfg.worst_extra:
             weights = torch.ones(n, device=device)
             weights[int(per.detach().argmax())] += cfg.worst_extra
@@ -355,6 +450,94 @@ def fit_segment(
     if not math.isfinite(best[0]):  # zero iterations: the initial factors, evaluated below
         best = (math.nan, u.detach().clone(), v.detach().clone())
     return QuantFactors.from_factors(best[1], best[2]), best[0], it if iters else 0
+
+
+def fit_segment_official(
+    receiver: Receiver,
+    targets: torch.Tensor,
+    prev: Factors | None,
+    z_start: torch.Tensor,
+    cfg: FitConfig,
+    *,
+    init: tuple[torch.Tensor, torch.Tensor],
+    iters: int,
+    patience: int,
+    loss_fn: PromptLoss,
+    progress: Callable[[int, float], None] | None = None,
+) -> tuple[QuantFactors, float, int, int]:
+    """One keyframe with the official loop's step semantics (``PROMPTUS_OFFICIAL.md`` sections 3 and 5).
+
+    - Steps: iteration 0 takes one Adam step per frame ``s = 1..n`` in ascending order; later ones
+      take ``sorted([1..n] + [w] * worst_extra)``, ``w`` being the frame whose *first* loss in the
+      previous iteration was highest (ties: the lowest frame). Frame 0 (``prev is None``): one step
+      per iteration. Each step is a forward of that frame alone, its own backward and Adam step.
+    - Iteration loss: the mean of the frames' first losses (n different parameter states). A strictly
+      lower one saves the fake-quantized factors of the iteration's *last* forward (frame n, before
+      its update).
+    - Plateau: a counter starting at ``patience`` counts iterations down; at zero, if no new best
+      appeared since the previous check, the rate halves (floor ``lr_min``) and Adam is re-created
+      (even at the floor); either way the counter restarts. The first check never lowers the rate.
+    - No early stop. With ``cfg.quantizer == "running"`` the quantization range only grows.
+
+    Returns ``(best factors, best iteration loss, iterations run, optimizer steps taken)``.
+    """
+    device = receiver.generator.device
+    n = targets.shape[0]
+    targets = targets.to(device, torch.float32)
+    u = init[0].detach().clone().float().to(device).requires_grad_(True)
+    v = init[1].detach().clone().float().to(device).requires_grad_(True)
+    lr = cfg.lr
+    opt = torch.optim.Adam([u, v], lr=lr)
+    prec = Precision(cfg.precision, device)
+    running = cfg.quantizer == "running"
+    qu_run, qv_run = RunningQuant(), RunningQuant()
+    best_loss, best_q = math.inf, None
+    latest_min = 1e9
+    counter = patience
+    worst = 0
+    steps_taken = 0
+    it = 0
+    for it in range(iters):
+        extra = [worst] * cfg.worst_extra if it > 0 and prev is not None else []  # frame 0: one step per iteration
+        plan = sorted(list(range(1, n + 1)) + extra)
+        first: dict[int, float] = {}
+        last_q: QuantFactors | None = None
+        for s in plan:
+            if running:
+                fu, cu, pu = qu_run.fake_quant(u)
+                fv, cv, pv = qv_run.fake_quant(v)
+                last_q = QuantFactors(cu, cv, pu, pv)
+            else:
+                fu, fv = fake_quant(u), fake_quant(v)
+                last_q = None
+            nxt = Factors(fu, fv)
+            seg = Segment(prev, nxt, n, z_start, steps=(s,))
+            with prec.autocast():
+                frames, _ = receiver(seg, clamp=False)
+                loss = loss_fn(frames, targets[s - 1 : s], interpolate_prompts(prev, nxt, n, seg.steps))[0]
+            first.setdefault(s, float(loss.detach()))
+            if last_q is None:
+                last_q = QuantFactors.from_factors(u.detach(), v.detach())
+            prec.backward(loss, opt)
+            prec.step(opt)
+            steps_taken += 1
+        losses = np.array([first[s] for s in range(1, n + 1)])
+        mean_loss = float(losses.mean())
+        if mean_loss < best_loss:
+            best_loss, best_q = mean_loss, last_q
+        worst = int(np.argmax(losses)) + 1
+        if progress is not None:
+            progress(it + 1, best_loss)
+        counter -= 1
+        if counter == 0:
+            if best_loss == latest_min:
+                lr = max(lr * 0.5, cfg.lr_min)
+                opt = torch.optim.Adam([u, v], lr=lr)
+            latest_min = best_loss
+            counter = patience
+    if best_q is None:  # zero iterations: the initial factors
+        best_q, best_loss = QuantFactors.from_factors(u.detach(), v.detach()), math.nan
+    return best_q, best_loss, it + 1 if iters else 0, steps_taken
 
 
 @torch.no_grad()
@@ -437,6 +620,8 @@ def fit_video(
     init: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     lpips_weights: str | os.PathLike[str] | None = None,
+    vgg_weights: str | os.PathLike[str] | None = None,
+    loss_fn: PromptLoss | None = None,
     progress: bool = True,
 ) -> VideoFit:
     """Fit every keyframe of a video at one rank.
@@ -446,6 +631,8 @@ def fit_video(
     :param cfg: the fitting schedule.
     :param init: initial factors per keyframe (e.g. from :func:`svd_factors`); overrides warm start.
     :param checkpoint_dir: folder for per-keyframe checkpoints; an interrupted fit resumes from it.
+    :param vgg_weights: torchvision VGG19 weights for the official perceptual term (``perceptual_kind="vgg19"``).
+    :param loss_fn: a ready loss (overrides ``cfg.loss`` and the weight paths; tests inject random VGG weights).
     :param progress: show tqdm bars.
     """
     from tqdm.auto import tqdm
@@ -465,12 +652,14 @@ def fit_video(
         + (b"".join(np.asarray(a.detach().cpu()).round(4).tobytes() for pair in init for a in pair) if init else b"")
     ).hexdigest()[:16]
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    loss_fn = PromptLoss(cfg.loss, lpips_weights)
+    loss_fn = loss_fn if loss_fn is not None else PromptLoss(cfg.loss, lpips_weights, vgg_weights=vgg_weights)
 
     with torch.no_grad():
         z0 = receiver.initial_latent(_as_float(x[:1]).to(gen.device))
     q0, q0p = quantize_latent(z0)
-    z_prev = dequantize_latent(q0, q0p, gen.device)
+    # official: anchor frame 0 on the float32 latent. Our bitstream still carries it as uint8 (a float32
+    # latent record is a bitstream change), so a decoder's frame-0 anchor differs by <= scale/2 x 0.05.
+    z_prev = z0.float() if cfg.first_latent == "float32" else dequantize_latent(q0, q0p, gen.device)
     noise = receiver.noise(cfg.noise_seed)
     prev: Factors | None = None
     fits: list[KeyframeFit] = []
@@ -499,13 +688,15 @@ def fit_video(
                 if it % 10 == 0:
                     inner.set_postfix(loss=f"{best:.4g}")
 
-            q, _, iters_run = fit_segment(
-                receiver, targets, prev, z_start, cfg, init=start, iters=iters, patience=patience,
-                loss_fn=loss_fn, progress=report,
-            )
+            kwargs = dict(init=start, iters=iters, patience=patience, loss_fn=loss_fn, progress=report)
+            if cfg.steps == "per-frame":
+                q, _, iters_run, steps = fit_segment_official(receiver, targets, prev, z_start, cfg, **kwargs)
+            else:
+                q, _, iters_run = fit_segment(receiver, targets, prev, z_start, cfg, **kwargs)
+                steps = iters_run
             inner.close()
             fac, z_end, loss, mse = _evaluate(receiver, q, prev, length, z_start, targets, loss_fn)
-            kf = KeyframeFit(k, length, q, z_end.float().cpu(), loss, mse, iters_run, time.perf_counter() - t0)
+            kf = KeyframeFit(k, length, q, z_end.float().cpu(), loss, mse, iters_run, time.perf_counter() - t0, steps)
             if path is not None:
                 _atomic_save(_ckpt_doc(kf, digest), path)
         else:
@@ -540,6 +731,7 @@ def derive_rank(
     iters: int | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     lpips_weights: str | os.PathLike[str] | None = None,
+    vgg_weights: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> VideoFit:
     """A lower rung from a high-rank fit: SVD-truncate each keyframe's prompt, then fine-tune.
@@ -552,4 +744,4 @@ def derive_rank(
     init = [svd_factors(kf.factors.factors(), rank) for kf in high.keyframes]
     cfg = replace(high.config, rank=rank, iters=high.config.iters if iters is None else iters)
     return fit_video(receiver, frames, cfg, init=init, checkpoint_dir=checkpoint_dir,
-                     lpips_weights=lpips_weights, progress=progress)
+                     lpips_weights=lpips_weights, vgg_weights=vgg_weights, progress=progress)

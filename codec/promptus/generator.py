@@ -321,7 +321,9 @@ class PromptusGenerator(torch.nn.Module):
     def fingerprint(self) -> str:
         """16 hex digits identifying config and weights (hash of configs and a strided weight sample).
 
-        Cheap (no pass over all 1.7 GB), but any retrained or different model changes it.
+        Cheap (no pass over all 1.7 GB), but any retrained or different model changes it. Weights are
+        compared at float16 precision, so a stream fitted in fp16 decodes with float32 weights and vice
+        versa (bfloat16 weights are coarser and fingerprint differently).
         """
         if self._fingerprint is None:
             h = hashlib.sha256()
@@ -332,18 +334,31 @@ class PromptusGenerator(torch.nn.Module):
                 for name, p in sorted(part.state_dict().items()):
                     flat = p.detach().reshape(-1)
                     step = max(1, flat.numel() // 64)
-                    sample = flat[::step][:64].to("cpu", torch.float32)
+                    # in float16: the same weights loaded in float32 or float16 give the same fingerprint
+                    sample = flat[::step][:64].to("cpu", torch.float32).to(torch.float16)
                     h.update(name.encode())
-                    h.update(sample.numpy().round(3).tobytes())
+                    h.update(sample.numpy().tobytes())
             self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint
 
     # ----------------------------------------------------------- the pipeline
-    def noise(self, seed: int, shape: tuple[int, ...] | None = None) -> torch.Tensor:
-        """Fixed N(0, I) noise from ``seed`` (drawn on the CPU, so identical on every device)."""
+    def noise(self, seed: int, shape: tuple[int, ...] | None = None, kind: str = "torch") -> torch.Tensor:
+        """Fixed N(0, I) noise from ``seed`` (drawn on the CPU, so identical on every device).
+
+        :param kind: ``torch`` (a seeded CPU ``torch.Generator``) or ``numpy`` (the official code:
+            NumPy legacy ``RandomState(seed).randn(*shape)``, float64 cast to float32).
+        """
         shape = tuple(shape) if shape is not None else self.config.latent_shape(1)
-        g = torch.Generator(device="cpu").manual_seed(int(seed))
-        return torch.randn(shape, generator=g, dtype=torch.float32).to(self.device, self.dtype)
+        if kind == "numpy":
+            import numpy as np
+
+            n = torch.from_numpy(np.random.RandomState(int(seed)).randn(*shape).astype(np.float32))
+        elif kind == "torch":
+            g = torch.Generator(device="cpu").manual_seed(int(seed))
+            n = torch.randn(shape, generator=g, dtype=torch.float32)
+        else:
+            raise InputError(f"noise kind must be 'torch' or 'numpy', got {kind!r}")
+        return n.to(self.device, self.dtype)
 
     def start_latent(self, z_prev: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """``anchor * z_prev + (1 - anchor) * noise`` (anchor 0.05)."""

@@ -77,6 +77,7 @@ class EncodeOptions:
         marked in the metadata (for machines without LPIPS weights).
     :param coder: entropy coder of the records (``best``, ``ac``, ``lzma``, ``zlib``, ``raw``).
     :param lpips_weights: LPIPS weight file (default lookup of :mod:`codec.metrics.weights` otherwise).
+    :param vgg_weights: torchvision VGG19 weights for the official perceptual term (``perceptual_kind="vgg19"``).
     """
 
     ranks: tuple[int, ...] = (2, 4, 8, 16)
@@ -91,6 +92,7 @@ class EncodeOptions:
     lpips_net: str = "alex"
     coder: str = "best"
     lpips_weights: str | None = None
+    vgg_weights: str | None = None
 
     def __post_init__(self) -> None:
         if not self.ranks or min(self.ranks) < 1:
@@ -302,11 +304,13 @@ def encode_video(
         ck = out / "checkpoints" / f"rank{r}{'-derived' if options.derive and r != max(ranks) else ''}"
         if options.derive and r != max(ranks):
             fits[r] = derive_rank(receiver, frames, fits[max(ranks)], r, iters=options.derive_iters,
-                                  checkpoint_dir=ck, lpips_weights=options.lpips_weights, progress=progress)
+                                  checkpoint_dir=ck, lpips_weights=options.lpips_weights,
+                                  vgg_weights=options.vgg_weights, progress=progress)
             derived[r] = True
         else:
             fits[r] = fit_video(receiver, frames, replace(base, rank=r), checkpoint_dir=ck,
-                                lpips_weights=options.lpips_weights, progress=progress)
+                                lpips_weights=options.lpips_weights, vgg_weights=options.vgg_weights,
+                                progress=progress)
             derived[r] = False
 
     fpc = max(1, int(round(options.chunk_s * fps)))

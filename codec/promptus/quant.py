@@ -19,7 +19,7 @@ import torch
 
 from codec.promptus.prompt import Factors
 
-__all__ = ["QParams", "QuantFactors", "qparams", "quantize", "dequantize", "fake_quant", "LEVELS"]
+__all__ = ["QParams", "QuantFactors", "RunningQuant", "qparams", "quantize", "dequantize", "fake_quant", "LEVELS"]
 
 #: Number of quantization levels (uint8).
 LEVELS = 256
@@ -100,3 +100,38 @@ class QuantFactors:
         qu, pu = quantize(u)
         qv, pv = quantize(v)
         return cls(qu, qv, pu, pv)
+
+
+class RunningQuant:
+    """The official quantizer (``PROMPTUS_OFFICIAL.md`` section 3): a range that only grows.
+
+    ``update(x)`` widens a running ``[min, max]`` (max clamped to >= 0, min to <= 0) over every
+    step of one keyframe's fit; then ``scale = (max - min) / 255``, ``zp = round(clamp(255 - max /
+    scale, 0, 255))``, ``q = round(clamp(zp + x / scale, 0, 255))`` (clamp, then round) and the
+    value is ``scale * (q - zp)``. Our own :func:`fake_quant` instead spans the current tensor's
+    range (no forced zero, nothing wasted): the shipped official prompts use only 75-117 of U's
+    256 codes.
+    """
+
+    def __init__(self) -> None:
+        self.lo = 0.0
+        self.hi = 0.0
+
+    def update(self, x: torch.Tensor) -> None:
+        self.lo = min(self.lo, float(x.detach().min()), 0.0)
+        self.hi = max(self.hi, float(x.detach().max()), 0.0)
+
+    def params(self) -> QParams:
+        scale = np.float32((self.hi - self.lo) / (LEVELS - 1)) if self.hi > self.lo else np.float32(_TINY)
+        zp = float(np.round(np.clip(np.float32(LEVELS - 1) - np.float32(self.hi) / scale, 0, LEVELS - 1)))
+        return QParams(float(scale), zp)
+
+    def fake_quant(self, x: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, QParams]:
+        """``update`` then quantize-dequantize with a straight-through gradient; also the codes and params."""
+        self.update(x)
+        qp = self.params()
+        scale = torch.tensor(qp.scale, dtype=torch.float32, device=x.device)
+        zp = torch.tensor(qp.zero_point, dtype=torch.float32, device=x.device)
+        q = torch.round(torch.clamp(zp + x.detach().float() / scale, 0, LEVELS - 1))
+        deq = (scale * (q - zp)).to(x.dtype)
+        return x + (deq - x).detach(), q.to(torch.uint8).cpu().numpy(), qp

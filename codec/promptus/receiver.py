@@ -98,6 +98,8 @@ class Receiver(torch.nn.Module):
 
     #: registry name, set by :func:`register_receiver`
     name: str = ""
+    #: how the shared noise is drawn (:meth:`PromptusGenerator.noise`); ``numpy`` is the official code's
+    noise_kind: str = "torch"
 
     def __init__(self, generator: PromptusGenerator):
         super().__init__()
@@ -110,7 +112,7 @@ class Receiver(torch.nn.Module):
 
     def noise(self, seed: int) -> torch.Tensor:
         """The fixed noise shared by sender and receiver."""
-        return self.generator.noise(seed, self.latent_shape(1))
+        return self.generator.noise(seed, self.latent_shape(1), self.noise_kind)
 
     def start_latent(self, z_prev: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return self.generator.start_latent(z_prev, noise)
@@ -200,13 +202,18 @@ class PromptusReceiver(Receiver):
     """SPEC section 1: interpolated prompts, one batched UNet call, TAESD.
 
     :param max_batch: frames per UNet call (memory bound); 0 = the whole segment at once.
+    :param noise: ``torch`` (ours) or ``numpy`` (the official ``RandomState(seed)`` noise; spec
+        ``promptus:noise=numpy``, recorded in the stream so the decoder draws the same noise).
     """
 
-    def __init__(self, generator: PromptusGenerator, *, max_batch: int = 0):
+    def __init__(self, generator: PromptusGenerator, *, max_batch: int = 0, noise: str = "torch"):
         super().__init__(generator)
         if max_batch < 0:
             raise ValueError(f"max_batch must be >= 0, got {max_batch}")
+        if noise not in ("torch", "numpy"):
+            raise ValueError(f"noise must be 'torch' or 'numpy', got {noise!r}")
         self.max_batch = int(max_batch)
+        self.noise_kind = noise
 
     def forward(self, seg: Segment, clamp: bool = True) -> ReceiverOutput:
         prompts = seg.prompts()

@@ -1,0 +1,270 @@
+"""Train the tiny learned generator: a prompt-to-frame model that has seen real frames.
+
+The random tiny generators of :mod:`codec.promptus.testing` cannot represent real frames (a prompt
+fitted through one does worse than flat grey at every rank), so they cannot show that rank buys
+quality. This script trains a small model of the same diffusers classes as SD-Turbo + TAESD on real
+clips, at 32x32: a ``UNet2DConditionModel`` (cross-attending to a 77 x 32 prompt, one call at
+t = 400 as in :func:`~codec.promptus.testing.tiny_generator`) followed by an ``AutoencoderTiny``
+decoder. It is trained as an autoencoder whose code is the prompt: a small encoder (discarded
+afterwards) maps each frame to a 77 x 32 prompt (one token per 4x4 patch), and the generator maps the
+prompt back to the frame from the fixed start latent ``0.95 n + 0.05 z'`` (``n``: NumPy
+``RandomState(88)`` noise; ``z'`` random, so the 0.05 anchor of the codec does not matter).
+Loss: pixel MSE. The encoder is not shipped: at encode time prompts are fitted by inversion,
+exactly as for SD-Turbo.
+
+Training data: frames of ``bigbuckbunny.mp4``, ``bikes.mp4`` and ``video_with_failing_audio.mp4``
+from ``../shared/data/videos`` (centre square, bicubic to 32x32; ``openpose_video.avi`` is left out
+for its non-commercial licence). ``carphone_pristine.mp4`` is held out for evaluation
+(``bench/bench_tiny_generator.py``).
+
+The result is package data (``codec/data/tiny-generator/``, fp16 weights, under 2 MB) with its
+training configuration; load it with :func:`load_tiny_learned`. It is a test instrument for the
+codec's machinery (rank, interpolation, receivers), not a model of SD-Turbo's quality.
+
+    nice -n 10 python -m codec.promptus.train_tiny --minutes 8 --out codec/data/tiny-generator
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from abr.errors import InputError, cli_main
+from abr.io import sha256_file
+from codec.promptus.generator import CONFIG_NAME, SD_TURBO, PromptusGenerator
+
+__all__ = ["TrainConfig", "TINY_LEARNED", "load_tiny_learned", "load_clip", "train", "rank_sweep",
+           "interpolation_vs_independent"]
+
+#: Where the shipped model lives.
+TINY_LEARNED = Path(__file__).resolve().parents[1] / "data" / "tiny-generator"
+VIDEOS = Path(__file__).resolve().parents[3] / "shared" / "data" / "videos"
+TRAIN_CLIPS = ("bigbuckbunny.mp4", "bikes.mp4", "video_with_failing_audio.mp4")
+HELD_OUT = "carphone_pristine.mp4"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """Training settings (written next to the weights as ``train_config.json``).
+
+    :param side: frame side in pixels (latent side = side / 8).
+    :param prompt_len: prompt tokens; ``prompt_dim``: token width (cross-attention dim).
+    :param unet_channels: UNet block widths; ``taesd_width``: decoder width.
+    :param timestep: the single UNet timestep.
+    :param minutes: wall-clock training budget; ``batch``: frames per step; ``lr``: AdamW rate.
+    :param seed: torch seed of weights and batches; ``noise_seed``: NumPy seed of the start noise.
+    """
+
+    side: int = 32
+    prompt_len: int = 77
+    prompt_dim: int = 32
+    unet_channels: tuple[int, int] = (32, 64)
+    taesd_width: int = 16
+    timestep: int = 400
+    minutes: float = 8.0
+    batch: int = 8
+    lr: float = 2e-3
+    seed: int = 0
+    noise_seed: int = 88
+    clips: tuple[str, ...] = TRAIN_CLIPS
+
+
+def load_clip(name: str, side: int = 64, max_frames: int | None = None, folder: Path = VIDEOS) -> np.ndarray:
+    """uint8 ``(T, side, side, 3)`` frames of a shared clip (centre square, bicubic)."""
+    from codec.video import iter_frames
+
+    path = folder / name
+    if not path.is_file():
+        raise InputError("shared clip not found (the training data lives in ../shared/data/videos)", path=path)
+    return np.stack(list(iter_frames(path, crop_square=True, resize=side, max_frames=max_frames)))
+
+
+def _build(cfg: TrainConfig) -> PromptusGenerator:
+    from diffusers import AutoencoderTiny, UNet2DConditionModel
+
+    from codec.promptus.testing import tiny_taesd_config, tiny_unet_config
+
+    torch.manual_seed(cfg.seed)
+    ucfg = {**tiny_unet_config(cfg.side // 8, cfg.prompt_dim), "block_out_channels": tuple(cfg.unet_channels)}
+    unet = UNet2DConditionModel(**ucfg)
+    vae = AutoencoderTiny(**tiny_taesd_config(cfg.taesd_width))
+    gcfg = replace(SD_TURBO, name="tiny-learned", prompt_len=cfg.prompt_len, prompt_dim=cfg.prompt_dim,
+                   sample_size=cfg.side // 8, timestep=cfg.timestep)
+    return PromptusGenerator(unet, vae, gcfg)
+
+
+class _PromptEncoder(torch.nn.Module):
+    """Frame -> prompt (training only): one token per 4x4 patch (a linear map of its pixels plus a learned
+    position), the remaining tokens learned constants. The generator thus learns to route token content to
+    image regions, and a rank-r prompt is a rank-r description of the patches: rank buys detail."""
+
+    def __init__(self, side: int, L: int, D: int, patch: int = 4):
+        super().__init__()
+        self.patch = patch
+        n = (side // patch) ** 2
+        if n > L:
+            raise ValueError(f"{n} patches do not fit in {L} prompt tokens")
+        self.embed = torch.nn.Linear(3 * patch * patch, D)
+        self.pos = torch.nn.Parameter(torch.randn(n, D) * 0.1)
+        self.rest = torch.nn.Parameter(torch.randn(L - n, D) * 0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = torch.nn.functional.unfold(x, self.patch, stride=self.patch).transpose(1, 2)  # (B, n, 3 p^2)
+        tokens = self.embed(p) + self.pos
+        return torch.cat([tokens, self.rest.expand(x.shape[0], -1, -1)], dim=1)
+
+
+def train(cfg: TrainConfig, out: Path, *, progress: bool = True) -> dict:
+    """Train for ``cfg.minutes`` and write the model folder ``out``; returns the training record."""
+    from tqdm.auto import tqdm
+
+    frames = np.concatenate([load_clip(c, cfg.side) for c in cfg.clips])
+    x_all = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    gen = _build(cfg)
+    gen.unet.requires_grad_(True)
+    gen.vae.decoder.requires_grad_(True)
+    gen.train()
+    enc = _PromptEncoder(cfg.side, cfg.prompt_len, cfg.prompt_dim)
+    params = [*gen.unet.parameters(), *gen.vae.decoder.parameters(), *enc.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
+    noise = gen.noise(cfg.noise_seed, kind="numpy")
+    g = torch.Generator().manual_seed(cfg.seed)
+    t_end = time.monotonic() + 60.0 * cfg.minutes
+    step, losses = 0, []
+    bar = tqdm(desc="train tiny generator", unit="step", disable=not progress)
+    while time.monotonic() < t_end:
+        idx = torch.randint(0, len(x_all), (cfg.batch,), generator=g)
+        x = x_all[idx]
+        if torch.rand((), generator=g) < 0.5:
+            x = x.flip(-1)
+        z = 0.95 * noise + 0.05 * torch.randn((cfg.batch, *noise.shape[1:]), generator=g)
+        frames_hat, _ = gen(enc(x), z, clamp=False)
+        loss = (frames_hat - x).square().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        losses.append(float(loss.detach()))
+        bar.update(1)
+        if step % 20 == 0:
+            bar.set_postfix(mse=f"{np.mean(losses[-20:]):.4f}")
+    bar.close()
+    gen.eval()
+    gen.requires_grad_(False)
+    out.mkdir(parents=True, exist_ok=True)
+    gen.unet.to(torch.float16).save_pretrained(out / "unet")
+    gen.vae.to(torch.float16).save_pretrained(out / "taesd")
+    (out / CONFIG_NAME).write_text(json.dumps(gen.config.to_dict(), indent=1) + "\n")
+    record = {
+        "config": asdict(cfg), "steps": step, "train_frames": int(len(x_all)),
+        "final_train_mse": float(np.mean(losses[-50:])), "final_train_psnr_db": float(
+            10 * np.log10(4.0 / np.mean(losses[-50:]))),
+        "clips_sha256": {c: sha256_file(VIDEOS / c) for c in cfg.clips},
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "note": "tiny generator trained on real frames for codec tests; not a model of SD-Turbo quality",
+    }  # fmt: skip
+    (out / "train_config.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def load_tiny_learned(folder: str | Path = TINY_LEARNED, device: str = "cpu") -> PromptusGenerator:
+    """The shipped tiny learned generator (float32 on ``device``)."""
+    return PromptusGenerator.from_pretrained(folder, device=device, dtype=torch.float32)
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """Per-frame PSNR (dB) of frames in [-1, 1] (peak-to-peak 2)."""
+    mse = (a.float().clamp(-1, 1) - b.float()).square().mean(dim=(1, 2, 3)).clamp_min(1e-12)
+    return (10 * torch.log10(4.0 / mse)).double().cpu().numpy()
+
+
+def _fit(receiver, targets, prev, z_start, rank: int, iters: int, key: int):
+    from codec.promptus.fit import FitConfig, LossConfig, PromptLoss, _init_factors, fit_segment
+
+    cfg = FitConfig(rank=rank, interval=len(targets), iters=iters, patience=20,
+                    loss=LossConfig(mse=1.0, perceptual=0.0, l1_prompt=0.0))
+    init = _init_factors(cfg, receiver.generator.config.prompt_shape, key, receiver.generator.device)
+    q, _, _ = fit_segment(receiver, targets, prev, z_start, cfg, init=init, iters=iters, patience=20,
+                          loss_fn=PromptLoss(cfg.loss))
+    return q.factors()
+
+
+@torch.no_grad()
+def _play(receiver, prev, nxt, length: int, z_start) -> torch.Tensor:
+    from codec.promptus.receiver import Segment
+
+    return receiver(Segment(prev, nxt, length, z_start))[0]
+
+
+def rank_sweep(gen: PromptusGenerator, frames: torch.Tensor, ranks=(1, 2, 4, 8), iters: int = 150) -> dict:
+    """PSNR of each frame fitted alone (a frame-0 segment, MSE loss) at each rank; frames ``(n, 3, H, W)``."""
+    from codec.promptus.receiver import get_receiver
+
+    rec = get_receiver("promptus:noise=numpy", gen)
+    noise = rec.noise(88)
+    out = {}
+    for r in ranks:
+        psnr = []
+        for i in range(len(frames)):
+            x = frames[i : i + 1]
+            z = rec.start_latent(rec.initial_latent(x), noise)
+            fac = _fit(rec, x, None, z, r, iters, key=i)
+            psnr.append(float(_psnr(_play(rec, None, fac, 1, z), x)[0]))
+        out[r] = psnr
+    return out
+
+
+def interpolation_vs_independent(gen: PromptusGenerator, frames: torch.Tensor, rank: int = 4,
+                                 iters: int = 150) -> dict:
+    """One segment ``frames[0..N]``: keyframe N fitted over the whole interpolated segment (the codec's
+    interpolation-aware fit) vs fitted to frame N alone; same keyframes, same bytes. PSNR of frames 1..N."""
+    from codec.promptus.receiver import Segment, get_receiver
+
+    rec = get_receiver("promptus:noise=numpy", gen)
+    noise = rec.noise(88)
+    n = len(frames) - 1
+    x0 = frames[:1]
+    z0 = rec.start_latent(rec.initial_latent(x0), noise)
+    k0 = _fit(rec, x0, None, z0, rank, iters, key=0)
+    with torch.no_grad():
+        _, lat = rec(Segment(None, k0, 1, z0))
+    z1 = rec.start_latent(lat[-1:].detach(), noise)
+    seg = frames[1:]
+    aware = _fit(rec, seg, k0, z1, rank, iters, key=1)
+    alone = _fit(rec, seg[-1:], None, z1, rank, iters, key=1)
+    return {"segment_frames": n, "rank": rank,
+            "psnr_interpolation_aware": _psnr(_play(rec, k0, aware, n, z1), seg).tolist(),
+            "psnr_independent": _psnr(_play(rec, k0, alone, n, z1), seg).tolist()}
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(prog="python -m codec.promptus.train_tiny", description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, default=d.minutes, help=f"training budget (default {d.minutes})")
+    p.add_argument("--batch", type=int, default=d.batch, help=f"frames per step (default {d.batch})")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"AdamW learning rate (default {d.lr})")
+    p.add_argument("--seed", type=int, default=d.seed, help="torch seed")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--out", type=Path, default=TINY_LEARNED, help="model folder to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    if not (args.minutes > 0 and args.batch >= 1 and args.lr > 0):
+        raise InputError("--minutes and --lr must be > 0 and --batch >= 1")
+    torch.set_num_threads(args.threads)
+    rec = train(replace(d, minutes=args.minutes, batch=args.batch, lr=args.lr, seed=args.seed), args.out,
+                progress=not args.quiet)
+    print(json.dumps({k: rec[k] for k in ("steps", "train_frames", "final_train_psnr_db")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
