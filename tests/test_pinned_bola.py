@@ -87,6 +87,7 @@ def test_bola_u_replays_sabre_decisions(shared_data):
         last = np.array([r[0] for r in rows] * 2)
         bl = np.array([r[2] for r in rows] + [r[2] + 0.001 for r in rows])
         policy = _policy(BOLA, ctx, n=len(bl), variant="u")
+        policy.last = last.copy()  # BOLA limits up-switches against its own last choice (Sabre's)
         got = policy.act(_obs(k, bl, last, thr=np.full(len(bl), 1e-9)))
         m = bola_choice(policy._plan[0], ctx.ladder.size_bytes[k], every, policy._plan[1], 5.0, bl)
         n = len(rows)
@@ -122,7 +123,8 @@ def test_bola_basic_V_is_qmax_minus_one_chunk_over_vmax_plus_gp():
         assert policy.act(_obs(10, b + 1e-6, 0))[0] == m + 1
     assert policy._plan[1] == pytest.approx(V)
     p = BOLA.Params()
-    assert (p.gamma, p.qmax, p.variant, p.half_life_fast_s, p.half_life_slow_s) == (5.0, 25.0, "basic", 3.0, 8.0)
+    assert (p.gamma, p.qmax, p.variant, p.half_life_fast_s, p.half_life_slow_s) == (5.0, 25.0, "auto", 3.0, 8.0)
+    assert policy.variant == "basic"  # auto: basic outside the sabre preset (BOLA-U there, Sabre's default)
 
 
 @pytest.mark.parametrize("k, chunks", [(1, 3.0), (2, 3.0), (6, 3.0), (7, 3.5), (10, 5.0), (20, 5.0), (28, 3.0)])

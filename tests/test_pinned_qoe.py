@@ -75,17 +75,21 @@ def test_penalties_scale_their_own_term():
     assert r == pytest.approx([2.0 - 3.0 - 0.5, 2.0 - 1.0])
 
 
-def test_presets_are_exactly_three():
-    assert sorted(QOE_PRESETS) == ["pensieve-linear", "pensieve-log", "perceptual"]
-    assert all(QOE_PRESETS[n].name == n for n in QOE_PRESETS)
+def test_presets_and_their_weights():
+    # the published weights: Pensieve's linear 4.3 and log 2.66 (Mao et al. 2017), its HD score's 8;
+    # perceptual-calibrated's 0.15 = (4.3 / 4.0) x 0.139 (see abr.qoe.CALIBRATED_STALL_PENALTY)
+    expected = {"perceptual": ("lpips", 1.0), "perceptual-calibrated": ("lpips", 0.15), "pensieve-linear": ("mbps", 4.3),
+                "pensieve-log": ("log-rate", 2.66), "pensieve-hd": ("hd", 8.0)}  # fmt: skip
+    assert {n: (q.quality, q.stall_penalty) for n, q in QOE_PRESETS.items()} == expected
+    assert all(QOE_PRESETS[n].name == n and QOE_PRESETS[n].switch_penalty == 1.0 for n in QOE_PRESETS)
 
 
 def test_qoe_validation():
     QoE("zero", "lpips", 0.0, 0.0)  # zero penalties are valid
     QoE("half", "log-rate", 0.5, 0.5)
-    for quality in ("lpips", "mbps", "log-rate"):
+    for quality in ("lpips", "mbps", "log-rate", "hd"):
         QoE("ok", quality, 1.0, 1.0)
-    with pytest.raises(ValueError, match="^QoE.quality must be lpips, mbps or log-rate, got 'kbps'$"):
+    with pytest.raises(ValueError, match="^QoE.quality must be lpips, mbps, log-rate or hd, got 'kbps'$"):
         QoE("bad", "kbps", 1.0, 1.0)
     with pytest.raises(ValueError, match="^QoE penalties must be non-negative$"):
         QoE("bad", "mbps", -0.1, 1.0)
@@ -94,5 +98,5 @@ def test_qoe_validation():
 
 
 def test_unknown_preset_is_an_input_error_naming_the_valid_ones():
-    with pytest.raises(InputError, match="unknown QoE preset 'nope'; valid names: pensieve-linear, pensieve-log"):
+    with pytest.raises(InputError, match="unknown QoE preset 'nope'; valid names: pensieve-hd, pensieve-linear, pensieve-log, perceptual, perceptual-calibrated$"):
         get_qoe("nope")
