@@ -46,8 +46,8 @@ def _cell(scenario: str, qoe: str, policy: str, sessions: int, seed: int, work: 
     from abr.registry import get_ladder
     from sim.core import SIM_PRESETS
     from sim.device import get_device
+    from sim.runners import resolve_runner
     from sim.scenarios import resolve
-    from sim.session import resolve_runner
     from traces.sets import load_traces
     from traces.transforms import apply_transforms, build_transforms
 

@@ -25,8 +25,9 @@ from sim.core import DEFAULT_SIM, SIM_PRESETS, SimConfig
 from sim.device import available_devices, get_device
 from sim.env import DEFAULT_DEVICE
 from sim.provenance import run_metadata
+from sim.runners import resolve_runner
 from sim.scenarios import binding_note, describe_scenarios, merge_transforms, parse_explicit, resolve
-from sim.session import SUMMARY_COLUMNS, resolve_runner
+from sim.session import SUMMARY_COLUMNS
 from traces.cli import add_trace_arguments, traces_from_args
 
 __all__ = ["add_sim_arguments", "main", "build_parser", "sim_config_from_args", "summarize"]

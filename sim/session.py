@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +14,7 @@ from sim.device import DeviceProfile
 from sim.rng import session_keys
 from traces.trace import Trace
 
-__all__ = ["BOUNDS", "SessionResults", "SUMMARY_COLUMNS", "resolve_runner", "run_sessions"]
+__all__ = ["SessionResults", "SUMMARY_COLUMNS", "run_sessions"]
 
 _CHUNK_FIELDS = (
     "rung", "size_bytes", "delay_s", "throughput_mbps", "decode_s", "stall_s",
@@ -157,28 +156,3 @@ def run_sessions(
         chunks=chunks,
         score_from=min(sim.config.player.score_from, ladder.n_chunks - 1),
     )
-
-
-def _oracle(options: str):
-    from policies.base import parse_params
-    from sim.oracle import ORACLE_LABEL, OracleGrid, oracle_sessions
-
-    label = f"oracle:{options} (bound)" if options else ORACLE_LABEL  # distinct options: distinct rows
-    return functools.partial(oracle_sessions, grid=parse_params(OracleGrid, options, "oracle"), label=label)
-
-
-#: Bounds that run like policies but are not policies (they see the future trace): name ->
-#: builder, from the option string, of a function with :func:`run_sessions`'s signature minus
-#: the policy. ``oracle`` or ``oracle:position_s=0.2,max_states=1000`` (:mod:`sim.oracle`).
-BOUNDS = {"oracle": _oracle}
-
-
-def resolve_runner(spec: str):
-    """``spec`` -> ``run(traces, ladder, device, qoe, *, config, sessions, seed, session_ids)``:
-    a registered policy run by :func:`run_sessions`, or a bound of :data:`BOUNDS`."""
-    from policies.registry import get_policy
-
-    name, _, options = spec.partition(":")
-    if name in BOUNDS:
-        return BOUNDS[name](options)
-    return functools.partial(run_sessions, get_policy(spec))

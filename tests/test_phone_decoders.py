@@ -18,7 +18,8 @@ from sim.device import DevicePopulation, DeviceProfile, Variability, get_device
 from sim.oracle import ORACLE_LABEL, OracleGrid, oracle_sessions, seed_policies
 from sim.rng import session_keys
 from sim.run import summarize
-from sim.session import resolve_runner, run_sessions
+from sim.runners import resolve_runner
+from sim.session import run_sessions
 from traces.trace import Trace
 
 PERCEPTUAL = get_qoe("perceptual")

@@ -78,8 +78,8 @@ def test_penalties_scale_their_own_term():
 def test_presets_and_their_weights():
     # the published weights: Pensieve's linear 4.3 and log 2.66 (Mao et al. 2017), its HD score's 8;
     # perceptual-calibrated's 0.15 = (4.3 / 4.0) x 0.139 (see abr.qoe.CALIBRATED_STALL_PENALTY)
-    expected = {"perceptual": ("lpips", 1.0), "perceptual-calibrated": ("lpips", 0.15), "pensieve-linear": ("mbps", 4.3),
-                "pensieve-log": ("log-rate", 2.66), "pensieve-hd": ("hd", 8.0)}  # fmt: skip
+    expected = {"perceptual": ("lpips", 1.0), "perceptual-calibrated": ("lpips", 0.15),
+                "pensieve-linear": ("mbps", 4.3), "pensieve-log": ("log-rate", 2.66), "pensieve-hd": ("hd", 8.0)}
     assert {n: (q.quality, q.stall_penalty) for n, q in QOE_PRESETS.items()} == expected
     assert all(QOE_PRESETS[n].name == n and QOE_PRESETS[n].switch_penalty == 1.0 for n in QOE_PRESETS)
 
@@ -98,5 +98,6 @@ def test_qoe_validation():
 
 
 def test_unknown_preset_is_an_input_error_naming_the_valid_ones():
-    with pytest.raises(InputError, match="unknown QoE preset 'nope'; valid names: pensieve-hd, pensieve-linear, pensieve-log, perceptual, perceptual-calibrated$"):
+    names = "pensieve-hd, pensieve-linear, pensieve-log, perceptual, perceptual-calibrated"
+    with pytest.raises(InputError, match=f"unknown QoE preset 'nope'; valid names: {names}$"):
         get_qoe("nope")

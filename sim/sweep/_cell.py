@@ -19,7 +19,7 @@ from abr.qoe import get_qoe
 from abr.registry import get_ladder
 from sim.core import SIM_PRESETS, SimConfig
 from sim.device import DeviceProfile, get_device
-from sim.session import resolve_runner
+from sim.runners import resolve_runner
 from sim.sweep._grid import PARAM_COLUMNS, Cell, CellParams, spec_inputs
 from traces.sets import load_traces
 from traces.trace import Trace
