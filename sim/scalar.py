@@ -33,7 +33,16 @@ import numpy as np
 from abr.qoe import QoE
 from sim import rng
 from sim.core import _STREAM_NOISE, _STREAM_START, BatchSimulator, PlayerConfig, SimConfig
-from sim.device import DeviceProfile, Variability
+from sim.device import (
+    _STREAM_JITTER_A,
+    _STREAM_JITTER_B,
+    _STREAM_MEMBER,
+    _STREAM_SPIKE,
+    DecoderModel,
+    DevicePopulation,
+    DeviceProfile,
+    Variability,
+)
 from sim.network import NetworkConfig
 
 __all__ = ["ScalarSession", "session_key", "supports", "uniform"]
@@ -51,6 +60,7 @@ _KNOWN_FIELDS = {
         "abandoned_in_sample", "buffer_rule", "first_prev_rung", "score_from", "wait_after_last",
     },
     DeviceProfile: {"name", "decode_ms_per_frame", "sources", "description", "variability"},
+    DevicePopulation: {"name", "members", "weights", "sources", "description"},
     Variability: {"npu_decoders", "p90_p50", "spike_prob", "spike_factor", "floor", "tau_s", "sources"},
     QoE: {"name", "quality", "stall_penalty", "switch_penalty"},
 }
@@ -66,12 +76,17 @@ def _known(obj: object) -> bool:
     return cls in _KNOWN_FIELDS and {f.name for f in fields(cls)} == _KNOWN_FIELDS[cls]
 
 
-def supports(config: SimConfig, device: DeviceProfile, qoe: QoE, sim: BatchSimulator | None = None) -> bool:
+def _known_device(device: object) -> bool:
+    members = device.members if type(device) is DevicePopulation else (device,)
+    return _known(device) and all(_known(m) and _known(m.variability) for m in members)
+
+
+def supports(
+    config: SimConfig, device: DeviceProfile | DevicePopulation, qoe: QoE, sim: BatchSimulator | None = None
+) -> bool:
     """Whether :class:`ScalarSession` reproduces the core exactly for this set-up (else use the core)."""
-    if not all(_known(x) for x in (config, config.network, config.player, device, qoe)):
+    if not all(_known(x) for x in (config, config.network, config.player, qoe)) or not _known_device(device):
         return False
-    if not _known(device.variability) or not device.variability.is_constant:
-        return False  # an NPU's jitter and throttling (sim.device.DecoderModel) are not mirrored
     net, player = config.network, config.player
     if net.mode not in _MODES or net.start not in _STARTS or net.wrap not in _WRAPS:
         return False
@@ -80,7 +95,7 @@ def supports(config: SimConfig, device: DeviceProfile, qoe: QoE, sim: BatchSimul
     if sim is not None:
         if type(sim) is not BatchSimulator or (sim.config, sim.device, sim.qoe) != (config, device, qoe):
             return False
-        if not sim.decoder.constant:
+        if type(sim.decoder) is not DecoderModel:
             return False
         if not (np.all(sim.bank.total_bytes > 0) and np.all(sim.bank.total_s > 0)):
             return False  # the core's arithmetic on an empty trace is numpy's inf/nan; not mirrored
@@ -113,6 +128,10 @@ class ScalarSession:
         self.n_chunks, self.n_rungs = lad.n_chunks, lad.n_rungs
         self.size = lad.size_bytes.tolist()
         self.decode = sim.decode.tolist()
+        dm = self.decoder = sim.decoder
+        self.constant = dm.constant
+        self.base, self.npu = dm.base.tolist(), dm.npu.tolist()
+        self.cum_weight = dm.cum_weight.tolist()
         self.quality = sim.quality.tolist()
         self.lpips = lad.lpips_mean.tolist()
         self.severe = lad.severe_frac.tolist()
@@ -207,7 +226,20 @@ class ScalarSession:
             self.noise = [net.noise_low] * self.n_chunks
         self.k = 0
         self.played = 0
-        self.clock = self.dec_free = self.play_end = self.stall_total = self.buffer = 0.0
+        self.clock = self.dec_free = self.play_end = self.stall_total = self.buffer = self.heat = 0.0
+        if not self.constant:  # DecoderModel.member and .jitter; J_k of every chunk at once (numpy's exp, cos, log1p)
+            dm, m = self.decoder, 0
+            if len(self.cum_weight) > 1:
+                m = min(bisect_right(self.cum_weight, uniform(key, 0, _STREAM_MEMBER)), len(self.cum_weight) - 1)
+            self.member = m
+            self.m_base, self.m_npu = self.base[m], self.npu[m]
+            self.tau, self.floor = float(dm.tau_s[m]), float(dm.floor[m])
+            keys, ks = np.uint64(key), np.arange(self.n_chunks)
+            u1 = rng.uniform(keys, ks, _STREAM_JITTER_A)
+            u2 = rng.uniform(keys, ks, _STREAM_JITTER_B)
+            z = np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)
+            spike = rng.uniform(keys, ks, _STREAM_SPIKE) < dm.spike_prob[m]
+            self.jitter = (np.exp(dm.sigma[m] * z) * np.where(spike, dm.spike_factor[m], 1.0)).tolist()
         self.play_start = [0.0] * self.n_chunks
         self.last_rung, self.last_q = -1, self.first_prev_q
         self.thr_obs = [0.0] * self.history  # the builder's view: scaled, NaN -> 0, clipped
@@ -234,9 +266,20 @@ class ScalarSession:
         arrive = self.clock + delay
 
         # 3. decoder
-        dec = self.decode[k][r]
         dec_free = self.dec_free
-        decoded = (arrive if arrive >= dec_free else dec_free) + dec  # sim.device: a constant decoder
+        start = arrive if arrive >= dec_free else dec_free
+        if self.constant:
+            dec = self.decode[k][r]
+        else:  # DecoderModel.chunk_s; np.exp on a float is the core's exp, bit for bit
+            tau, npu = self.tau, self.m_npu[r]
+            h = self.heat * float(np.exp(-(start - dec_free) / tau))  # cooled while idle
+            speed = 1.0 - (1.0 - self.floor) * h
+            dec = self.m_base[k][r]
+            if npu:
+                dec = dec * self.jitter[k] / speed
+            e = float(np.exp(-dec / tau))
+            self.heat = 1.0 - (1.0 - h) * e if npu else h * e
+        decoded = start + dec
         self.dec_free = decoded
 
         # 4. player
