@@ -6,7 +6,10 @@ arithmetic on Python floats is ten times faster. This is not a second model:
 ``BatchSimulator.step`` line for line (numbered as in :mod:`sim.core`), in the same order of
 floating-point operations, with ``bisect_left``/``bisect_right`` for ``np.searchsorted``
 ``side="left"``/``"right"``, ``x if x >= y else y`` for ``np.maximum`` and
-:func:`uniform`/:func:`session_key` for :mod:`sim.rng` on Python ints.
+:func:`uniform`/:func:`session_key` for :mod:`sim.rng` on Python ints. The decoder
+(:class:`sim.device.DecoderModel`: NPU jitter, throttling heat, a population's member draw)
+uses numpy's own ``exp``/``cos``/``log1p`` (on one float per step, and on the session's
+jitter draws of every chunk at reset), since libm's may differ from numpy's in the last bit.
 ``tests/test_scalar.py`` checks that both agree bit for bit for every simulator preset and
 device. When the core changes, change the mirror with it.
 
@@ -16,10 +19,15 @@ kernel (numba) was not tried: under cProfile the arithmetic of :meth:`ScalarSess
 about a third of an env step, the rest being the Gymnasium side (info dict, observation array,
 checks) that a kernel would not remove, and numba is not a dependency of the project.
 
-:func:`supports` lists what the mirror knows. A configuration, device or QoE with anything
-else (a field added to them later, another network mode, a subclass) is not supported, and
-:class:`sim.env.StreamingEnv` then runs the core with a batch of one instead. Abandonment
-never applies: the env downloads every chunk it asks for.
+:func:`supports` lists what the mirror knows: every field of :class:`~sim.core.SimConfig`,
+:class:`~sim.core.PlayerConfig` and :class:`~sim.network.NetworkConfig` at every value they
+validate (so all of ``SIM_PRESETS``), and every :class:`~sim.device.DeviceProfile` and
+:class:`~sim.device.DevicePopulation`. A configuration, device or QoE with anything else (a
+field added to them later, another network mode, a subclass, an empty trace) is not
+supported, and :class:`sim.env.StreamingEnv` then runs the core with a batch of one instead.
+Abandonment never applies: the env downloads every chunk it asks for, so the abandonment
+knobs (``abandon_check_*``, ``abandoned_in_sample``) and ``peer`` (read by policies only)
+change nothing here, and Sabre's preset runs on the mirror.
 """
 
 from __future__ import annotations
