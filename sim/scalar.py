@@ -14,7 +14,10 @@ jitter draws of every chunk at reset), since libm's may differ from numpy's in t
 device. When the core changes, change the mirror with it.
 
 Measured alternatives (``bench/bench_core.py``): the core with a batch of one runs at 0.03x the
-plain Pensieve loop, this mirror at ~0.46x (1.6x that loop behind a Gymnasium API). A compiled
+plain Pensieve loop, this mirror at ~0.46x (1.6x that loop behind a Gymnasium API); in one later
+run over the ``promptabr``, ``pensieve``, ``latency`` and ``sabre`` presets (``StreamingEnv``
+steps, the plain loop interleaved), 0.47-0.53x for a constant decoder and 0.25-0.29x with a
+phone's NPU model, 14-24x the core with a batch of one. A compiled
 kernel (numba) was not tried: under cProfile the arithmetic of :meth:`ScalarSession.step` is
 about a third of an env step, the rest being the Gymnasium side (info dict, observation array,
 checks) that a kernel would not remove, and numba is not a dependency of the project.
@@ -280,7 +283,9 @@ class ScalarSession:
             dec = self.decode[k][r]
         else:  # DecoderModel.chunk_s; np.exp on a float is the core's exp, bit for bit
             tau, npu = self.tau, self.m_npu[r]
-            h = self.heat * float(np.exp(-(start - dec_free) / tau))  # cooled while idle
+            h, idle = self.heat, start - dec_free
+            if h != 0.0 and idle != 0.0:  # else exp's factor changes nothing (exp(-0) is 1 exactly)
+                h = h * float(np.exp(-idle / tau))  # cooled while idle
             speed = 1.0 - (1.0 - self.floor) * h
             dec = self.m_base[k][r]
             if npu:
