@@ -6,20 +6,31 @@ arithmetic on Python floats is ten times faster. This is not a second model:
 ``BatchSimulator.step`` line for line (numbered as in :mod:`sim.core`), in the same order of
 floating-point operations, with ``bisect_left``/``bisect_right`` for ``np.searchsorted``
 ``side="left"``/``"right"``, ``x if x >= y else y`` for ``np.maximum`` and
-:func:`uniform`/:func:`session_key` for :mod:`sim.rng` on Python ints.
+:func:`uniform`/:func:`session_key` for :mod:`sim.rng` on Python ints. The decoder
+(:class:`sim.device.DecoderModel`: NPU jitter, throttling heat, a population's member draw)
+uses numpy's own ``exp``/``cos``/``log1p`` (on one float per step, and on the session's
+jitter draws of every chunk at reset), since libm's may differ from numpy's in the last bit.
 ``tests/test_scalar.py`` checks that both agree bit for bit for every simulator preset and
 device. When the core changes, change the mirror with it.
 
 Measured alternatives (``bench/bench_core.py``): the core with a batch of one runs at 0.03x the
-plain Pensieve loop, this mirror at ~0.46x (1.6x that loop behind a Gymnasium API). A compiled
+plain Pensieve loop, this mirror at ~0.46x (1.6x that loop behind a Gymnasium API); in one later
+run over the ``promptabr``, ``pensieve``, ``latency`` and ``sabre`` presets (``StreamingEnv``
+steps, the plain loop interleaved), 0.47-0.53x for a constant decoder and 0.25-0.29x with a
+phone's NPU model, 14-24x the core with a batch of one. A compiled
 kernel (numba) was not tried: under cProfile the arithmetic of :meth:`ScalarSession.step` is
 about a third of an env step, the rest being the Gymnasium side (info dict, observation array,
 checks) that a kernel would not remove, and numba is not a dependency of the project.
 
-:func:`supports` lists what the mirror knows. A configuration, device or QoE with anything
-else (a field added to them later, another network mode, a subclass) is not supported, and
-:class:`sim.env.StreamingEnv` then runs the core with a batch of one instead. Abandonment
-never applies: the env downloads every chunk it asks for.
+:func:`supports` lists what the mirror knows: every field of :class:`~sim.core.SimConfig`,
+:class:`~sim.core.PlayerConfig` and :class:`~sim.network.NetworkConfig` at every value they
+validate (so all of ``SIM_PRESETS``), and every :class:`~sim.device.DeviceProfile` and
+:class:`~sim.device.DevicePopulation`. A configuration, device or QoE with anything else (a
+field added to them later, another network mode, a subclass, an empty trace) is not
+supported, and :class:`sim.env.StreamingEnv` then runs the core with a batch of one instead.
+Abandonment never applies: the env downloads every chunk it asks for, so the abandonment
+knobs (``abandon_check_*``, ``abandoned_in_sample``) and ``peer`` (read by policies only)
+change nothing here, and Sabre's preset runs on the mirror.
 """
 
 from __future__ import annotations
@@ -33,20 +44,42 @@ import numpy as np
 from abr.qoe import QoE
 from sim import rng
 from sim.core import _STREAM_NOISE, _STREAM_START, BatchSimulator, PlayerConfig, SimConfig
-from sim.device import DeviceProfile
+from sim.device import (
+    _STREAM_JITTER_A,
+    _STREAM_JITTER_B,
+    _STREAM_MEMBER,
+    _STREAM_SPIKE,
+    DecoderModel,
+    DevicePopulation,
+    DeviceProfile,
+    Variability,
+)
 from sim.network import NetworkConfig
 
 __all__ = ["ScalarSession", "session_key", "supports", "uniform"]
 
 #: what the mirror was written for; anything else falls back to the core
+#: (the abandonment knobs and ``peer`` are read by nothing the env's plain path runs)
+# fmt: off
 _KNOWN_FIELDS = {
-    SimConfig: {"network", "player"},
-    NetworkConfig: {"mode", "payload_fraction", "rtt_s", "noise_low", "noise_high", "random_start"},
-    PlayerConfig: {"buffer_cap_s", "sleep_quantum_s", "history", "abandon_check_s"},
-    DeviceProfile: {"name", "decode_ms_per_frame", "sources", "description"},
+    SimConfig: {"network", "player", "peer"},
+    NetworkConfig: {
+        "mode", "payload_fraction", "rtt_s", "noise_low", "noise_high", "random_start", "start", "wrap",
+    },
+    PlayerConfig: {
+        "buffer_cap_s", "sleep_quantum_s", "history", "abandon_check_s", "abandon_check_bytes",
+        "abandoned_in_sample", "buffer_rule", "first_prev_rung", "score_from", "wait_after_last",
+    },
+    DeviceProfile: {"name", "decode_ms_per_frame", "sources", "description", "variability"},
+    DevicePopulation: {"name", "members", "weights", "sources", "description"},
+    Variability: {"npu_decoders", "p90_p50", "spike_prob", "spike_factor", "floor", "tau_s", "sources"},
     QoE: {"name", "quality", "stall_penalty", "switch_penalty"},
 }
+# fmt: on
 _MODES = ("pensieve", "latency")
+_STARTS = ("time", "sample")
+_WRAPS = ("loop", "zero")
+_BUFFER_RULES = ("after", "before")
 
 
 def _known(obj: object) -> bool:
@@ -54,14 +87,26 @@ def _known(obj: object) -> bool:
     return cls in _KNOWN_FIELDS and {f.name for f in fields(cls)} == _KNOWN_FIELDS[cls]
 
 
-def supports(config: SimConfig, device: DeviceProfile, qoe: QoE, sim: BatchSimulator | None = None) -> bool:
+def _known_device(device: object) -> bool:
+    members = device.members if type(device) is DevicePopulation else (device,)
+    return _known(device) and all(_known(m) and _known(m.variability) for m in members)
+
+
+def supports(
+    config: SimConfig, device: DeviceProfile | DevicePopulation, qoe: QoE, sim: BatchSimulator | None = None
+) -> bool:
     """Whether :class:`ScalarSession` reproduces the core exactly for this set-up (else use the core)."""
-    if not all(_known(x) for x in (config, config.network, config.player, device, qoe)):
+    if not all(_known(x) for x in (config, config.network, config.player, qoe)) or not _known_device(device):
         return False
-    if config.network.mode not in _MODES:
+    net, player = config.network, config.player
+    if net.mode not in _MODES or net.start not in _STARTS or net.wrap not in _WRAPS:
+        return False
+    if player.buffer_rule not in _BUFFER_RULES:
         return False
     if sim is not None:
-        if type(sim) is not BatchSimulator or sim.config is not config:
+        if type(sim) is not BatchSimulator or (sim.config, sim.device, sim.qoe) != (config, device, qoe):
+            return False
+        if type(sim.decoder) is not DecoderModel:
             return False
         if not (np.all(sim.bank.total_bytes > 0) and np.all(sim.bank.total_s > 0)):
             return False  # the core's arithmetic on an empty trace is numpy's inf/nan; not mirrored
@@ -87,9 +132,17 @@ class ScalarSession:
         self.cap_s = player.buffer_cap_s
         self.quantum_s = player.sleep_quantum_s
         self.history = player.history
+        self.before = player.buffer_rule == "before"
+        self.wait_after_last = player.wait_after_last
+        r0 = player.first_prev_rung
+        self.first_prev_q = float(sim.quality[0, r0]) if 0 <= r0 < lad.n_rungs else None
         self.n_chunks, self.n_rungs = lad.n_chunks, lad.n_rungs
         self.size = lad.size_bytes.tolist()
         self.decode = sim.decode.tolist()
+        dm = self.decoder = sim.decoder
+        self.constant = dm.constant
+        self.base, self.npu = dm.base.tolist(), dm.npu.tolist()
+        self.cum_weight = dm.cum_weight.tolist()
         self.quality = sim.quality.tolist()
         self.lpips = lad.lpips_mean.tolist()
         self.severe = lad.severe_frac.tolist()
@@ -100,6 +153,7 @@ class ScalarSession:
         self.key_t, self.key_b = bank._key_t.tolist(), bank._key_b.tolist()
         self.seg_start_s, self.seg_start_b = bank.seg_start_s.tolist(), bank.seg_start_b.tolist()
         self.rate, self.latency_s = bank.rate_Bps.tolist(), bank.latency_s.tolist()
+        self.seg_dur = bank.duration_s.tolist()
         self._bank = bank
         # observation: the builder's per-chunk table, clipped as the builder clips it
         h = builder.history
@@ -143,6 +197,22 @@ class ScalarSession:
             return elapsed, 0.0, 0.0
         return elapsed, end_local, rem
 
+    def _request_latency(self, pos: float) -> float:
+        """TraceBank.request_latency: one unit of latency, paid at each crossed segment's rate."""
+        seg = self._segment(pos)
+        left = self.seg_start_s[seg] + self.seg_dur[seg] - pos
+        left = left if left >= 0.0 else 0.0
+        total, units = 0.0, 1.0
+        while True:
+            lat = self.latency_s[seg]
+            need = units * lat
+            if need <= left:
+                return total + need
+            total = total + left
+            units = units - left / (lat if lat > 0 else 1.0)
+            seg = self.first if seg >= self.last else seg + 1
+            left = self.seg_dur[seg]
+
     # ------------------------------------------------------------------ reset
     def reset(self, tix: int, key: int) -> None:
         """BatchSimulator.reset for one session on trace ``tix`` with key ``key``."""
@@ -151,7 +221,14 @@ class ScalarSession:
         self.base_t, self.base_b = float(bank._base_t[tix]), float(bank._base_b[tix])
         self.total_s, self.total_b = float(bank.total_s[tix]), float(bank.total_bytes[tix])
         self.key = key
-        self.pos = uniform(key, 0, _STREAM_START) * self.total_s if net.random_start else 0.0
+        if net.random_start and net.start == "sample":
+            nseg = self.last - self.first + 1
+            j = min(math.floor(uniform(key, 0, _STREAM_START) * nseg), nseg - 1)
+            self.pos = float(bank.origin_s[tix]) if j == 0 else self.seg_start_s[self.first + j]
+        elif net.random_start:
+            self.pos = uniform(key, 0, _STREAM_START) * self.total_s
+        else:
+            self.pos = float(bank.origin_s[tix])
         self.cum = self._bytes_before(self.pos)
         if self.pensieve and net.noise_high > net.noise_low:  # all chunks' draws at once, as the core does
             draws = rng.uniform(np.uint64(key), np.arange(self.n_chunks), _STREAM_NOISE)
@@ -160,9 +237,22 @@ class ScalarSession:
             self.noise = [net.noise_low] * self.n_chunks
         self.k = 0
         self.played = 0
-        self.clock = self.dec_free = self.play_end = self.stall_total = self.buffer = 0.0
+        self.clock = self.dec_free = self.play_end = self.stall_total = self.buffer = self.heat = 0.0
+        if not self.constant:  # DecoderModel.member and .jitter; J_k of every chunk at once (numpy's exp, cos, log1p)
+            dm, m = self.decoder, 0
+            if len(self.cum_weight) > 1:
+                m = min(bisect_right(self.cum_weight, uniform(key, 0, _STREAM_MEMBER)), len(self.cum_weight) - 1)
+            self.member = m
+            self.m_base, self.m_npu = self.base[m], self.npu[m]
+            self.tau, self.floor = float(dm.tau_s[m]), float(dm.floor[m])
+            keys, ks = np.uint64(key), np.arange(self.n_chunks)
+            u1 = rng.uniform(keys, ks, _STREAM_JITTER_A)
+            u2 = rng.uniform(keys, ks, _STREAM_JITTER_B)
+            z = np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)
+            spike = rng.uniform(keys, ks, _STREAM_SPIKE) < dm.spike_prob[m]
+            self.jitter = (np.exp(dm.sigma[m] * z) * np.where(spike, dm.spike_factor[m], 1.0)).tolist()
         self.play_start = [0.0] * self.n_chunks
-        self.last_rung, self.last_q = -1, None
+        self.last_rung, self.last_q = -1, self.first_prev_q
         self.thr_obs = [0.0] * self.history  # the builder's view: scaled, NaN -> 0, clipped
         self.delay_obs = [0.0] * self.history
 
@@ -179,7 +269,7 @@ class ScalarSession:
             dl, pos, self.cum = self._transfer(self.pos, self.cum, size)
             delay = (dl + self.rtt_s) * self.noise[k]
         else:
-            lat = self.latency_s[self._segment(self.pos)]
+            lat = self._request_latency(self.pos)
             pos = (self.pos + lat) % self.total_s
             dl, pos, self.cum = self._transfer(pos, self._bytes_before(pos), size)
             delay = lat + dl
@@ -187,9 +277,22 @@ class ScalarSession:
         arrive = self.clock + delay
 
         # 3. decoder
-        dec = self.decode[k][r]
         dec_free = self.dec_free
-        decoded = (arrive if arrive >= dec_free else dec_free) + dec
+        start = arrive if arrive >= dec_free else dec_free
+        if self.constant:
+            dec = self.decode[k][r]
+        else:  # DecoderModel.chunk_s; np.exp on a float is the core's exp, bit for bit
+            tau, npu = self.tau, self.m_npu[r]
+            h, idle = self.heat, start - dec_free
+            if h != 0.0 and idle != 0.0:  # else exp's factor changes nothing (exp(-0) is 1 exactly)
+                h = h * float(np.exp(-idle / tau))  # cooled while idle
+            speed = 1.0 - (1.0 - self.floor) * h
+            dec = self.m_base[k][r]
+            if npu:
+                dec = dec * self.jitter[k] / speed
+            e = float(np.exp(-dec / tau))
+            self.heat = 1.0 - (1.0 - h) * e if npu else h * e
+        decoded = start + dec
         self.dec_free = decoded
 
         # 4. player
@@ -213,20 +316,25 @@ class ScalarSession:
 
         # 5. buffer cap
         wait = 0.0
-        if k + 1 < n_chunks:
-            target = content_end[k] - self.cap_s
-            if target > 0:
-                j = bisect_right(content_end, target)
-                before = content_end[j - 1] if j > 0 else 0.0
-                when = ps[j] + (target - before)
-                wait = when - arrive
-                wait = wait if wait >= 0.0 else 0.0
-                quantum = self.quantum_s
-                if quantum > 0:
-                    wait = math.ceil(wait / quantum - 1e-9) * quantum
-                if wait > 0:
-                    self.pos = pos = (pos + wait) % self.total_s
-                    self.cum = self._bytes_before(pos)
+        last = k + 1 >= n_chunks
+        if self.before and not last:
+            target = content_end[k] + chunk_s[k + 1] - self.cap_s
+        elif not last or self.wait_after_last:
+            target = content_end[k] - self.cap_s  # content that must have played
+        else:
+            target = 0.0
+        if target > 0:
+            j = bisect_right(content_end, target)
+            before = content_end[j - 1] if j > 0 else 0.0
+            when = ps[j] + (target - before)
+            wait = when - arrive
+            wait = wait if wait >= 0.0 else 0.0
+            quantum = self.quantum_s
+            if quantum > 0:
+                wait = math.ceil(wait / quantum - 1e-9) * quantum
+            if wait > 0:
+                self.pos = pos = (pos + wait) % self.total_s
+                self.cum = self._bytes_before(pos)
         self.clock = clock = arrive + wait
 
         thr = size * 8.0 / delay / 1e6

@@ -1,13 +1,13 @@
 """The single env's fast path (sim.scalar) is the batched core, bit for bit, session for session.
 
-Parametrized over every simulator preset and device, so that a change of the core that the
-mirror does not follow fails here (or, for a set-up the mirror does not claim, the env uses
-the core and the case is skipped with that reason).
+Parametrized over every simulator preset and device (NPU jitter, throttling and device
+populations included), so that a change of the core that the mirror does not follow fails
+here; set-ups the mirror does not claim are checked to fall back to the core.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -15,8 +15,9 @@ import pytest
 from abr import get_ladder, get_qoe
 from sim import rng
 from sim.core import SIM_PRESETS, BatchSimulator, PlayerConfig
-from sim.device import available_devices, get_device
+from sim.device import DecoderModel, available_devices, get_device
 from sim.env import ObservationBuilder, StreamingEnv, step_info
+from sim.network import NetworkConfig
 from sim.scalar import ScalarSession, session_key, supports, uniform
 from traces.trace import Trace
 
@@ -41,6 +42,11 @@ CONFIGS = {
     # a small buffer cap: the downloader waits after nearly every chunk, in and out of quantum steps
     "promptabr-cap8": replace(SIM_PRESETS["promptabr"], player=PlayerConfig(buffer_cap_s=8.0, history=5)),
     "latency-cap6-quantum": replace(SIM_PRESETS["latency"], player=PlayerConfig(buffer_cap_s=6.0, sleep_quantum_s=0.3)),
+    # Sabre's wait-before rule with a small cap, and Pensieve's sample start, zero wrap and rung-1 start
+    "sabre-cap6": replace(
+        SIM_PRESETS["sabre"], player=replace(SIM_PRESETS["sabre"].player, buffer_cap_s=6.0, sleep_quantum_s=0.25)
+    ),
+    "pensieve-cap8": replace(SIM_PRESETS["pensieve"], player=replace(SIM_PRESETS["pensieve"].player, buffer_cap_s=8.0)),
 }
 
 
@@ -58,8 +64,7 @@ def test_scalar_session_equals_the_core_bit_for_bit(config, device, ladder):
     cfg, dev, lad, qoe = CONFIGS[config], get_device(device), get_ladder(LADDERS[ladder]), get_qoe("perceptual")
     traces = _traces()
     sim = BatchSimulator(traces, lad, dev, qoe, cfg)
-    if not supports(cfg, dev, qoe, sim):
-        pytest.skip(f"sim.scalar does not claim {config}/{device}: StreamingEnv runs the core for it")
+    assert supports(cfg, dev, qoe, sim)  # every preset and built-in device is mirrored
     builder = ObservationBuilder.from_context(sim.context, cfg.player.history, lookahead=2)
     n = 8
     tix = np.arange(n) % len(traces)
@@ -73,7 +78,7 @@ def test_scalar_session_equals_the_core_bit_for_bit(config, device, ladder):
         batch_info.append(info)
     assert done
     one = ScalarSession(BatchSimulator(traces, lad, dev, qoe, cfg), builder)
-    waited = 0
+    waited, jittered = 0, 0
     for i in range(n):
         one.reset(int(tix[i]), int(keys[i]))
         np.testing.assert_array_equal(one.features(), batch_obs[0][i])
@@ -83,8 +88,11 @@ def test_scalar_session_equals_the_core_bit_for_bit(config, device, ladder):
             assert reward == info["reward"] and last == (k == lad.n_chunks - 1)
             np.testing.assert_array_equal(one.features(), batch_obs[k + 1][i])
             waited += info["wait_s"] > 0
+            jittered += info["decode_s"] not in sim.decoder.base[:, k, info["rung"]]  # no member's nominal
     if device == "none" and "cap" in config:
         assert waited > 0  # the buffer-cap branch ran
+    npu = not sim.decoder.constant and sim.decoder.npu.any()  # a rung of this ladder decodes on an NPU
+    assert (jittered > 0) == bool(npu)  # the jitter/throttling branch ran exactly where it applies
 
 
 def test_scalar_rng_is_sim_rng():
@@ -99,25 +107,65 @@ def test_scalar_rng_is_sim_rng():
                                   [session_key(3, 0), session_key(3, 1), session_key(9, 0)])  # fmt: skip
 
 
+@pytest.mark.parametrize("config", sorted(SIM_PRESETS))
+def test_supports_every_preset_and_device(config):
+    qoe, cfg = get_qoe("perceptual"), SIM_PRESETS[config]
+    assert all(supports(cfg, get_device(d), qoe) for d in available_devices())
+
+
+@dataclass(frozen=True, slots=True)
+class _WiderNetwork(NetworkConfig):
+    """A network with a knob the mirror has never seen."""
+
+    burst: float = 0.0
+
+
 def test_supports_declines_what_it_does_not_mirror():
     lad, dev, qoe = get_ladder("synthetic:pensieve"), get_device("h200"), get_qoe("perceptual")
     cfg = SIM_PRESETS["promptabr"]
-    assert supports(cfg, dev, qoe)
+    assert supports(cfg, dev, qoe) and supports(SIM_PRESETS["latency"], dev, qoe)
 
     class Tweaked(BatchSimulator):
         pass
 
     assert not supports(cfg, dev, qoe, Tweaked(_traces(1), lad, dev, qoe, cfg))
     sim = BatchSimulator(_traces(1), lad, dev, qoe, cfg)
+    assert supports(cfg, dev, qoe, sim)
     assert not supports(SIM_PRESETS["latency"], dev, qoe, sim)  # not this simulator's config
+    assert not supports(cfg, get_device("none"), qoe, sim)  # not its device
+    assert not supports(replace(cfg, network=_WiderNetwork()), dev, qoe)  # an unknown field
+    burst = replace(cfg.network)
+    object.__setattr__(burst, "mode", "burst")  # a mode added to the core later (validation bypassed)
+    assert not supports(replace(cfg, network=burst), dev, qoe)
     with pytest.raises(ValueError, match="does not support"):
         ScalarSession(Tweaked(_traces(1), lad, dev, qoe, cfg), None)
 
+    class OtherDecoder(DecoderModel):
+        pass
 
+    sim.decoder = OtherDecoder(**{f: getattr(sim.decoder, f) for f in sim.decoder.__dataclass_fields__})
+    assert not supports(cfg, dev, qoe, sim)
+
+
+def test_env_falls_back_to_the_core_where_the_mirror_declines():
+    """A config with a knob the mirror does not know: the env runs the core and still plays."""
+    kw = dict(traces=_traces(2), ladder="synthetic:promptus:chunks=4")
+    env = StreamingEnv(config=replace(SIM_PRESETS["promptabr"], network=_WiderNetwork()), **kw)
+    assert not env.fast and StreamingEnv(config="promptabr", **kw).fast
+    env.reset(seed=0)
+    done, n = False, 0
+    while not done:
+        _, reward, done, _, info = env.step(1)
+        n += 1
+        assert np.isfinite(reward) and info["rung"] == 1
+    assert n == 4
+
+
+@pytest.mark.parametrize("device", ["h200", "snapdragon-population"])
 @pytest.mark.parametrize("config", sorted(SIM_PRESETS))
-def test_env_fast_path_equals_env_on_the_core(config):
+def test_env_fast_path_equals_env_on_the_core(config, device):
     """Whole episodes through the Gymnasium API: fast path vs the core with a batch of one."""
-    kw = dict(traces=_traces(3), ladder="synthetic:promptus:chunks=20", config=config, lookahead=2)
+    kw = dict(traces=_traces(3), ladder="synthetic:promptus:chunks=20", config=config, device=device, lookahead=2)
     fast, slow = StreamingEnv(**kw), StreamingEnv(**kw)
     assert fast.fast
     slow._fast = None  # the fallback: the core, batch of one
