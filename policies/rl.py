@@ -3,7 +3,7 @@
 ``--policy rl:DIR`` loads the folder ``sim.train`` wrote: ``config.json`` (the training
 config, the observation layout and the ladder the model was trained for) and ``model.zip``
 (the best model on the validation traces). The policy acts for every session of a batch with
-one deterministic forward pass on the observations built by :class:`sim.env.ObservationBuilder`,
+one deterministic forward pass on the observations built by :class:`policies.observation.ObservationBuilder`,
 the builder the training environment used. A model trained with a fixed first-chunk rung
 (``start_rung`` in ``config.json``) plays that rung for the first chunk and decides from the
 second on, as it did in training.
@@ -39,11 +39,12 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env.stacked_observations import StackedObservations
 
 from abr.errors import InputError, cli_main
+from policies.algorithms import ALGORITHMS, algorithm_class
 from policies.base import Observation, Policy, PolicyContext
-from sim.env import OBS_HIGH, OBS_SCALES, ObservationBuilder, observation_size
-from sim.train import algorithm_class
+from policies.observation import OBS_HIGH, OBS_SCALES, ObservationBuilder, observation_size
 
 __all__ = [
+    "ALGORITHMS",
     "CONFIG_FILE",
     "FORMAT",
     "LEGACY_NORMALIZER_FILE",
@@ -52,6 +53,7 @@ __all__ = [
     "ObsNormalizer",
     "RLPolicy",
     "VERSION",
+    "algorithm_class",
     "build_policy_net",
     "load_rl_policy",
     "observation_layout",
@@ -198,7 +200,7 @@ def build_policy_net(meta: dict[str, Any], lr_schedule: Callable[[float], float]
 
 
 class RLPolicy(Policy):
-    """A trained SB3 policy network acting greedily on the observation of :class:`sim.env.ObservationBuilder`.
+    """A trained SB3 policy network acting greedily on :class:`policies.observation.ObservationBuilder` vectors.
 
     :param model: the network (an SB3 ``BasePolicy``; an algorithm's ``.policy``).
     :param meta: the ``config.json`` document: needs ``layout`` (see :func:`observation_layout`)

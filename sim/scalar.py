@@ -42,6 +42,7 @@ from dataclasses import fields
 import numpy as np
 
 from abr.qoe import QoE
+from policies.observation import OBS_HIGH, OBS_SCALES
 from sim import rng
 from sim.core import _STREAM_NOISE, _STREAM_START, BatchSimulator, PlayerConfig, SimConfig
 from sim.device import (
@@ -119,7 +120,7 @@ class ScalarSession:
     """One session of ``sim`` (a :class:`BatchSimulator` that :func:`supports` accepts), stepped on floats.
 
     :meth:`reset` and :meth:`step` stand for ``sim.reset`` and ``sim.step`` with one session;
-    :meth:`features` is :class:`sim.env.ObservationBuilder` of its observation.
+    :meth:`features` is :class:`policies.observation.ObservationBuilder` of its observation.
     """
 
     def __init__(self, sim: BatchSimulator, builder) -> None:
@@ -159,8 +160,6 @@ class ScalarSession:
         h = builder.history
         if h != self.history:
             raise ValueError(f"builder history {h} != simulator history {self.history}")
-        from sim.env import OBS_HIGH, OBS_SCALES  # sim.env imports this module
-
         self.high = OBS_HIGH
         table = np.clip(np.where(np.isnan(builder.table), 0.0, builder.table), 0.0, OBS_HIGH)
         split = 3 * self.n_rungs  # the two per-step slots follow the bitrates, qualities and speeds
@@ -367,7 +366,7 @@ class ScalarSession:
         return reward, k == n_chunks, info
 
     def features(self) -> np.ndarray:
-        """The observation vector (float32) :class:`sim.env.ObservationBuilder` makes of this state."""
+        """The observation vector (float32) :class:`policies.observation.ObservationBuilder` makes of this state."""
         k, n, high = self.k, self.n_chunks, self.high
         row = k if k < n else n - 1
         b = self.buffer * self.inv_cap

@@ -50,11 +50,12 @@ from typing import Any
 
 import numpy as np
 
-from abr.errors import InputError, cli_main, unknown_name
+from abr.errors import InputError, cli_main
 from abr.io import check_output, write_atomic, write_text_atomic
 from abr.lock import folder_lock
 from abr.qoe import QOE_PRESETS
 from abr.registry import DEFAULT_LADDER
+from policies.algorithms import ALGORITHMS, algorithm_class
 from sim.env import DEFAULT_DEVICE
 from sim.scenarios import describe_scenarios, scenario_config
 
@@ -71,7 +72,6 @@ __all__ = [
 ]
 
 #: Algorithm name -> stable-baselines3 class name (imported on first use: ``--help`` needs no torch).
-ALGORITHMS: dict[str, str] = {"ppo": "PPO", "a2c": "A2C", "dqn": "DQN"}
 
 # Per-algorithm hyperparameters used when the config leaves a field at None.
 _ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -311,15 +311,6 @@ class TrainResult:
     last: dict[str, float]
     steps_per_s: float
     eval_rows: list[dict[str, Any]] = field(default_factory=list)
-
-
-def algorithm_class(name: str):
-    """The stable-baselines3 class of algorithm ``name`` (imports torch)."""
-    import stable_baselines3
-
-    if name not in ALGORITHMS:
-        raise unknown_name("RL algorithm", name, ALGORITHMS)
-    return getattr(stable_baselines3, ALGORITHMS[name])
 
 
 # ---------------------------------------------------------------------------- I/O helpers

@@ -51,7 +51,7 @@ class BatchVecEnv(VecEnv):
     :param start_rung: rung of every episode's first chunk, fetched before the agent acts
         (None: the agent picks it).
     :param lookahead: chunks whose per-rung quality the observation shows
-        (:class:`sim.env.ObservationBuilder`).
+        (:class:`policies.observation.ObservationBuilder`).
     """
 
     render_mode = None
