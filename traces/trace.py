@@ -123,7 +123,12 @@ class Trace:
 
         def binned(values: np.ndarray) -> np.ndarray:
             cum = np.concatenate([[0.0], np.cumsum(self.duration_s * values)])
-            return np.maximum(np.diff(np.interp(edges, ends, cum)) / width, 0.0)
+            out = np.diff(np.interp(edges, ends, cum)) / width
+            # a bin of zeros far into the trace differs two large cumulative sums: what is left
+            # is rounding (ulps of the sum, or of an edge against a segment end), not a rate: 0
+            peak = float(np.abs(values).max()) if len(values) else 0.0
+            residue = np.maximum(16 * np.finfo(float).eps * np.abs(cum).max() / width, 1e-9 * peak)
+            return np.where(out > residue, out, 0.0)
 
         lat = None if self.latency_ms is None else binned(self.latency_ms)
         return Trace(width, binned(self.mbps), lat, name=self.name, source=self.source)
