@@ -218,3 +218,13 @@ def test_binding_note_hand_computed():
                  size_bytes=[[25_000.0]], lpips_mean=[[0.1]], lpips_p95=[[0.2]], severe_frac=[[0.0]])  # fmt: skip
     assert binding_note([Trace([5.0], [1.0])], lad, get_device("h200")) is not None  # 100 kbit/s < 1000 kbit/s
     assert binding_note([Trace([5.0], [0.05])], lad, get_device("h200")) is None
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_every_scenario_runs_end_to_end(name, shared_data, capsys):
+    """Each scenario as a user runs it: its real test-split traces load, resample and play."""
+    from sim.run import main
+
+    assert main(["--scenario", name, "--policy", "fixed", "--sessions", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"scenario {name}" in out and "fixed" in out
