@@ -30,7 +30,9 @@ from abr.io import write_text_atomic  # noqa: E402
 
 #: Policies compared on every scenario; decode-aware variants are one entry each, e.g.
 #: ``"robustmpc:decode_aware=1"``, ``"mpc:decode_aware=1"``, ``"bola:decode_aware=1"``.
-POLICIES: tuple[str, ...] = ("bba", "bola", "rate", "dynamic", "mpc", "robustmpc", "oracle")
+POLICIES: tuple[str, ...] = (
+    "bba", "bola", "rate", "dynamic", "mpc", "robustmpc", "bola:decode_aware=1", "robustmpc:decode_aware=1", "oracle",
+)
 #: The reference every interval is taken against.
 REFERENCE = "robustmpc"
 #: QoE presets shown by default: the calibrated one and the original.
