@@ -51,8 +51,6 @@ class Scenario:
     :param traces: trace spec without a split; runs and what-ifs use ``@test``, training ``@train``.
     :param ladder: ladder expression of one pass through the content (looped to ``session_s``).
     :param device: device profile or device population.
-    :param fallback_device: used when ``device`` is not known to this build (a population that
-        another module provides); the run says so in its notes.
     :param qoe: QoE preset.
     :param sim: simulator preset.
     :param session_s: target session length; the content is played ``ceil(session_s / length)`` times.
@@ -66,7 +64,6 @@ class Scenario:
     traces: str
     ladder: str
     device: str
-    fallback_device: str = ""
     qoe: str = "perceptual-calibrated"
     sim: str = "promptabr"
     session_s: float = 300.0
@@ -86,9 +83,9 @@ class RunParams:
     :param trace: trace spec, split included (``NAME@test``).
     :param transforms: what-if transforms as ``(key, value)`` pairs, in order.
     :param ladder: ladder expression, looped to the session length.
-    :param device: the device that will run (after any fallback).
+    :param device: the device profile or population that runs.
     :param qoe: QoE preset; ``sim``: simulator preset.
-    :param notes: lines worth printing (device fallback, what-if label).
+    :param notes: lines worth printing (the what-if label).
     """
 
     scenario: str
@@ -165,7 +162,6 @@ SCENARIOS: dict[str, Scenario] = {
             traces="sub3mbps-links",
             ladder=_HYBRID,
             device="snapdragon-population",
-            fallback_device="snapdragon-8gen3",
             provenance="as hybrid",
         ),
     )
@@ -210,16 +206,6 @@ def _looped(ladder: str, session_s: float) -> str:
     return "+".join(f"{part.strip()}*{loops}" for part in _split_top(ladder, "+"))
 
 
-def _known_device(name: str) -> bool:
-    from sim.device import get_device
-
-    try:
-        get_device(name)
-    except InputError:
-        return False
-    return True
-
-
 def merge_transforms(scenario: tuple, given: list | tuple) -> tuple[tuple[str, str | None], ...]:
     """The scenario's transforms, less any key given explicitly, followed by the given ones."""
     keys = {k for k, _ in given}
@@ -234,19 +220,13 @@ def resolve(name: str, split: str = "test") -> RunParams:
     s = get_scenario(name)
     if split not in ("train", "test"):
         raise InputError(f"scenario split must be train or test, got {split!r}")
-    notes = []
-    device = s.device
-    if s.fallback_device and not _known_device(device):
-        notes.append(f"device {device!r} is not available in this build; {name} runs on {s.fallback_device}")
-        device = s.fallback_device
-    if s.what_if:
-        notes.append(s.what_if)
+    notes = [s.what_if] if s.what_if else []
     return RunParams(
         scenario=name,
         trace=f"{_trace_spec(s.traces)}@{split}",
         transforms=s.transforms,
         ladder=_looped(s.ladder, s.session_s),
-        device=device,
+        device=s.device,
         qoe=s.qoe,
         sim=s.sim,
         notes=tuple(notes),

@@ -48,14 +48,6 @@ def test_unknown_scenario_is_one_clear_error():
         resolve("nope")
 
 
-def test_missing_population_falls_back_with_a_note(monkeypatch):
-    import sim.scenarios as sc
-
-    monkeypatch.setattr(sc, "_known_device", lambda name: name != "snapdragon-population")
-    p = resolve("phone-population")
-    assert p.device == "snapdragon-8gen3" and any("snapdragon-population" in n for n in p.notes)
-
-
 # ----------------------------------------------------------------------------- CLI precedence
 def _run_args(argv):
     from sim.run import apply_scenario, build_parser
