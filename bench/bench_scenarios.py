@@ -44,25 +44,20 @@ def _cell(scenario: str, qoe: str, policy: str, sessions: int, seed: int, work: 
     """Per-session results of one policy (cached in ``work``)."""
     import pandas as pd
 
-    from abr.qoe import get_qoe
-    from abr.registry import get_ladder
-    from sim.core import SIM_PRESETS
-    from sim.device import get_device
-    from sim.runners import resolve_runner
     from sim.scenarios import resolve
-    from traces.sets import load_traces
-    from traces.transforms import apply_transforms, build_transforms
+    from sim.sweep._cell import resolve_point
+    from sim.sweep._grid import CellParams
 
     p = resolve(scenario, "test")
     key = hashlib.sha256(repr((p, qoe, policy, sessions, seed)).encode()).hexdigest()[:12]
     path = work / f"{scenario}__{qoe}__{key}.csv"  # keyed by everything the result depends on
     if path.is_file():
         return pd.read_csv(path)
-    ladder, device = get_ladder(p.ladder), get_device(p.device)
-    traces = apply_transforms(load_traces(p.trace, seed=seed), build_transforms(list(p.transforms)), seed)
+    point = CellParams(policy=policy, ladder=p.ladder, device=p.device, qoe=qoe, traces=p.trace,
+                       transform=p.transform_spec, sim=p.sim)
+    run, traces, ladder, device, qoe_, config = resolve_point(point, seed, 16)  # the what-if resolver
     t0 = time.perf_counter()
-    res = resolve_runner(policy)(traces, ladder, device, get_qoe(qoe), config=SIM_PRESETS[p.sim],
-                                 sessions=sessions, seed=seed)  # fmt: skip
+    res = run(list(traces), ladder, device, qoe_, config=config, sessions=sessions, seed=seed)
     df = res.sessions_frame()
     df["policy"] = policy
     df["decode_share"] = df["decode_ms_per_frame"] * ladder.frames.sum() / 1000.0 / ladder.total_duration_s
