@@ -175,10 +175,7 @@ def _plot(res, args: argparse.Namespace, i: int, n: int) -> None:
     if n > 1:
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in res.policy)
         path = path.with_name(f"{path.stem}-{i}-{safe}{path.suffix}")
-    try:
-        plot_session(res, path, session=args.plot_session)
-    except ValueError as e:
-        raise InputError(f"--plot-session: {e}") from None
+    plot_session(res, path, session=args.plot_session)  # run() checked --plot-session before the run
     print(f"wrote {path}")
 
 
