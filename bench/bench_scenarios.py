@@ -37,7 +37,6 @@ POLICIES: tuple[str, ...] = (
 REFERENCE = "robustmpc"
 #: QoE presets shown by default: the calibrated one and the original.
 QOES: tuple[str, ...] = ("perceptual-calibrated", "perceptual")
-_BOUNDS = ("oracle",)
 
 
 def _cell(scenario: str, qoe: str, policy: str, sessions: int, seed: int, work: Path):
@@ -102,8 +101,10 @@ def summarize(frames: dict[str, object], scenario: str, qoe: str) -> tuple[list[
             "d_mean": q.mean() - ref.mean(), "d_mean_lo": lo, "d_mean_hi": hi,
             "d_p10": np.percentile(q, 10) - np.percentile(ref, 10), "d_p10_lo": plo, "d_p10_hi": phi,
         })  # fmt: skip
+    from sim.runners import BOUNDS
+
     notes = []
-    heur = {p: f for p, f in frames.items() if p.partition(":")[0] not in _BOUNDS}
+    heur = {p: f for p, f in frames.items() if p.partition(":")[0] not in BOUNDS}
     if "oracle" in frames and heur:
         orc = frames["oracle"].sort_values("session")["qoe_mean"].to_numpy()
         best = max(heur, key=lambda p: heur[p]["qoe_mean"].mean())
