@@ -114,6 +114,8 @@ class DownloadProgress:
     :param elapsed_s: time since the request left (latency included).
     :param latency_s: time to the first byte of this request.
     :param buffer_s: downloaded but unplayed video now, seconds.
+    :param session: None: entry i is session i. Otherwise the session of each entry: the
+        simulator asks :meth:`Policy.abandon_rule` about many checks of a session at once.
     """
 
     chunk: int
@@ -124,6 +126,11 @@ class DownloadProgress:
     elapsed_s: np.ndarray
     latency_s: np.ndarray
     buffer_s: np.ndarray
+    session: np.ndarray | None = None
+
+    def per_entry(self, state: np.ndarray) -> np.ndarray:
+        """A per-session array of the policy's state, one value per entry."""
+        return state if self.session is None else state[self.session]
 
 
 class Policy(ABC):
@@ -158,6 +165,22 @@ class Policy(ABC):
         policies that override it (see :attr:`can_abandon`). The default never abandons.
         """
         return np.full(len(progress.rung), -1, dtype=np.int64)
+
+    def abandon_rule(self, progress: DownloadProgress) -> np.ndarray:
+        """What :meth:`abandon` would answer, without its side effects, for every entry of
+        ``progress`` (several entries may be checks of one session: :attr:`DownloadProgress.session`).
+
+        A policy that defines it lets the simulator evaluate many progress checks in one call
+        and consult :meth:`abandon` only at the checks where it gives a download up (see
+        :attr:`has_abandon_rule`), so a slow download costs a few calls, not one per check.
+        :meth:`abandon` may then change the policy's state only where it abandons.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no vectorised abandonment rule")
+
+    @property
+    def has_abandon_rule(self) -> bool:
+        """Whether :meth:`abandon_rule` is defined (the simulator then skips checks in bulk)."""
+        return type(self).abandon_rule is not Policy.abandon_rule
 
     @property
     def can_abandon(self) -> bool:

@@ -187,6 +187,11 @@ class BOLA(Policy):
 
     def abandon(self, progress: DownloadProgress) -> np.ndarray:
         """Abandon for the lower rung with the best BOLA score on the bytes left (Sabre's rule)."""
+        to = self.abandon_rule(progress)
+        self.last = np.where(to >= 0, to, self.last)
+        return to
+
+    def abandon_rule(self, progress: DownloadProgress) -> np.ndarray:
         k, p = progress.chunk, self.params
         v, V = self._plan
         size, allowed = _abandon_sizes(self, progress)
@@ -194,9 +199,7 @@ class BOLA(Policy):
         with np.errstate(divide="ignore", invalid="ignore"):
             score = (V * (p.gamma + v[progress.rung]) - progress.buffer_s) / remain
         ok = progress.active & (progress.downloaded_bytes > 0) & (remain > 0) & (score >= 0) & (k > 0 or not self.sabre)
-        to = _best_lower(v, size, allowed, V, p.gamma, progress.buffer_s, progress.rung, remain, score, ok)
-        self.last = np.where(to >= 0, to, self.last)
-        return to
+        return _best_lower(v, size, allowed, V, p.gamma, progress.buffer_s, progress.rung, remain, score, ok)
 
 
 def _abandon_sizes(policy, progress: DownloadProgress) -> tuple[np.ndarray, np.ndarray]:
@@ -375,19 +378,8 @@ class BOLAE(Policy):
         return self.params.abandon
 
     def abandon(self, progress: DownloadProgress) -> np.ndarray:
-        """Sabre's BOLA-E rule: project buffer and bytes left past a new request's latency."""
-        v, gp, V, _, _, allowed = self._chunk(progress.chunk)
-        size, _ = _abandon_sizes(self, progress)
-        ttfb = progress.latency_s
-        dl_s = progress.elapsed_s - ttfb
-        level = np.maximum(progress.buffer_s + self.placeholder - ttfb, 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rate = np.where(dl_s > 0, progress.downloaded_bytes / dl_s, 0.0)
-            left = progress.size_bytes - progress.downloaded_bytes - ttfb * rate
-            score = (V * (gp + v[progress.rung]) - level) / left
-        ok = progress.active & (progress.downloaded_bytes > 0) & (dl_s > 0) & (left > 0)
-        ok &= progress.chunk > 0 or not self.sabre  # Sabre never checks the first segment
-        to = _best_lower(v, size, allowed, V, gp, level, progress.rung, left, score, ok)
+        """Sabre's BOLA-E rule (:meth:`abandon_rule`), and what an abandonment does to the placeholder."""
+        to = self.abandon_rule(progress)
         self.abandoned_to = np.where(to >= 0, to, self.abandoned_to)
         # Sabre's report_download of an abandoned attempt: lower the placeholder to a conservative
         # level, judged on the buffer at the abandonment
@@ -398,3 +390,19 @@ class BOLAE(Policy):
         if self.sabre:  # Sabre's observation leaves abandoned attempts out of the delay: remember their time
             self.abandoned_s = np.where(to >= 0, self.abandoned_s + progress.elapsed_s, self.abandoned_s)
         return to
+
+    def abandon_rule(self, progress: DownloadProgress) -> np.ndarray:
+        """Project buffer and bytes left past a new request's latency; abandon for a lower rung
+        whose whole chunk is smaller and scores better."""
+        v, gp, V, _, _, allowed = self._chunk(progress.chunk)
+        size, _ = _abandon_sizes(self, progress)
+        ttfb = progress.latency_s
+        dl_s = progress.elapsed_s - ttfb
+        level = np.maximum(progress.buffer_s + progress.per_entry(self.placeholder) - ttfb, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(dl_s > 0, progress.downloaded_bytes / dl_s, 0.0)
+            left = progress.size_bytes - progress.downloaded_bytes - ttfb * rate
+            score = (V * (gp + v[progress.rung]) - level) / left
+        ok = progress.active & (progress.downloaded_bytes > 0) & (dl_s > 0) & (left > 0)
+        ok &= progress.chunk > 0 or not self.sabre  # Sabre never checks the first segment
+        return _best_lower(v, size, allowed, V, gp, level, progress.rung, left, score, ok)

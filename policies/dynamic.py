@@ -72,3 +72,6 @@ class Dynamic(Policy):
 
     def abandon(self, progress: DownloadProgress) -> np.ndarray:
         return self.tput.abandon(progress)
+
+    def abandon_rule(self, progress: DownloadProgress) -> np.ndarray:
+        return self.tput.abandon_rule(progress)

@@ -119,6 +119,9 @@ class Throughput(Policy):
         return self.params.abandon
 
     def abandon(self, progress: DownloadProgress) -> np.ndarray:
+        return self.abandon_rule(progress)  # no state to update
+
+    def abandon_rule(self, progress: DownloadProgress) -> np.ndarray:
         ctx, k, p = self.ctx, progress.chunk, self.params
         dl_s = progress.elapsed_s - progress.latency_s
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -129,7 +132,7 @@ class Throughput(Policy):
         late &= projected > p.abandon_multiplier * ctx.ladder.duration_s[k]
         if self.sabre:  # nominal bitrates, the latency estimate apart; no check of the first segment
             late &= k > 0
-            to = nominal_rung(ctx, k, rate_Bps * 8.0 / 1e6, self.ewma.latency_s, p.safety)
+            to = nominal_rung(ctx, k, rate_Bps * 8.0 / 1e6, progress.per_entry(self.ewma.latency_s), p.safety)
             kbps = ctx.ladder.kbps
             smaller = progress.size_bytes * kbps[to] / kbps[progress.rung] < left
         else:

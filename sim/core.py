@@ -20,7 +20,10 @@ Model, per session (read top to bottom in :meth:`BatchSimulator.step`):
 Abandonment (latency mode only, for a policy that defines it): the download is checked every
 ``abandon_check_s`` of transfer; the policy may give it up for a lower rung, which is then
 requested at once (paying the request latency again). The time and bytes of the abandoned
-attempts count in the chunk's delay and in ``wasted_bytes``.
+attempts count in the chunk's delay and in ``wasted_bytes``. For a policy with a
+side-effect-free rule, the checks at which it abandons nothing are evaluated in bulk and
+skipped (a download at rung 0, with nothing lower to go to, is not evaluated at all), so a slow
+link costs a few policy calls per download, not one per check.
 
 A decoder slower than real time therefore stalls playback even on a fast network. All
 sessions advance one chunk per step, so a run of K chunks is K numpy steps whatever the
@@ -260,12 +263,15 @@ class BatchSimulator:
 
     # ------------------------------------------------------------------- step
     def step(
-        self, rungs: np.ndarray, abandon: Callable[[DownloadProgress], np.ndarray] | None = None
-    ) -> tuple[Observation, StepInfo, bool]:
+        self, rungs: np.ndarray, abandon: Callable[[DownloadProgress], np.ndarray] | None = None,
+        abandon_rule: Callable[[DownloadProgress], np.ndarray] | None = None,
+    ) -> tuple[Observation, StepInfo, bool]:  # fmt: skip
         """Download, decode and schedule chunk ``k`` at ``rungs``; return the next observation.
 
         ``abandon`` (a policy's :meth:`~policies.base.Policy.abandon`) is consulted during
-        downloads in latency mode only; None keeps the plain path.
+        downloads in latency mode only; None keeps the plain path. ``abandon_rule`` (the
+        policy's :meth:`~policies.base.Policy.abandon_rule`, if it has one) lets the simulator
+        skip the checks at which nothing is abandoned; the results are the same without it.
         """
         k, n = self.k, self.n
         if k >= self.n_chunks:
@@ -285,7 +291,7 @@ class BatchSimulator:
             delay = (dl + net.rtt_s) * self.noise[:, k]
             lat = np.zeros(n)
         elif abandon is not None:
-            delay, r, wasted, abandoned, lat, spent = self._download_abandoning(k, r, abandon)
+            delay, r, wasted, abandoned, lat, spent = self._download_abandoning(k, r, abandon, abandon_rule)
             size = self.ladder.size_bytes[k, r]
         else:
             lat = bank.request_latency(self.tix, self.pos)
@@ -375,13 +381,19 @@ class BatchSimulator:
         return self._observe(buffer), info, self.k == self.n_chunks
 
     def _download_abandoning(
-        self, k: int, r: np.ndarray, abandon: Callable[[DownloadProgress], np.ndarray]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        self, k: int, r: np.ndarray, abandon: Callable[[DownloadProgress], np.ndarray],
+        rule: Callable[[DownloadProgress], np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
         """Latency-mode download of chunk k that the policy may abandon (see the module docstring).
 
         Returns (delay, final rung, wasted bytes, abandon count, latency of the kept request,
-        time of the abandoned attempts) and advances the trace
-        position. A session never abandoned gets exactly the plain path's numbers.
+        time of the abandoned attempts) and advances the trace position. A session never
+        abandoned gets exactly the plain path's numbers. Without ``rule``, ``abandon`` is called
+        at every check. With ``rule`` (the policy's side-effect-free
+        :meth:`~policies.base.Policy.abandon_rule`), each round first moves every download's
+        next check to the first one at which the rule gives it up (:meth:`_skip_checks`; a
+        download at rung 0 has none), so ``abandon`` is called once per abandonment instead of
+        once per check; the results are those of checking every time.
         """
         bank, tix, dt = self.bank, self.tix, self.config.player.abandon_check_s
         sizes = self.ladder.size_bytes[k]
@@ -405,10 +417,11 @@ class BatchSimulator:
         seen = self.clock.copy()  # per-session time of the last buffer query (never decreases)
         active = dl > x
         while active.any():
-            ahead = start + x
-            loops = np.floor(ahead / bank.total_s[tix])
-            local = ahead - loops * bank.total_s[tix]
-            got = bank.bytes_before(tix, local) + loops * bank.total_bytes[tix] - c0
+            if rule is not None:
+                x, m, active = self._skip_checks(k, r, rule, active, x, m, lat, start, c0, dl, spent)
+                if not active.any():
+                    break
+            got, local = self._received(tix, start, c0, x)
             seen = np.where(active, self.clock + spent + lat + x, seen)
             progress = DownloadProgress(
                 chunk=k, active=active, rung=r, size_bytes=sizes[r], downloaded_bytes=np.where(active, got, 0.0),
@@ -438,30 +451,119 @@ class BatchSimulator:
             if min_bytes <= 0:
                 x = m * dt
             else:
-                later = np.maximum(x + dt, bank.transfer(tix, start, c0, got + min_bytes)[0])
+                later = self._next_check(tix, start, c0, x, got)
                 x = np.where(give_up, first_check(lat, start, c0), later) if give_up.any() else later
             active &= dl > x
         self.pos, self.cum = end_pos, end_cum
         delay = np.where(count > 0, spent + lat + dl, lat + dl)
         return delay, r, wasted, count, lat, spent
 
+    def _received(
+        self, tix: np.ndarray, start: np.ndarray, c0: np.ndarray, x: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Bytes a transfer that began at ``start`` (where C = ``c0``) has received ``x`` seconds
+        in, and the position it has reached (elementwise, any shape)."""
+        bank = self.bank
+        ahead = start + x
+        loops = np.floor(ahead / bank.total_s[tix])
+        local = ahead - loops * bank.total_s[tix]
+        return bank.bytes_before(tix, local) + loops * bank.total_bytes[tix] - c0, local
+
+    def _next_check(
+        self, tix: np.ndarray, start: np.ndarray, c0: np.ndarray, x: np.ndarray, got: np.ndarray
+    ) -> np.ndarray:
+        """Sabre's schedule: the check after the one at ``x`` (``got`` bytes in) comes at least
+        ``abandon_check_s`` and ``abandon_check_bytes`` later."""
+        player = self.config.player
+        return np.maximum(
+            x + player.abandon_check_s, self.bank.transfer(tix, start, c0, got + player.abandon_check_bytes)[0]
+        )
+
+    def _skip_checks(
+        self, k: int, r: np.ndarray, rule: Callable[[DownloadProgress], np.ndarray], active: np.ndarray,
+        x: np.ndarray, m: np.ndarray, lat: np.ndarray, start: np.ndarray, c0: np.ndarray, dl: np.ndarray,
+        spent: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """Move each active download's next check (``x``, and ``m`` of the plain schedule) to the
+        first one, from ``x`` on, at which ``rule`` gives it up; a download the rule never gives
+        up before it ends becomes inactive.
+
+        The checks are taken in blocks that double in length (one ``rule`` call per block over all
+        downloads still searching), computed with the same arithmetic as a check-by-check loop,
+        so the checks found and their numbers are the ones that loop would reach.
+        """
+        player, sizes = self.config.player, self.ladder.size_bytes[k]
+        x, m = x.copy(), m.copy()
+        active = active & (r > 0)  # nothing below rung 0 to give a download up for
+        rows = np.flatnonzero(active)
+        cx, cm = x[rows], m[rows]  # the next check of each download still searching
+        width = 8
+        while len(rows):
+            tix = self.tix[rows][:, None]
+            if player.abandon_check_bytes <= 0:
+                ms = cm[:, None] + np.arange(width)[None, :]
+                xs = ms * player.abandon_check_s
+                got = self._received(tix, start[rows][:, None], c0[rows][:, None], xs)[0]
+            else:  # each check depends on the bytes at the one before
+                ms = np.broadcast_to(cm[:, None], (len(rows), width))
+                xs, got = np.empty((len(rows), width)), np.empty((len(rows), width))
+                at = cx
+                for j in range(width):
+                    xs[:, j] = at
+                    got[:, j] = self._received(tix[:, 0], start[rows], c0[rows], at)[0]
+                    at = self._next_check(tix[:, 0], start[rows], c0[rows], at, got[:, j])
+            valid = xs < dl[rows][:, None]  # checks before the download ends (a prefix of each row)
+            i, j = np.nonzero(valid)
+            s = rows[i]
+            seen = self.clock[s] + spent[s] + lat[s] + xs[i, j]
+            progress = DownloadProgress(
+                chunk=k, active=np.ones(len(s), dtype=bool), rung=r[s], size_bytes=sizes[r[s]],
+                downloaded_bytes=got[i, j], elapsed_s=lat[s] + xs[i, j], latency_s=lat[s],
+                buffer_s=self._buffer_at(s, seen)[0] if k > 0 else np.zeros(len(s)), session=s,
+            )  # fmt: skip
+            fire = np.zeros(valid.shape, dtype=bool)
+            if len(s):
+                to = np.asarray(rule(progress), dtype=np.int64).reshape(-1)
+                fire[i, j] = (to >= 0) & (to < r[s])
+            found = fire.any(axis=1)
+            first = np.argmax(fire, axis=1)
+            x[rows[found]] = xs[found, first[found]]
+            m[rows[found]] = ms[found, first[found]]
+            ended = ~found & ~valid[:, -1]
+            active[rows[ended]] = False
+            more = ~found & valid[:, -1]
+            if player.abandon_check_bytes <= 0:
+                cm = ms[more, -1] + 1.0
+            else:
+                cx = self._next_check(tix[more, 0], start[rows[more]], c0[rows[more]], xs[more, -1], got[more, -1])
+                cm = cm[more]
+            rows = rows[more]
+            width = min(2 * width, max(8, (1 << 18) // max(len(rows), 1)))
+        return x, m, active
+
     # -------------------------------------------------------------- internals
     def _buffer(self, t: np.ndarray) -> np.ndarray:
         """Downloaded but unplayed video at time ``t`` (chunks 0..k-1 downloaded, ``t`` non-decreasing)."""
+        buffer, self.played = self._buffer_at(np.arange(self.n), t)
+        return buffer
+
+    def _buffer_at(self, rows: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Buffer of session ``rows[i]`` at time ``t[i]`` (no earlier than that session's last
+        :meth:`_buffer` query), and the count of its chunks whose playback has started by then."""
         k = self.k
-        rows = np.arange(self.n)
+        started = self.played[rows]
         # advance the count of chunks whose playback has started by t (times only grow)
         while True:
-            nxt = self.play_start[rows, np.minimum(self.played, k - 1)]
-            move = (self.played < k) & (nxt <= t)
+            nxt = self.play_start[rows, np.minimum(started, k - 1)]
+            move = (started < k) & (nxt <= t)
             if not move.any():
                 break
-            self.played += move
-        j = np.maximum(self.played - 1, 0)  # chunk being played (or the last one started)
+            started = started + move
+        j = np.maximum(started - 1, 0)  # chunk being played (or the last one started)
         before = self.content_end_s[j] - self.chunk_s[j]
         into = np.clip(t - self.play_start[rows, j], 0.0, self.chunk_s[j])
-        played = np.where(self.played > 0, before + into, 0.0)
-        return self.content_end_s[k - 1] - played
+        played = np.where(started > 0, before + into, 0.0)
+        return self.content_end_s[k - 1] - played, started
 
     def _observe(self, buffer: np.ndarray) -> Observation:
         return Observation(

@@ -139,10 +139,11 @@ def run_sessions(
     obs = sim.reset(tix, session_keys(seed, ids))
     policy.reset(sim.context, len(ids))
     abandon = policy.abandon if policy.can_abandon else None  # consulted in latency mode only
+    rule = policy.abandon_rule if abandon is not None and policy.has_abandon_rule else None
     steps: list[StepInfo] = []
     done = False
     while not done:
-        obs, info, done = sim.step(policy.act(obs), abandon=abandon)
+        obs, info, done = sim.step(policy.act(obs), abandon=abandon, abandon_rule=rule)
         steps.append(info)
     chunks = {f: np.stack([getattr(s, f) for s in steps]) for f in _CHUNK_FIELDS}
     return SessionResults(
