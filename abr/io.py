@@ -7,6 +7,7 @@ file or none, never a truncated one.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -41,10 +42,9 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], Any], *, 
         raise InputError("is a folder; cannot write a file there", path=path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+        fd, tmp = _locked_tmp(path, suffix)
     except OSError as exc:
         raise InputError(f"cannot write here ({type(exc).__name__}: {exc.strerror or exc})", path=path) from None
-    os.close(fd)
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o644)
@@ -52,7 +52,25 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], Any], *, 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        os.close(fd)  # releases the lock
     return path
+
+
+def _locked_tmp(path: Path, suffix: str) -> tuple[int, str]:
+    """A new temporary file beside ``path`` (``.NAME.XXXXXXXX.tmp...``), open, with an exclusive
+    ``flock`` held until the descriptor closes: the kernel drops it when the writer dies, even by
+    ``kill -9``, so :func:`abr.lock.clean_stale_tmp_beside` removes only the temporaries of dead
+    writers."""
+    while True:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.stat(tmp).st_ino == os.fstat(fd).st_ino:  # not swept between mkstemp and flock
+                return fd, tmp
+        except (BlockingIOError, FileNotFoundError):
+            pass  # a sweep held or removed it in that instant: take another name
+        os.close(fd)
 
 
 def check_output(path: str | os.PathLike[str], *, folder: bool = False, option: str = "--out") -> Path:

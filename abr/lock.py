@@ -10,7 +10,10 @@ created is removed again if the run fails before writing anything into it.
 
 Once the lock is held, no one else writes in the folder, so the temporary files of
 :func:`abr.io.write_atomic` found there (``.NAME.XXXX.tmp``) are leftovers of a killed run:
-:func:`clean_stale_tmp` removes them.
+:func:`clean_stale_tmp` removes them. A single output file (``sim.run --out FILE``) has no
+folder lock: :func:`clean_stale_tmp_beside` removes the temporaries of ``FILE`` whose writer is
+dead, which it tells by the ``flock`` every :func:`abr.io.write_atomic` holds on its temporary
+file while it writes.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import socket
 import sys
 from collections.abc import Iterator
@@ -26,7 +30,7 @@ from pathlib import Path
 
 from abr.errors import InputError
 
-__all__ = ["LOCK_NAME", "clean_stale_tmp", "folder_lock"]
+__all__ = ["LOCK_NAME", "clean_stale_tmp", "clean_stale_tmp_beside", "folder_lock"]
 
 LOCK_NAME = ".promptabr.lock"
 _HELD: dict[Path, int] = {}  # folder -> nesting depth, for this process
@@ -123,4 +127,35 @@ def clean_stale_tmp(folder: str | os.PathLike[str], depth: int = 2) -> list[Path
         elif name.startswith(".") and name != LOCK_NAME and (name.endswith(".tmp") or ".tmp." in name):
             entry.unlink(missing_ok=True)
             removed.append(entry)
+    return removed
+
+
+def clean_stale_tmp_beside(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files :func:`abr.io.write_atomic` made for ``path`` (``.NAME.`` and
+    ``tempfile``'s 8 characters, then ``.tmp`` and any suffix) whose writer is no longer alive:
+    one that still runs holds an exclusive ``flock`` on its file, so only files whose lock can be
+    taken are removed. Other files, and other names' temporaries, are left alone."""
+    path = Path(path)
+    pattern = re.compile(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}\.tmp(\..*)?", re.DOTALL)
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not pattern.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.stat(entry.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:  # BlockingIOError: its writer is alive; or it went away meanwhile
+            pass
+        finally:
+            os.close(fd)
     return removed

@@ -18,6 +18,7 @@ from pathlib import Path
 from abr.errors import InputError, cli_main
 from abr.io import check_output, write_text_atomic
 from abr.limits import check_request
+from abr.lock import clean_stale_tmp_beside
 from abr.qoe import QOE_PRESETS, get_qoe
 from abr.registry import DEFAULT_LADDER, available_ladders, get_ladder
 from policies.registry import describe_policies
@@ -153,7 +154,8 @@ def summarize(frames) -> object:
 
 
 def _write(out: Path, sessions, chunks, meta: dict) -> None:
-    """Results, with what it takes to re-run them (:mod:`sim.provenance`): inside JSON, beside CSV."""
+    """Results, with what it takes to re-run them (:mod:`sim.provenance`): inside JSON, beside CSV.
+    Temporary files a killed earlier run left beside these outputs are removed first."""
     import json
 
     if out.suffix == ".json":
@@ -165,6 +167,7 @@ def _write(out: Path, sessions, chunks, meta: dict) -> None:
     else:
         raise InputError("--out must end in .csv or .json", path=out)
     for path, text in payloads.items():
+        clean_stale_tmp_beside(path)  # temporaries of a run killed while writing this file
         write_text_atomic(path, text)
 
 
@@ -175,6 +178,7 @@ def _plot(res, args: argparse.Namespace, i: int, n: int) -> None:
     if n > 1:
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in res.policy)
         path = path.with_name(f"{path.stem}-{i}-{safe}{path.suffix}")
+    clean_stale_tmp_beside(path)
     plot_session(res, path, session=args.plot_session)  # run() checked --plot-session before the run
     print(f"wrote {path}")
 
