@@ -507,11 +507,14 @@ class BatchSimulator:
             else:  # each check depends on the bytes at the one before
                 ms = np.broadcast_to(cm[:, None], (len(rows), width))
                 xs, got = np.empty((len(rows), width)), np.empty((len(rows), width))
-                at = cx
+                at, end = cx, dl[rows]
                 for j in range(width):
                     xs[:, j] = at
                     got[:, j] = self._received(tix[:, 0], start[rows], c0[rows], at)[0]
                     at = self._next_check(tix[:, 0], start[rows], c0[rows], at, got[:, j])
+                    if (at >= end).all():  # every download ends before its next check
+                        xs[:, j + 1 :], got[:, j + 1 :] = np.inf, 0.0
+                        break
             valid = xs < dl[rows][:, None]  # checks before the download ends (a prefix of each row)
             i, j = np.nonzero(valid)
             s = rows[i]
