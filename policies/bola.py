@@ -186,12 +186,13 @@ class BOLA(Policy):
         return self.params.abandon and getattr(self, "variant", self.params.variant) not in ("basic", "auto")
 
     def abandon(self, progress: DownloadProgress) -> np.ndarray:
-        """Abandon for the lower rung with the best BOLA score on the bytes left (Sabre's rule)."""
+        """Sabre's rule (:meth:`abandon_rule`); the rung abandoned to becomes BOLA's last choice."""
         to = self.abandon_rule(progress)
         self.last = np.where(to >= 0, to, self.last)
         return to
 
     def abandon_rule(self, progress: DownloadProgress) -> np.ndarray:
+        """Abandon for the lower rung with the best BOLA score on the bytes left (Sabre's rule)."""
         k, p = progress.chunk, self.params
         v, V = self._plan
         size, allowed = _abandon_sizes(self, progress)
