@@ -37,6 +37,7 @@ from abr.errors import InputError, cli_main
 from abr.io import check_output
 from abr.limits import FORCE_HELP, check_request
 from abr.lock import folder_lock
+from abr.options import split_options
 from abr.qoe import QOE_PRESETS
 from abr.registry import DEFAULT_LADDER, available_ladders
 from policies.registry import POLICIES
@@ -162,10 +163,11 @@ def grid_from_args(args: argparse.Namespace) -> Grid:
         if text:
             axes[key] = tuple(v.strip() for v in text.split(",") if v.strip())
     for item in args.vary or []:
-        key, sep, values = item.partition("=")
-        if not sep or not key or not values:
+        pairs = split_options(item, f"--vary {item!r}", bare=True)
+        if len(pairs) != 1 or not pairs[0][1]:
             raise InputError(f"--vary needs KEY=V1/V2/..., got {item!r}")
-        axes[key.strip()] = tuple(v.strip() for v in values.split("/") if v.strip())
+        key, values = pairs[0]
+        axes[key] = tuple(v.strip() for v in values.split("/") if v.strip())
     if args.transform or axes:
         base = tuple(args.transform) if args.transform else _without_keys(grid.transforms, axes)
         changes["transforms"] = transform_product(base, axes) if axes else base
@@ -190,8 +192,8 @@ def _without_keys(transforms: tuple[str, ...], axes: dict) -> tuple[str, ...]:
     """Transform specs less the keys an axis flag varies (the flag overrides them)."""
     out = []
     for spec in transforms:
-        kept = [item for item in spec.split(",") if item and item.partition("=")[0].strip() not in axes]
-        out.append(",".join(kept))
+        kept = [k if v is None else f"{k}={v}" for k, v in split_options(spec, f"transform {spec!r}", bare=True)]
+        out.append(",".join(item for item in kept if item.partition("=")[0] not in axes))
     return tuple(dict.fromkeys(out))
 
 

@@ -43,6 +43,7 @@ from typing import Any, NamedTuple, TypeVar
 import torch
 
 from abr.errors import InputError, unknown_name
+from abr.options import parse_options, split_spec
 from codec.promptus.generator import PromptusGenerator
 from codec.promptus.prompt import Factors, interpolate_prompts
 
@@ -142,28 +143,18 @@ def register_receiver(name: str) -> Callable[[R], R]:
     return deco
 
 
-def _value(text: str) -> Any:
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return text
-
-
 def parse_receiver_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``"name:k=v,k2=v2"`` -> ``("name", {"k": v, "k2": v2})`` with ints, floats and booleans parsed."""
-    name, _, rest = spec.partition(":")
-    opts: dict[str, Any] = {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise InputError(f"receiver option {item!r} in {spec!r} must be key=value")
-        opts[key.strip()] = _value(value.strip())
-    return name.strip(), opts
+    """``"name:k=v,..."`` -> ``("name", {"k": v, ...})``, each value typed from the receiver's
+    keyword parameter (:mod:`abr.options`).
+
+    :raises InputError: unknown receiver (listing the valid ones), unknown option or bad value.
+    """
+    name, options = split_spec(spec)
+    if name not in RECEIVERS:
+        _load_plugins()
+    if name not in RECEIVERS:
+        raise unknown_name("receiver", name, RECEIVERS)
+    return name, parse_options(RECEIVERS[name], options, f"receiver {spec!r}")
 
 
 def _load_plugins() -> None:
@@ -184,15 +175,11 @@ def get_receiver(spec: str, generator: PromptusGenerator, **opts: Any) -> Receiv
     :raises InputError: unknown name (listing the valid ones) or options the receiver does not take.
     """
     name, spec_opts = parse_receiver_spec(spec)
-    if name not in RECEIVERS:
-        _load_plugins()
-    if name not in RECEIVERS:
-        raise unknown_name("receiver", name, RECEIVERS)
     kwargs = {**spec_opts, **opts}
     try:
         rec = RECEIVERS[name](generator, **kwargs)
-    except TypeError as exc:
-        raise InputError(f"receiver {name!r}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"receiver {spec!r}: {exc}") from None
     rec.spec = spec if not opts else name + ":" + ",".join(f"{k}={v}" for k, v in sorted(kwargs.items()))
     return rec
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from abr.errors import InputError
 from abr.ladder import Ladder
+from abr.options import split_options
 from abr.qoe import get_qoe
 from abr.registry import get_ladder
 from sim.core import SIM_PRESETS, SimConfig
@@ -106,8 +107,8 @@ def run_cell(cell: Cell):
 def transform_fields(spec: str) -> dict[str, str]:
     """``scale=0.5,cap=3`` -> ``{"scale": "0.5", "cap": "3"}`` (labels only; repeated keys joined by ``*``)."""
     out: dict[str, str] = {}
-    for item in filter(None, (s.strip() for s in spec.split(","))):
-        key, _, value = item.partition("=")
+    for key, value in split_options(spec, f"transform {spec!r}", bare=True):
+        value = value or ""
         out[key] = f"{out[key]}*{value}" if key in out else value
     return out
 
