@@ -14,7 +14,6 @@ On disk a ladder is one JSON document (``format: promptabr-ladder``, ``version: 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from abr.errors import InputError
-from abr.io import read_text, write_json_atomic
+from abr.io import read_json, write_json_atomic
 
 __all__ = [
     "FORMAT",
@@ -305,14 +304,7 @@ def save_ladder(ladder: Ladder, path: str | os.PathLike[str]) -> Path:
 def load_ladder(path: str | os.PathLike[str]) -> Ladder:
     """Read a ladder file written by :func:`save_ladder`; raise :class:`InputError` if broken."""
     path = Path(path)
-    text = read_text(path, "ladder")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
-    except RecursionError:
-        raise InputError("JSON nested too deeply", path=path) from None
-    return Ladder.from_dict(doc, source=path)
+    return Ladder.from_dict(read_json(path, "ladder"), source=path)
 
 
 def combine_ladders(*ladders: Ladder, name: str | None = None) -> Ladder:

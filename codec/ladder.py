@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from abr.errors import InputError, cli_main, unknown_name
-from abr.io import sha256_file, write_json_atomic
+from abr.io import read_json, sha256_file, write_json_atomic
 from abr.ladder import DEFAULT_SEVERE_LPIPS, Ladder, RungInfo, save_ladder
 
 __all__ = [
@@ -519,12 +519,10 @@ def build_ladder(
     build_file = out_dir / "build.json"
     if build_file.exists():
         try:
-            prev = json.loads(build_file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(
-                f"unreadable build record ({exc}); delete {out_dir} to start over", path=build_file
-            ) from None
-        if prev.get("fingerprint") != fingerprint:
+            prev = read_json(build_file, "build record")
+        except InputError as exc:
+            raise InputError(f"{exc}; delete {out_dir} to start over") from None
+        if not isinstance(prev, dict) or prev.get("fingerprint") != fingerprint:
             raise InputError(
                 "this output folder holds a build of another video, with other settings or another encoder build; "
                 "choose another --out or delete the folder",
@@ -583,8 +581,8 @@ def _load_chunk(path: Path, fingerprint: str, start: int, frames: int) -> ChunkR
     if not path.exists():
         return None
     try:
-        result = ChunkResult.from_dict(json.loads(path.read_text()))
-    except (OSError, ValueError, KeyError, TypeError):
+        result = ChunkResult.from_dict(read_json(path, "chunk result"))
+    except (ValueError, KeyError, TypeError):  # InputError is a ValueError
         return None  # unreadable: measure again (writes are atomic, so this only follows outside damage)
     if result.fingerprint != fingerprint or result.start_frame != start or result.frames != frames:
         return None

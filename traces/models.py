@@ -23,7 +23,6 @@ Two kinds, one interface (``generate(rngs, duration_s) -> list[Trace]`` and
 
 from __future__ import annotations
 
-import json
 import math
 import zlib
 from collections.abc import Mapping
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from abr.errors import InputError, unknown_name
+from abr.io import read_json
 from abr.options import parse_options, split_spec
 from traces.trace import Trace
 
@@ -258,7 +258,7 @@ def load_fitted_models(path: Path = MODELS_PATH) -> dict[str, FittedModel]:
     """The fitted models stored in ``path`` (empty before the first ``python -m traces.fit``)."""
     if not path.is_file():
         return {}
-    data = json.loads(path.read_text())
+    data = read_json(path, "network models")
     return {name: FittedModel.from_dict({"name": name, **d}) for name, d in data["models"].items()}
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from abr.errors import InputError
-from abr.io import read_text, sha256_file
+from abr.io import read_json, read_text, sha256_file
 from abr.registry import DEFAULT_LADDER, embedded_ladder_file
 from sim.env import DEFAULT_DEVICE
 
@@ -315,8 +315,8 @@ def load_grid(path: str | Path) -> Grid:
     ``sessions``, ``block``, ``seed``, ``trace_count``.
     """
     path = Path(path)
-    text = read_text(path, "grid")
     if path.suffix in (".yaml", ".yml"):
+        text = read_text(path, "grid")
         try:
             import yaml
         except ImportError:  # pragma: no cover - PyYAML ships with most environments
@@ -331,10 +331,5 @@ def load_grid(path: str | Path) -> Grid:
         except RecursionError:
             raise InputError("YAML nested too deeply", path=path) from None
     else:
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
-        except RecursionError:
-            raise InputError("JSON nested too deeply", path=path) from None
+        doc = read_json(path, "grid")
     return Grid.from_dict(doc, source=path)
