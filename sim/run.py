@@ -18,13 +18,13 @@ from pathlib import Path
 from abr.errors import InputError, cli_main
 from abr.io import check_output, write_text_atomic
 from abr.limits import check_request
-from abr.qoe import QOE_PRESETS, get_qoe
-from abr.registry import DEFAULT_LADDER, available_ladders, get_ladder
+from abr.qoe import QOE_PRESETS
+from abr.registry import DEFAULT_LADDER, available_ladders
 from policies.registry import describe_policies
 from sim.core import DEFAULT_SIM, SIM_PRESETS, SimConfig
-from sim.device import available_devices, get_device
-from sim.env import DEFAULT_DEVICE
+from sim.device import available_devices
 from sim.provenance import run_metadata
+from sim.resolve import DEFAULT_DEVICE, DEFAULT_QOE, resolve_run, sim_preset
 from sim.runners import resolve_runner
 from sim.scenarios import binding_note, describe_scenarios, merge_transforms, parse_explicit, resolve
 from sim.session import SUMMARY_COLUMNS
@@ -58,9 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ABR policy, e.g. bola or bola:gamma=5,qmax=25; repeat to compare (default: bola)")
     p.add_argument("--ladder", default=DEFAULT_LADDER, help=f"ladder name or file (default: {DEFAULT_LADDER})")
     p.add_argument("--device", default=DEFAULT_DEVICE, help=f"device profile (default: {DEFAULT_DEVICE})")
-    p.add_argument("--qoe", default="perceptual",
+    p.add_argument("--qoe", default=DEFAULT_QOE,
                    help="QoE preset, with weights as NAME:stall_penalty=..,switch_penalty=.. "
-                        "(aliases mu, lambda) (default: perceptual)")
+                        f"(aliases mu, lambda) (default: {DEFAULT_QOE})")
     p.add_argument("--sim", default=DEFAULT_SIM,
                    help=f"simulator preset: {', '.join(SIM_PRESETS)} (default: {DEFAULT_SIM}); "
                         "the knobs below override its parts")
@@ -106,9 +106,7 @@ def add_sim_arguments(p: argparse.ArgumentParser) -> None:
 
 def sim_config_from_args(args: argparse.Namespace) -> SimConfig:
     """The ``--sim`` preset with the knobs given on the command line applied (validated)."""
-    if args.sim not in SIM_PRESETS:
-        raise InputError(f"unknown simulator preset {args.sim!r}; valid: {', '.join(SIM_PRESETS)}")
-    base = SIM_PRESETS[args.sim]
+    base = sim_preset(args.sim)
     net: dict = {}
     player: dict = {}
     if args.noise is not None:
@@ -210,14 +208,12 @@ def run(args: argparse.Namespace, notes: tuple[str, ...] = ()) -> int:
         check_output(args.out)
     config = sim_config_from_args(args)
     runners = [resolve_runner(s) for s in (args.policy or ["bola"])]
-    ladder = get_ladder(args.ladder)
-    device = get_device(args.device)
-    qoe = get_qoe(args.qoe)
+    setup = resolve_run(args.ladder, args.device, args.qoe, config)
+    ladder, device, qoe = setup.ladder, setup.device, setup.qoe
     traces = traces_from_args(args, seed=args.seed)
     n_sessions = args.sessions or len(traces)
     if args.plot_session is not None and not 0 <= args.plot_session < n_sessions:
         raise InputError(f"--plot-session must be a session id in 0..{n_sessions - 1}, got {args.plot_session}")
-    device.decode_s(ladder)  # fail early if the device cannot decode a rung
     # a session holds about a dozen float64 per chunk (its chunk records) in memory
     check_request("--sessions", args.sessions or 0, 16 * 8 * ladder.n_chunks, force=args.force)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from abr.errors import InputError
-from sim.env import DEFAULT_DEVICE
+from sim.resolve import DEFAULT_DEVICE
 from sim.sweep._cell import transform_fields
 from sim.sweep._grid import Grid
 

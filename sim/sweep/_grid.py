@@ -32,7 +32,7 @@ from typing import Any
 from abr.errors import InputError
 from abr.io import read_json, read_text, sha256_file
 from abr.registry import DEFAULT_LADDER, embedded_ladder_file
-from sim.env import DEFAULT_DEVICE
+from sim.resolve import DEFAULT_DEVICE
 
 __all__ = [
     "Cell",

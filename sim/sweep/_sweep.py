@@ -14,7 +14,8 @@ from abr.errors import InputError
 from abr.io import check_output, write_atomic
 from abr.lock import folder_lock
 from abr.qoe import get_qoe
-from sim.sweep._cell import _device, _sim_config, _traces, resolve_ladder, resolve_runner, run_cell, transform_fields
+from sim.resolve import sim_preset
+from sim.sweep._cell import _device, _traces, resolve_ladder, resolve_runner, run_cell, transform_fields
 from sim.sweep._executors import Executor, get_executor
 from sim.sweep._grid import Cell, Grid
 from sim.sweep._store import CellStore, write_table
@@ -74,7 +75,7 @@ def validate_grid(grid: Grid) -> None:
     for spec in grid.qoes:
         get_qoe(spec)
     for spec in grid.sims:
-        _sim_config(spec)
+        sim_preset(spec)
     for dev, lad in itertools.product(grid.devices, grid.ladders):
         _device(dev).decode_s(resolve_ladder(lad))
     for spec, tf in itertools.product(grid.traces, grid.transforms):
