@@ -25,7 +25,15 @@ from typing import Any
 
 from abr.errors import InputError
 
-__all__ = ["build_options", "option_types", "parse_options", "parse_value", "split_options", "split_spec"]
+__all__ = [
+    "build_options",
+    "option_types",
+    "parse_options",
+    "parse_value",
+    "split_options",
+    "split_spec",
+    "split_specs",
+]
 
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
@@ -35,6 +43,33 @@ def split_spec(spec: str) -> tuple[str, str]:
     """``"name:k=v,..."`` -> ``("name", "k=v,...")`` (both stripped; options "" when absent)."""
     name, _, options = spec.partition(":")
     return name.strip(), options.strip()
+
+
+def split_specs(text: str) -> list[str]:
+    """Split a comma-separated list of specs whose options also use commas.
+
+    A piece ``key=value`` without ``:`` continues the spec before it, and commas inside
+    ``[...]`` do not split: ``bola:gamma=5,qmax=25,bba`` -> ``["bola:gamma=5,qmax=25", "bba"]``;
+    ``synthetic:promptus:efficiency=2,ranks=2/4,h265[0,2]`` -> two specs.
+    """
+    pieces, depth, cur = [], 0, ""
+    for ch in text:
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            pieces.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    pieces.append(cur)
+    out: list[str] = []
+    for piece in (p.strip() for p in pieces):
+        if not piece:
+            continue
+        if out and "=" in piece and ":" not in piece.split("=", 1)[0] and ":" in out[-1]:
+            out[-1] += "," + piece
+        else:
+            out.append(piece)
+    return out
 
 
 def split_options(text: str, where: str, *, bare: bool = False) -> list[tuple[str, str | None]]:

@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from abr.errors import cli_main
+from abr.flags import add_progress_flag
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="torch device (default: cuda if available)")
     p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"),
                    help="generator weights' dtype (default: fp16 on CUDA, fp32 on CPU)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flag(p, dest="quiet")
     return p
 
 

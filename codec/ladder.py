@@ -1,6 +1,6 @@
 """Measured classic-codec ladders: encode every chunk of a video at every rung, decode, measure.
 
-``python -m codec.ladder VIDEO --codec h265 --kbps 50,100,200,400,800 --chunk 2 --out DIR``
+``python -m codec.ladder VIDEO --codec h265 --kbps 50,100,200,400,800 --chunk-s 2 --out DIR``
 
 The video is read as a stream (:func:`codec.video.iter_frames`, by default with Promptus's
 preprocessing: centred square crop resized to 512x512) and cut into chunks of ``chunk_s``
@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from abr.errors import InputError, cli_main, unknown_name
+from abr.flags import add_chunk_flag, add_progress_flag
 from abr.io import read_json, sha256_file, write_json_atomic
 from abr.ladder import DEFAULT_SEVERE_LPIPS, Ladder, RungInfo, save_ladder
 
@@ -654,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--kbps", type=_kbps_list, default=d.kbps, help="target bitrates, kbit/s (default 50,100,200,400,800)"
     )
-    ap.add_argument("--chunk", type=float, default=d.chunk_s, help=f"chunk duration in s (default {d.chunk_s:g})")
+    add_chunk_flag(ap, d.chunk_s)
     ap.add_argument("--out", type=Path, required=True, help="output folder (ladder.json, build.json, chunks/)")
     ap.add_argument("--name", default=None, help="ladder name (default <codec>-measured:<video stem>)")
     ap.add_argument("--max-s", type=float, default=None, help="use only the first MAX_S seconds")
@@ -675,13 +676,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lpips-weights", default=None, help="LPIPS weights file/folder (default: cache or download)")
     ap.add_argument("--severe", type=float, default=d.severe_lpips, help="severe-frame LPIPS threshold (default 0.25)")
     ap.add_argument("--device", default=None, help="torch device for LPIPS (default cuda if available, else cpu)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flag(ap, dest="quiet")
     args = ap.parse_args(argv)
     try:
         cfg = LadderBuildConfig(
             codec=args.codec,
             kbps=args.kbps,
-            chunk_s=args.chunk,
+            chunk_s=args.chunk_s,
             crop_square=not args.no_crop,
             resize=None if args.no_resize else args.resize,
             max_s=args.max_s,

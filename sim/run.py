@@ -15,9 +15,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from abr.errors import InputError, cli_main
+from abr.flags import add_progress_flag, progress_bar
 from abr.io import check_output, write_text_atomic
 from abr.limits import check_request
+from abr.options import split_spec, split_specs
 from abr.qoe import QOE_PRESETS
 from abr.registry import DEFAULT_LADDER, available_ladders
 from policies.registry import describe_policies
@@ -25,9 +29,9 @@ from sim.core import DEFAULT_SIM, SIM_PRESETS, SimConfig
 from sim.device import available_devices
 from sim.provenance import run_metadata
 from sim.resolve import DEFAULT_DEVICE, DEFAULT_QOE, resolve_run, sim_preset
-from sim.runners import resolve_runner
+from sim.runners import BOUNDS, resolve_runner
 from sim.scenarios import binding_note, describe_scenarios, merge_transforms, parse_explicit, resolve
-from sim.session import SUMMARY_COLUMNS
+from sim.session import SUMMARY_COLUMNS, SessionResults
 from traces.cli import add_trace_arguments, traces_from_args
 
 __all__ = ["add_sim_arguments", "main", "build_parser", "sim_config_from_args", "summarize"]
@@ -54,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--scenario", metavar="NAME",
                    help="a named scenario: traces (its test split), ladder, device, QoE, simulator, session length")
-    p.add_argument("--policy", action="append", metavar="SPEC",
-                   help="ABR policy, e.g. bola or bola:gamma=5,qmax=25; repeat to compare (default: bola)")
+    p.add_argument("--policy", action="append", metavar="SPECS",
+                   help="ABR policies, e.g. bola or bola:gamma=5,qmax=25,bba; repeat or separate by commas "
+                        "to compare (default: bola)")
     p.add_argument("--ladder", default=DEFAULT_LADDER, help=f"ladder name or file (default: {DEFAULT_LADDER})")
     p.add_argument("--device", default=DEFAULT_DEVICE, help=f"device profile (default: {DEFAULT_DEVICE})")
     p.add_argument("--qoe", default=DEFAULT_QOE,
@@ -74,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "with several policies FILE-<n>-<policy>.png")
     p.add_argument("--plot-session", type=int, default=None, metavar="ID",
                    help="the session id to draw with --plot (default: the first one)")
+    add_progress_flag(p, help="no progress bar (shown for runs over 1000 sessions and for bounds)")
     add_sim_arguments(p)
     add_trace_arguments(p)
     return p
@@ -193,6 +199,27 @@ def apply_scenario(args: argparse.Namespace, explicit: set[str], split: str = "t
     return params.notes
 
 
+#: Sessions per batch: a policy's (large batches vectorise best) and a bound's (its search is slow;
+#: small blocks give the progress bar steps). Results do not depend on the batch size.
+_BLOCK, _BOUND_BLOCK = 1000, 50
+
+
+def _run_blocks(spec: str, runner, traces, setup, config, n: int, seed: int, progress: bool) -> SessionResults:
+    """Sessions ``0..n-1`` of ``runner`` in blocks, with a progress bar over sessions when the run
+    is long (more than one block, or a bound)."""
+    bound = split_spec(spec)[0] in BOUNDS
+    block = _BOUND_BLOCK if bound else _BLOCK
+    ids = np.arange(n, dtype=np.int64)
+    parts = []
+    with progress_bar(n, desc=spec, unit="session", enabled=progress and (bound or n > block)) as bar:
+        for start in range(0, n, block):
+            part = runner(traces, setup.ladder, setup.device, setup.qoe, config=config, seed=seed,
+                          session_ids=ids[start : start + block])  # fmt: skip
+            parts.append(part)
+            bar.update(part.n_sessions)
+    return SessionResults.concat(parts)
+
+
 def run(args: argparse.Namespace, notes: tuple[str, ...] = ()) -> int:
     import pandas as pd
 
@@ -207,7 +234,8 @@ def run(args: argparse.Namespace, notes: tuple[str, ...] = ()) -> int:
             raise InputError("--out must end in .csv or .json", path=args.out)
         check_output(args.out)
     config = sim_config_from_args(args)
-    runners = [resolve_runner(s) for s in (args.policy or ["bola"])]
+    specs = [s for v in (args.policy or ["bola"]) for s in split_specs(v)]
+    runners = [resolve_runner(s) for s in specs]
     setup = resolve_run(args.ladder, args.device, args.qoe, config)
     ladder, device, qoe = setup.ladder, setup.device, setup.qoe
     traces = traces_from_args(args, seed=args.seed)
@@ -222,7 +250,8 @@ def run(args: argparse.Namespace, notes: tuple[str, ...] = ()) -> int:
           f"({ladder.total_duration_s:.0f} s) - {kind}")
     if "derivation" in ladder.metadata:
         print(f"        {ladder.metadata['derivation']}")
-    print(f"traces  {args.trace}: {len(traces)} trace(s); sim {args.sim}; device {device.name}; qoe {qoe.name}")
+    trace_spec = args.trace if isinstance(args.trace, str) else " + ".join(args.trace)
+    print(f"traces  {trace_spec}: {len(traces)} trace(s); sim {args.sim}; device {device.name}; qoe {qoe.name}")
     if args.scenario:
         print(f"scenario {args.scenario}")
     for line in notes:
@@ -231,8 +260,8 @@ def run(args: argparse.Namespace, notes: tuple[str, ...] = ()) -> int:
     if note:
         print(note)
     sessions, chunks = [], []
-    for i, runner in enumerate(runners):
-        res = runner(traces, ladder, device, qoe, config=config, sessions=args.sessions, seed=args.seed)
+    for i, (spec, runner) in enumerate(zip(specs, runners)):
+        res = _run_blocks(spec, runner, traces, setup, config, n_sessions, args.seed, not args.no_progress)
         sessions.append(res.sessions_frame())
         if args.out is not None:
             chunks.append(res.chunks_frame())

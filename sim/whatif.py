@@ -34,6 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from abr.errors import InputError, cli_main
+from abr.flags import add_progress_flag, progress_bar
 from abr.io import check_output
 from abr.limits import FORCE_HELP, check_request
 from abr.lock import folder_lock
@@ -49,6 +50,7 @@ from sim.sweep import (
     Grid,
     best_under_stall,
     crossover_search,
+    expected_evaluations,
     load_grid,
     run_sweep,
     split_specs,
@@ -132,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help=FORCE_HELP)
     r.add_argument("--no-report", action="store_true", help="skip the plots and the HTML report")
     r.add_argument("--max-stall", type=float, default=0.01, help="stall-ratio target of the report (default: 0.01)")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_flag(r)
     c = p.add_argument_group("crossover search (--crossover: bisection instead of a sweep)")
     c.add_argument(
         "--crossover",
@@ -236,21 +238,26 @@ def _crossover(args: argparse.Namespace, grid: Grid) -> int:
     transforms = sorted({",".join(f"{k}={v}" for k, v in transform_fields(t).items() if k != "scale")
                          for t in grid.transforms})  # fmt: skip
     rows = []
-    for pol, dev, qoe, tr, tf, sim in itertools.product(grid.policies, grid.devices, grid.qoes, grid.traces,
-                                                        transforms, grid.sims):  # fmt: skip
-        for a, b in itertools.combinations(grid.ladders, 2):
-            found = crossover_search(a, b, policy=pol, device=dev, qoe=qoe, traces=tr, transform=tf, sim=sim,
-                                     sessions=grid.sessions, seed=grid.seed, trace_count=grid.trace_count,
-                                     lo=args.lo, hi=args.hi, points=args.points, rtol=args.rtol)  # fmt: skip
-            row = {"policy": pol, "device": dev, "qoe": qoe, "traces": tr, "transform": tf, "sim": sim,
-                   "ladder_a": a, "ladder_b": b}  # fmt: skip
-            x = found.crossover
-            if x is None:  # no crossover: the leader is ahead on both sides of the range
-                row |= {"scale": float("nan"), "mbps": float("nan"), "below": found.leader, "above": found.leader}
-            else:
-                row |= {"scale": x.scale, "mbps": x.mbps, "below": x.below, "above": x.above}
-            row["evaluations"] = len(found.evaluated)
-            rows.append(row)
+    searches = list(itertools.product(grid.policies, grid.devices, grid.qoes, grid.traces, transforms, grid.sims,
+                                      itertools.combinations(grid.ladders, 2)))  # fmt: skip
+    each = expected_evaluations(args.lo, args.hi, args.points, args.rtol)
+    bar = progress_bar(len(searches) * each, desc="crossover", unit="scale", enabled=not args.no_progress)
+    for n, (pol, dev, qoe, tr, tf, sim, (a, b)) in enumerate(searches, 1):
+        found = crossover_search(a, b, policy=pol, device=dev, qoe=qoe, traces=tr, transform=tf, sim=sim,
+                                 sessions=grid.sessions, seed=grid.seed, trace_count=grid.trace_count,
+                                 lo=args.lo, hi=args.hi, points=args.points, rtol=args.rtol,
+                                 on_evaluate=bar.update)  # fmt: skip
+        bar.update(max(0, n * each - bar.n))  # a search without a crossover stops after the coarse points
+        row = {"policy": pol, "device": dev, "qoe": qoe, "traces": tr, "transform": tf, "sim": sim,
+               "ladder_a": a, "ladder_b": b}  # fmt: skip
+        x = found.crossover
+        if x is None:  # no crossover: the leader is ahead on both sides of the range
+            row |= {"scale": float("nan"), "mbps": float("nan"), "below": found.leader, "above": found.leader}
+        else:
+            row |= {"scale": x.scale, "mbps": x.mbps, "below": x.below, "above": x.above}
+        row["evaluations"] = len(found.evaluated)
+        rows.append(row)
+    bar.close()
     table = pd.DataFrame(rows)
     print(f"crossovers in scale [{args.lo:g}, {args.hi:g}] (NaN = none in range; below/above: the better ladder):")
     print(_show(table))
