@@ -671,7 +671,9 @@ def main(argv: list[str] | None = None) -> int:
                          "vbv (one-pass ABR with a VBV cap at the target and a one-chunk buffer; overshoots "
                          "short chunks by 5-30%% and starves the key frame at low rates) or abr (one-pass ABR); "
                          "SVT-AV1 always uses its VBR")  # fmt: skip
-    ap.add_argument("--lpips-net", default=d.lpips_net, choices=("alex", "vgg"), help="LPIPS backbone (default alex)")
+    ap.add_argument("--lpips", dest="lpips_net", default=d.lpips_net, choices=("alex", "vgg"),
+                    help="LPIPS backbone (default alex; as codec.encode's --lpips)")
+    ap.add_argument("--lpips-net", dest="lpips_net", choices=("alex", "vgg"), help=argparse.SUPPRESS)
     ap.add_argument("--lpips-stride", type=int, default=d.lpips_stride, help="LPIPS on every n-th frame (default 1)")
     ap.add_argument("--lpips-weights", default=None, help="LPIPS weights file/folder (default: cache or download)")
     ap.add_argument("--severe", type=float, default=d.severe_lpips, help="severe-frame LPIPS threshold (default 0.25)")

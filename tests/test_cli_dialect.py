@@ -61,7 +61,7 @@ def test_help_of_main_only_parsers(module, capsys):
     text = capsys.readouterr().out
     assert "--no-progress" in text and "--quiet" not in text
     if module == "codec.ladder":
-        assert "--chunk-s" in text
+        assert "--chunk-s" in text and "--lpips {alex,vgg}" in text and "--lpips-net" not in text
 
 
 def test_encode_chunk_alias():
