@@ -417,8 +417,11 @@ def measure_chunk(
     index: int = 0,
     start_frame: int = 0,
     fingerprint: str = "",
+    on_rung: Callable[[], Any] | None = None,
 ) -> ChunkResult:
-    """Encode ``ref`` (uint8 RGB ``(N, H, W, 3)``) at every rung of ``cfg``, decode and measure it."""
+    """Encode ``ref`` (uint8 RGB ``(N, H, W, 3)``) at every rung of ``cfg``, decode and measure it.
+
+    ``on_rung`` is called after each rung is encoded and decoded (a progress bar's update)."""
     yuv = _to_yuv(ref)
     sizes, enc_s, dec_s, decoded = [], [], [], []
     for kbps in cfg.kbps:
@@ -430,6 +433,8 @@ def measure_chunk(
         enc_s.append(round(enc.encode_s, 4))
         dec_s.append(round(t_dec, 4))
         decoded.append(frames)
+        if on_rung is not None:
+            on_rung()
     step = cfg.lpips_stride
     lp = lpips_model.distance_frames_many(ref[::step], [d[::step] for d in decoded], batch_size=cfg.batch_size)
     return ChunkResult(
@@ -551,7 +556,8 @@ def build_ladder(
         resize=cfg.resize,
         max_frames=max_frames,
     )
-    bar = _progress(n_expected, f"{cfg.codec} ladder {video.name}", progress)
+    n_rungs = len(cfg.kbps)
+    bar = _progress(n_expected * n_rungs, f"{cfg.codec} ladder {video.name}", progress)
     try:
         for index, (start, ref) in enumerate(_chunks(frames_it, chunk_frames, min_last)):
             if ref.shape[1] % 2 or ref.shape[2] % 2:
@@ -561,12 +567,15 @@ def build_ladder(
             if result is None:
                 if model is None:
                     model = LPIPS(cfg.lpips_net, weights=lpips_weights).to(dev)  # type: ignore[arg-type]
-                result = measure_chunk(ref, cfg, fps, model, index=index, start_frame=start, fingerprint=fingerprint)
+                bar.set_postfix_str(f"chunk {index + 1}")
+                result = measure_chunk(ref, cfg, fps, model, index=index, start_frame=start, fingerprint=fingerprint,
+                                       on_rung=lambda: bar.update(1))  # fmt: skip
                 write_json_atomic(chunk_file, result.to_dict())
                 if on_chunk is not None:
                     on_chunk(result)
+            else:
+                bar.update(n_rungs)  # finished by an earlier run
             results.append(result)
-            bar.update(1)
     finally:
         bar.close()
         frames_it.close()
@@ -593,7 +602,7 @@ def _load_chunk(path: Path, fingerprint: str, start: int, frames: int) -> ChunkR
 def _progress(total: int, desc: str, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="chunk", disable=not enabled, leave=False)
+    return tqdm(total=total, desc=desc, unit="rung", disable=not enabled, leave=False)
 
 
 def _assemble(results: list[ChunkResult], cfg: LadderBuildConfig, source: dict, name: str, rc: dict) -> Ladder:

@@ -129,3 +129,20 @@ def test_crossover_progress_counts_evaluations():
     assert sum(seen) == len(found.evaluated) and seen[0] == 3
     assert len(found.evaluated) <= expected_evaluations(0.25, 4, 3, 0.5)
     assert math.isfinite(sum(v[0] for v in found.evaluated.values()))
+
+
+def test_ladder_progress_counts_rungs():
+    """codec.ladder's bar moves per rung (encode + decode), not only per chunk."""
+    pytest.importorskip("av")
+    from codec.ladder import LadderBuildConfig, measure_chunk
+
+    class _NoLPIPS:  # measure_chunk's only use of the model: distances of every rung's frames
+        def distance_frames_many(self, ref, dists, batch_size):
+            return [np.zeros(len(ref)) for _ in dists]
+
+    base = np.random.default_rng(0).integers(0, 256, (8, 8, 3)).repeat(8, 0).repeat(8, 1).astype(np.uint8)
+    ref = np.stack([np.roll(base, 2 * i, axis=1) for i in range(10)])  # a panning texture, 64x64
+    cfg = LadderBuildConfig(codec="h264", kbps=(60.0, 30.0, 90.0), chunk_s=10 / 25, rate_control="abr")
+    ticks = []
+    res = measure_chunk(ref, cfg, 25.0, _NoLPIPS(), on_rung=lambda: ticks.append(1))
+    assert len(ticks) == 3 and len(res.size_bytes) == 3
