@@ -18,7 +18,7 @@ import sys
 from dataclasses import replace
 
 from abr.errors import InputError, cli_main
-from abr.flags import add_chunk_flag, add_progress_flag
+from abr.flags import add_chunk_flag, add_progress_flag, add_torch_device_flag
 
 
 def _ranks(text: str) -> tuple[int, ...]:
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--coder", choices=("best", "ac", "lzma", "zlib", "raw"), default="best",
                    help="entropy coder of the records (default: the smallest per record)")
     p.add_argument("--seed", type=int, default=88, help="seed of the shared noise (default 88)")
-    p.add_argument("--device", help="torch device (default: cuda if available)")
+    add_torch_device_flag(p)
     add_progress_flag(p, dest="quiet", help="no progress bars")
     return p
 

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from abr.errors import InputError, cli_main, unknown_name
-from abr.flags import add_chunk_flag, add_progress_flag
+from abr.flags import add_chunk_flag, add_progress_flag, add_torch_device_flag
 from abr.io import read_json, sha256_file, write_json_atomic
 from abr.ladder import DEFAULT_SEVERE_LPIPS, Ladder, RungInfo, save_ladder
 
@@ -686,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lpips-stride", type=int, default=d.lpips_stride, help="LPIPS on every n-th frame (default 1)")
     ap.add_argument("--lpips-weights", default=None, help="LPIPS weights file/folder (default: cache or download)")
     ap.add_argument("--severe", type=float, default=d.severe_lpips, help="severe-frame LPIPS threshold (default 0.25)")
-    ap.add_argument("--device", default=None, help="torch device for LPIPS (default cuda if available, else cpu)")
+    add_torch_device_flag(ap, help="torch device for LPIPS (default cuda if available, else cpu)")
     add_progress_flag(ap, dest="quiet")
     args = ap.parse_args(argv)
     try:

@@ -129,7 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, default=None, help="parallel workers (default: all cores)")
     r.add_argument("--ray-address", default=None, help="run on this Ray cluster (auto, ray://host:10001, host:6379)")
     r.add_argument("--out", type=Path, default=Path("whatif-out"), help="output folder (default: whatif-out)")
-    r.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="session table format")
+    r.add_argument("--table-format", dest="format", choices=("parquet", "csv"), default="parquet",
+                   help="session table format (default: parquet)")
+    r.add_argument("--format", dest="format", choices=("parquet", "csv"), default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)  # the older spelling; --format is a trace format elsewhere
     r.add_argument("--fresh", action="store_true", help="discard finished cells in --out and run everything")
     r.add_argument("--force", action="store_true", help=FORCE_HELP)
     r.add_argument("--no-report", action="store_true", help="skip the plots and the HTML report")

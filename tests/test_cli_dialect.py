@@ -146,3 +146,23 @@ def test_ladder_progress_counts_rungs():
     ticks = []
     res = measure_chunk(ref, cfg, 25.0, _NoLPIPS(), on_rung=lambda: ticks.append(1))
     assert len(ticks) == 3 and len(res.size_bytes) == 3
+
+
+def test_device_means_a_device_profile_and_format_a_trace_format():
+    """In codec.* the torch device is --torch-device (--device still accepted); sim.whatif's table
+    format is --table-format (--format still accepted)."""
+    from codec.decode import build_parser as decode
+    from codec.encode import build_parser as encode
+    from sim.whatif import build_parser as whatif
+
+    for parser, base in ((encode(), ["v.mp4", "--out", "o"]), (decode(), ["s.bin", "--out", "o.mp4"])):
+        assert parser.parse_args(base).device is None
+        for flag in ("--torch-device", "--device"):
+            assert parser.parse_args([*base, flag, "cpu"]).device == "cpu"
+        text = parser.format_help()
+        assert "--torch-device" in text and "--device" not in text.replace("--torch-device", "")
+    w = whatif()
+    assert w.parse_args([]).format == "parquet"
+    for flag in ("--table-format", "--format"):
+        assert w.parse_args([flag, "csv"]).format == "csv"
+    assert "--table-format" in w.format_help() and "--format" not in w.format_help().replace("--table-format", "")
