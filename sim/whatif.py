@@ -318,6 +318,7 @@ def _run_locked(args: argparse.Namespace, grid: Grid) -> int:
     print(_show(_brief(best), max_rows=_MAX_ROWS))
     paths = dict(res.paths)
     if not args.no_report:
+        print(f"\nwriting plots and report.html to {args.out} ...", flush=True)  # a few silent seconds otherwise
         paths.update(write_report(res, args.out, max_stall_ratio=args.max_stall))
     for name, path in paths.items():
         print(f"wrote {name}: {path}")
