@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "FORMAT",
     "VERSION",
     "DEFAULT_SEVERE_LPIPS",
+    "frame_lpips_stats",
     "Ladder",
     "RungInfo",
     "load_ladder",
@@ -43,6 +45,16 @@ VERSION = 1
 DEFAULT_SEVERE_LPIPS = 0.25
 
 _CHUNK_RUNG_FIELDS = ("size_bytes", "lpips_mean", "lpips_p95", "severe_frac")
+
+
+def frame_lpips_stats(values: Sequence[np.ndarray], severe: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-chunk LPIPS statistics of a ladder from per-frame LPIPS: for each array of ``values``
+    (the frames of one chunk at one rung) its mean, 95th percentile and share of frames above
+    ``severe``. Every ladder builder (``codec.ladder``, ``codec.encode``) computes them here."""
+    mean = np.array([np.mean(v) for v in values], dtype=np.float64)
+    p95 = np.array([np.percentile(v, 95) for v in values], dtype=np.float64)
+    frac = np.array([float(np.mean(np.asarray(v) > severe)) for v in values], dtype=np.float64)
+    return mean, p95, frac
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,7 @@ import numpy as np
 from abr.errors import InputError, cli_main, unknown_name
 from abr.flags import add_chunk_flag, add_progress_flag, add_torch_device_flag
 from abr.io import read_json, sha256_file, write_json_atomic
-from abr.ladder import DEFAULT_SEVERE_LPIPS, Ladder, RungInfo, save_ladder
+from abr.ladder import DEFAULT_SEVERE_LPIPS, Ladder, RungInfo, frame_lpips_stats, save_ladder
 
 __all__ = [
     "CODECS",
@@ -606,10 +606,9 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
 
 
 def _assemble(results: list[ChunkResult], cfg: LadderBuildConfig, source: dict, name: str, rc: dict) -> Ladder:
-    lp = [[np.asarray(r.lpips[j]) for j in range(len(cfg.kbps))] for r in results]
-    mean = np.array([[x.mean() for x in row] for row in lp])
-    p95 = np.array([[np.percentile(x, 95) for x in row] for row in lp])
-    severe = np.array([[np.mean(x > cfg.severe_lpips) for x in row] for row in lp])
+    lp = [np.asarray(r.lpips[j]) for r in results for j in range(len(cfg.kbps))]
+    shape = (len(results), len(cfg.kbps))
+    mean, p95, severe = (s.reshape(shape) for s in frame_lpips_stats(lp, cfg.severe_lpips))
     rungs = tuple(RungInfo(family=cfg.codec, decoder=cfg.codec, kbps=float(k)) for k in cfg.kbps)
     measurements = {key: [getattr(r, key) for r in results] for key in ("psnr_db", "encode_s", "decode_s")}
     return Ladder(
