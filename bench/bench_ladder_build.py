@@ -23,7 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from abr.flags import add_chunk_flag  # noqa: E402
-from codec.ladder import LadderBuildConfig, decode_chunk, encode_chunk, measure_chunk  # noqa: E402
+from codec.classic import decode_chunk, encode_chunk  # noqa: E402
+from codec.ladder import LadderBuildConfig, measure_chunk  # noqa: E402
 from codec.metrics.lpips import LPIPS  # noqa: E402
 from codec.video import iter_frames, probe  # noqa: E402
 

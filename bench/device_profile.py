@@ -155,7 +155,7 @@ def measure_neural(names: list[str], reps: int, warmup: int, raw: dict, save) ->
 def measure_classic(names: list[str], reps: int, raw: dict, save) -> None:
     import numpy as np
 
-    from codec.ladder import decode_chunk, encode_chunk, encoder_version
+    from codec.classic import decode_chunk, encode_chunk, encoder_version
     from codec.video import iter_frames
 
     todo = [c for c in CLASSIC if c in names and c not in raw["measurements"]]

@@ -254,7 +254,7 @@ class _Scorer:
     def __call__(self, ref: np.ndarray, dist: np.ndarray) -> np.ndarray:
         if self.model is not None:
             return self.model.distance_frames(ref, dist)
-        from codec.metrics.classic import ssim
+        from codec.metrics.fidelity import ssim
 
         return (1.0 - np.asarray(ssim(ref, dist), dtype=np.float64)) / 2.0
 
