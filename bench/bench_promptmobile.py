@@ -45,20 +45,16 @@ from abr.io import read_json  # noqa: E402
 from codec.promptmobile.cost import default_plan, even_plan, meta_generator, variant_cost  # noqa: E402
 from codec.promptus.prompt import Factors  # noqa: E402
 from codec.promptus.receiver import Segment, get_receiver  # noqa: E402
+from codec.receivers import RECEIVER_MODULES  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DEVICE_RAW = RESULTS / "device_profile_cpu.json"
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 
-#: label -> receiver spec (defaults of each variant)
-VARIANTS = {
-    "promptus": "promptus",
-    "promptmobile-lowres": "promptmobile-lowres",
-    "promptmobile-lossless": "promptmobile-lossless",
-    "promptmobile-lossy": "promptmobile-lossy",
-    "lowres + lossless": "promptmobile:threshold=0",
-    "promptmobile": "promptmobile",
-}
+#: label -> receiver spec: every registered variant with its defaults, plus one combination
+VARIANTS = {name: name for name in RECEIVER_MODULES}
+VARIANTS = {**{k: v for k, v in VARIANTS.items() if k != "promptmobile"},
+            "lowres + lossless": "promptmobile:threshold=0", "promptmobile": "promptmobile"}  # fmt: skip
 TARGET_RATIO = 8.0
 
 
