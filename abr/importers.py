@@ -11,14 +11,13 @@ JSON file with ``segment_sizes_bits``.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from abr.errors import InputError
-from abr.io import read_text
+from abr.io import read_json, read_text
 from abr.ladder import Ladder, RungInfo
 
 __all__ = [
@@ -128,10 +127,7 @@ def import_sabre_movie(path: str | Path) -> Ladder:
     sizes are converted from bits to bytes.
     """
     p = Path(path)
-    try:
-        doc = json.loads(read_text(p, "Sabre movie"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc.msg}", path=p, line=exc.lineno) from None
+    doc = read_json(p, "Sabre movie")
     keys = ("segment_duration_ms", "bitrates_kbps", "segment_sizes_bits")
     if not isinstance(doc, dict) or any(k not in doc for k in keys):
         raise InputError(f"a Sabre movie needs the keys {', '.join(keys)}", path=p)

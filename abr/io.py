@@ -19,7 +19,10 @@ from typing import Any
 from abr.errors import InputError
 
 __all__ = [
+    "MAX_JSON_BYTES",
     "check_output",
+    "parse_json",
+    "read_json",
     "read_text",
     "sha256_file",
     "write_atomic",
@@ -118,6 +121,51 @@ def read_text(path: str | os.PathLike[str], kind: str) -> str:
         raise InputError(f"expected a {kind} file, got a folder", path=path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {kind} file ({exc.__class__.__name__}: {exc})", path=path) from None
+
+
+#: Largest JSON file :func:`read_json` reads (a typo'd path to a multi-GB dump fails at once).
+MAX_JSON_BYTES = 256 << 20
+
+
+def read_json(path: str | os.PathLike[str], kind: str, *, max_bytes: int | None = None) -> Any:
+    """The document in the ``kind`` JSON file at ``path`` (``"ladder"``, ``"device profile"``...).
+
+    One :class:`InputError` naming the file for every way it can be unusable: missing, a folder,
+    unreadable, larger than ``max_bytes`` (default :data:`MAX_JSON_BYTES`), not UTF-8, not JSON,
+    or nested too deeply.
+    """
+    max_bytes = MAX_JSON_BYTES if max_bytes is None else max_bytes
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"expected a {kind} file, got a folder", path=path)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise InputError(f"{kind} file too large ({size:,} bytes; the limit is {max_bytes:,})", path=path)
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{kind} file not found", path=path) from None
+    except OSError as exc:
+        why = f"{exc.__class__.__name__}: {exc.strerror or exc}"
+        raise InputError(f"cannot read {kind} file ({why})", path=path) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{kind} file is not UTF-8 text (bad byte at offset {exc.start})", path=path) from None
+    return parse_json(text, path, kind)
+
+
+def parse_json(text: str, path: str | os.PathLike[str], kind: str) -> Any:
+    """``text``, read from the ``kind`` file ``path``, as JSON; :class:`InputError` naming the file
+    (and the line) if it is not JSON or is nested too deeply."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON in {kind} file ({exc.msg})", path=path, line=exc.lineno) from None
+    except RecursionError:
+        raise InputError(f"{kind} file: JSON nested too deeply", path=path) from None
+    except ValueError as exc:  # e.g. an integer beyond Python's digit limit
+        raise InputError(f"invalid JSON in {kind} file ({exc})", path=path) from None
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -14,9 +14,9 @@ On disk a ladder is one JSON document (``format: promptabr-ladder``, ``version: 
 
 from __future__ import annotations
 
-import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 
 from abr.errors import InputError
-from abr.io import read_text, write_json_atomic
+from abr.io import read_json, write_json_atomic
 
 __all__ = [
     "FORMAT",
     "VERSION",
     "DEFAULT_SEVERE_LPIPS",
+    "frame_lpips_stats",
     "Ladder",
     "RungInfo",
     "load_ladder",
@@ -44,6 +45,16 @@ VERSION = 1
 DEFAULT_SEVERE_LPIPS = 0.25
 
 _CHUNK_RUNG_FIELDS = ("size_bytes", "lpips_mean", "lpips_p95", "severe_frac")
+
+
+def frame_lpips_stats(values: Sequence[np.ndarray], severe: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The per-chunk LPIPS statistics of a ladder from per-frame LPIPS: for each array of ``values``
+    (the frames of one chunk at one rung) its mean, 95th percentile and share of frames above
+    ``severe``. Every ladder builder (``codec.ladder``, ``codec.encode``) computes them here."""
+    mean = np.array([np.mean(v) for v in values], dtype=np.float64)
+    p95 = np.array([np.percentile(v, 95) for v in values], dtype=np.float64)
+    frac = np.array([float(np.mean(np.asarray(v) > severe)) for v in values], dtype=np.float64)
+    return mean, p95, frac
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,14 +316,7 @@ def save_ladder(ladder: Ladder, path: str | os.PathLike[str]) -> Path:
 def load_ladder(path: str | os.PathLike[str]) -> Ladder:
     """Read a ladder file written by :func:`save_ladder`; raise :class:`InputError` if broken."""
     path = Path(path)
-    text = read_text(path, "ladder")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
-    except RecursionError:
-        raise InputError("JSON nested too deeply", path=path) from None
-    return Ladder.from_dict(doc, source=path)
+    return Ladder.from_dict(read_json(path, "ladder"), source=path)
 
 
 def combine_ladders(*ladders: Ladder, name: str | None = None) -> Ladder:

@@ -41,6 +41,7 @@ import numpy as np
 
 from abr.errors import InputError, unknown_name
 from abr.ladder import Ladder
+from abr.options import parse_options
 
 __all__ = ["CALIBRATED_STALL_PENALTY", "QoE", "QOE_PRESETS", "get_qoe"]
 
@@ -127,8 +128,16 @@ _HD_KBPS = (300.0, 750.0, 1200.0, 1850.0, 2850.0, 4300.0)
 _HD_SCORE = (1.0, 2.0, 3.0, 12.0, 15.0, 20.0)
 QOE_PRESETS["pensieve-hd"] = QoE("pensieve-hd", "hd", stall_penalty=8.0, switch_penalty=1.0)
 
-_WEIGHT_KEYS = {"stall_penalty": "stall_penalty", "mu": "stall_penalty",
-                "switch_penalty": "switch_penalty", "lambda": "switch_penalty"}  # fmt: skip
+
+@dataclass(frozen=True)
+class _Weights:
+    """The QoE weights a ``NAME:key=value`` spec may override (aliases ``mu``, ``lambda``)."""
+
+    stall_penalty: float = 0.0
+    switch_penalty: float = 0.0
+
+
+_WEIGHT_ALIASES = {"mu": "stall_penalty", "lambda": "switch_penalty"}
 
 
 def get_qoe(name: str) -> QoE:
@@ -141,16 +150,8 @@ def get_qoe(name: str) -> QoE:
         raise unknown_name("QoE preset", base, QOE_PRESETS) from None
     if not sep:
         return qoe
-    changes: dict[str, float] = {}
-    for item in filter(None, (x.strip() for x in options.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq or key.strip() not in _WEIGHT_KEYS:
-            raise InputError(f"bad QoE option {item!r} in {name!r}; valid keys: {', '.join(_WEIGHT_KEYS)}")
-        try:
-            x = float(value)
-        except ValueError:
-            x = math.nan
-        if not (math.isfinite(x) and x >= 0):
-            raise InputError(f"QoE option {key.strip()!r} in {name!r} must be a finite number >= 0, got {value!r}")
-        changes[_WEIGHT_KEYS[key.strip()]] = x
+    changes = parse_options(_Weights, options, f"QoE {name!r}", aliases=_WEIGHT_ALIASES)
+    for key, x in changes.items():
+        if x < 0:
+            raise InputError(f"QoE {name!r}: option {key!r} must be >= 0, got {x:g}")
     return replace(qoe, name=name, **changes)

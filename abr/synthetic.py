@@ -35,6 +35,7 @@ import numpy as np
 
 from abr.errors import InputError
 from abr.ladder import DEFAULT_SEVERE_LPIPS, Ladder, RungInfo
+from abr.options import parse_options
 
 __all__ = [
     "H265Curve",
@@ -203,32 +204,6 @@ def parse_synthetic(spec: str) -> SyntheticConfig:
         raise InputError(f"synthetic ladder spec must look like synthetic:FAMILY[:k=v,...], got {spec!r}")
     family = parts[1]
     kwargs: dict = dict(_FAMILY_DEFAULTS.get(family, {}))
-    kwargs["family"] = family
-    types = {f.name: f for f in fields(SyntheticConfig)}
-    if len(parts) == 3 and parts[2]:
-        for item in parts[2].split(","):
-            key, sep, value = item.partition("=")
-            key = key.strip()
-            if not sep or key not in types or key in ("family", "curve"):
-                valid = ", ".join(k for k in types if k not in ("family", "curve"))
-                raise InputError(f"bad synthetic ladder option {item!r} in {spec!r}; valid keys: {valid}")
-            kwargs[key] = _parse_value(key, value, spec)
-    return SyntheticConfig(**kwargs)
-
-
-_TUPLE_INT = {"ranks"}
-_TUPLE_FLOAT = {"kbps"}
-_INT = {"interval", "chunks", "seed"}
-
-
-def _parse_value(key: str, value: str, spec: str):
-    try:
-        if key in _TUPLE_INT:
-            return tuple(int(v) for v in value.split("/") if v)
-        if key in _TUPLE_FLOAT:
-            return tuple(float(v) for v in value.split("/") if v)
-        if key in _INT:
-            return int(value)
-        return float(value)
-    except ValueError:
-        raise InputError(f"bad value {value!r} for {key!r} in {spec!r} (lists use '/', e.g. ranks=2/4/8)") from None
+    options = parts[2] if len(parts) == 3 else ""
+    kwargs.update(parse_options(SyntheticConfig, options, f"synthetic ladder {spec!r}", skip=("family", "curve")))
+    return SyntheticConfig(family=family, **kwargs)

@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from abr import get_ladder, get_qoe  # noqa: E402
-from abr.io import write_text_atomic  # noqa: E402
+from abr.io import read_json, write_text_atomic  # noqa: E402
 from policies import get_policy  # noqa: E402
 from sim.core import SIM_PRESETS  # noqa: E402
 from sim.device import get_device  # noqa: E402
@@ -82,7 +82,7 @@ def main() -> int:
 
     doc: dict = {"traces": TRACES.name, "qoe": qoe.name, "sim": "promptabr", "pairs": [], "oracle": []}
     if not args.quick and args.out.is_file():
-        doc["pairs"] = json.loads(args.out.read_text()).get("pairs", [])  # resume
+        doc["pairs"] = read_json(args.out, "bench results").get("pairs", [])  # resume
     for dev_name, rep, names, sessions in jobs:
         dev = get_device(dev_name)
         lad = get_ladder(LADDER).repeat(rep) if rep > 1 else get_ladder(LADDER)

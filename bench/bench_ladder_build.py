@@ -22,7 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from codec.ladder import LadderBuildConfig, decode_chunk, encode_chunk, measure_chunk  # noqa: E402
+from abr.flags import add_chunk_flag  # noqa: E402
+from codec.classic import decode_chunk, encode_chunk  # noqa: E402
+from codec.ladder import LadderBuildConfig, measure_chunk  # noqa: E402
 from codec.metrics.lpips import LPIPS  # noqa: E402
 from codec.video import iter_frames, probe  # noqa: E402
 
@@ -50,11 +52,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--codec", default="h265")
     ap.add_argument("--kbps", default="50,75,110,190,280,370,750")
-    ap.add_argument("--chunk", type=float, default=2.0)
+    add_chunk_flag(ap, 2.0)
     ap.add_argument("--video", type=Path, default=ROOT.parent / "shared" / "data" / "videos" / "bikes.mp4")
     args = ap.parse_args()
     kbps = tuple(float(k) for k in args.kbps.split(","))
-    ref, fps, source = _frames(args.video, args.chunk)
+    ref, fps, source = _frames(args.video, args.chunk_s)
     model = LPIPS("alex")
     out: dict[str, object] = {
         "codec": args.codec,

@@ -41,23 +41,20 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from abr.io import read_json  # noqa: E402
 from codec.promptmobile.cost import default_plan, even_plan, meta_generator, variant_cost  # noqa: E402
 from codec.promptus.prompt import Factors  # noqa: E402
 from codec.promptus.receiver import Segment, get_receiver  # noqa: E402
+from codec.receivers import RECEIVER_MODULES  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DEVICE_RAW = RESULTS / "device_profile_cpu.json"
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 
-#: label -> receiver spec (defaults of each variant)
-VARIANTS = {
-    "promptus": "promptus",
-    "promptmobile-lowres": "promptmobile-lowres",
-    "promptmobile-lossless": "promptmobile-lossless",
-    "promptmobile-lossy": "promptmobile-lossy",
-    "lowres + lossless": "promptmobile:threshold=0",
-    "promptmobile": "promptmobile",
-}
+#: label -> receiver spec: every registered variant with its defaults, plus one combination
+VARIANTS = {name: name for name in RECEIVER_MODULES}
+VARIANTS = {**{k: v for k, v in VARIANTS.items() if k != "promptmobile"},
+            "lowres + lossless": "promptmobile:threshold=0", "promptmobile": "promptmobile"}  # fmt: skip
 TARGET_RATIO = 8.0
 
 
@@ -100,7 +97,7 @@ def per_frame_costs(gen_meta, spec: str, n: int = 10) -> tuple[float, float]:
 def wall_time_table(compute: dict, gen_meta) -> dict:
     if not DEVICE_RAW.is_file():
         return {"note": "no CPU timings: run python bench/device_profile.py"}
-    raw = json.loads(DEVICE_RAW.read_text())
+    raw = read_json(DEVICE_RAW, "device timings")
     m = raw["measurements"]
     if "promptus" not in m:
         return {"note": "device_profile_cpu.json has no promptus timing"}
@@ -295,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     path = RESULTS / "promptmobile.json"
-    res: dict = json.loads(path.read_text()) if path.is_file() else {}
+    res: dict = read_json(path, "bench results") if path.is_file() else {}
     gen_meta = meta_generator()
     tiny = tiny_generator(seed=0, sample_size=16, prompt_len=77)
     parts = set(args.parts)
@@ -316,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     if "sweep" in parts:
         res["lossy_sweep"] = lossy_sweep(tiny, gen_meta, count=args.segments)
     ups_json = ROOT / "codec" / "data" / "upsampler-x2.json"
-    res["upsampler"] = json.loads(ups_json.read_text()).get("validation") if ups_json.is_file() else None
+    res["upsampler"] = read_json(ups_json, "upsampler record").get("validation") if ups_json.is_file() else None
     if "fit" in parts:
         res["fit_through_receiver"] = fit_through(tiny, args.fit_iters)
     if "real" in parts:

@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from codec.promptus.prompt import Factors  # noqa: E402
 from codec.promptus.receiver import Segment, get_receiver  # noqa: E402
 from codec.promptus.testing import random_sd_turbo  # noqa: E402
+from codec.receivers import RECEIVER_MODULES  # noqa: E402
 
-VARIANTS = ("promptus", "promptmobile-lowres", "promptmobile-lossless", "promptmobile-lossy", "promptmobile")
+VARIANTS = tuple(RECEIVER_MODULES)  # every registered receiver variant
 
 
 def _sync(device: torch.device) -> None:

@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from abr.errors import InputError, cli_main  # noqa: E402
-from abr.io import write_json_atomic, write_text_atomic  # noqa: E402
+from abr.io import read_json, write_json_atomic, write_text_atomic  # noqa: E402
+from codec.promptmobile.estimates import COMPONENTS, component_macs, scaled_entries  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 RAW = RESULTS / "device_profile_cpu.json"
@@ -66,27 +67,6 @@ PROFILE_NAME = {"promptus": "promptus-fp32", "promptus-bf16": "promptus"}
 CLASSIC = ("h264", "h265", "av1")
 CHUNK = {"video": "bigbuckbunny.mp4", "frames": 50, "fps": 25.0, "kbps": 400.0, "size": 512}
 
-#: Per-component Promptus figures of the built-in devices (SPEC section 3), the base the
-#: PromptMobile entries are scaled from. ``base`` says which UNet/TAESD resolution the ms are for.
-# The H200's PromptMobile figures are measured (bench/bench_receivers_gpu.py), not scaled.
-COMPONENTS = {
-    "snapdragon-8gen3": {
-        "unet64_ms": 68.3, "taesd64_ms": 22.75,
-        "source": "SD 2.1 UNet 68.3 ms (Qualcomm AI Hub, published) + TAESD 22.75 ms (VAE decoder 201 ms "
-                  "x 2.4/21.2, H200 TAESD/VAE ratio)",
-    },
-    "snapdragon-8elite": {
-        "unet64_ms": 54.9, "taesd64_ms": 20.04,
-        "source": "SD 2.1 UNet 54.9 ms (Qualcomm AI Hub, published) + TAESD 20.04 ms (VAE decoder 177 ms "
-                  "x 2.4/21.2)",
-    },
-    "snapdragon-8gen2": {
-        "unet64_ms": 96.4, "taesd64_ms": 30.45,
-        "source": "SD 2.1 UNet 96.4 ms (Qualcomm AI Hub, published) + TAESD 30.45 ms (VAE decoder 269 ms "
-                  "x 2.4/21.2)",
-    },
-}
-MOBILE = ("promptmobile-lowres", "promptmobile-lossless", "promptmobile-lossy", "promptmobile")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -118,7 +98,7 @@ def _machine() -> dict:
 def _load_raw(key: dict, fresh: bool) -> dict:
     if fresh or not RAW.is_file():
         return {"key": key, "measurements": {}}
-    doc = json.loads(RAW.read_text())
+    doc = read_json(RAW, "raw measurements")
     if doc.get("key") != key:
         return {"key": key, "measurements": {}}
     return doc
@@ -175,7 +155,7 @@ def measure_neural(names: list[str], reps: int, warmup: int, raw: dict, save) ->
 def measure_classic(names: list[str], reps: int, raw: dict, save) -> None:
     import numpy as np
 
-    from codec.ladder import decode_chunk, encode_chunk, encoder_version
+    from codec.classic import decode_chunk, encode_chunk, encoder_version
     from codec.video import iter_frames
 
     todo = [c for c in CLASSIC if c in names and c not in raw["measurements"]]
@@ -236,32 +216,6 @@ def cpu_profile(raw: dict) -> dict:
     return out
 
 
-def scaled_entries(macs: dict[str, dict[str, float]]) -> dict[str, dict[str, tuple[float, str]]]:
-    """PromptMobile ms per frame for the built-in devices: measured/published components x compute ratios.
-
-    :param macs: variant -> {"unet", "decode", "upsampler"} MACs per frame (segment of 10, rank 8).
-    """
-    p = macs["promptus"]
-    out: dict[str, dict[str, tuple[float, str]]] = {}
-    for device, c in COMPONENTS.items():
-        rows = {}
-        for v in MOBILE:
-            q = macs[v]
-            unet = c["unet64_ms"] * q["unet"] / p["unet"]
-            dec = c["taesd64_ms"] * q["decode"] / p["decode"]
-            ups = c["taesd64_ms"] * q["upsampler"] / p["decode"]
-            ups_text = f" and {q['upsampler'] / p['decode']:.3f} (upsampler vs TAESD)" if q["upsampler"] else ""
-            how = (f"UNet {c['unet64_ms']} ms and TAESD {c['taesd64_ms']} ms at 512x512 ({c['source']}) x "
-                   f"MAC ratios {q['unet'] / p['unet']:.3f} (UNet), {q['decode'] / p['decode']:.3f} (TAESD)"
-                   f"{ups_text}")
-            ms = unet + dec + ups
-            rows[v] = (round(ms, 2), f"scaled estimate: {how}; MACs counted by codec.promptmobile.cost for a "
-                                     f"10-frame segment at rank 8 (bench/device_profile.py). Assumes time "
-                                     f"proportional to MACs per component")
-        out[device] = rows
-    return out
-
-
 def dump_devices(doc: dict) -> str:
     """``devices.json`` in its hand-written layout: one line per profile field, decode times on one line."""
     def one(obj: object) -> str:
@@ -294,7 +248,7 @@ def dump_devices(doc: dict) -> str:
 
 
 def update_builtin(scaled: dict) -> None:
-    doc = json.loads(BUILTIN.read_text())
+    doc = read_json(BUILTIN, "device profiles")
     for device, rows in scaled.items():
         prof = doc["devices"].get(device)
         if prof is None:
@@ -303,24 +257,11 @@ def update_builtin(scaled: dict) -> None:
         expected = c["unet64_ms"] + c["taesd64_ms"]
         if abs(prof["decode_ms_per_frame"].get("promptus", expected) - expected) > 0.02:
             raise InputError(f"device {device!r}: promptus {prof['decode_ms_per_frame']['promptus']} ms is not "
-                             f"UNet + TAESD = {expected:.2f} ms of bench/device_profile.py COMPONENTS", path=BUILTIN)
+                             f"UNet + TAESD = {expected:.2f} ms of estimates.COMPONENTS", path=BUILTIN)
         for v, (ms, src) in rows.items():
             prof["decode_ms_per_frame"][v] = ms
             prof["sources"][v] = src
     write_text_atomic(BUILTIN, dump_devices(doc))
-
-
-def component_macs(gen=None) -> dict[str, dict[str, float]]:
-    """UNet / decoder / upsampler MACs per frame of Promptus and each PromptMobile variant (10 frames, rank 8)."""
-    from codec.promptmobile.cost import default_plan, meta_generator, variant_cost
-    from codec.promptus.receiver import get_receiver
-
-    gen = meta_generator() if gen is None else gen
-    out = {}
-    for v in ("promptus", *MOBILE):
-        c = variant_cost(v, gen, n_frames=10, rank=8, plan=default_plan(get_receiver(v, gen), 10))
-        out[v] = {"unet": c.unet_per_frame, "decode": c.decode_per_frame, "upsampler": c.upsampler_per_frame}
-    return out
 
 
 @cli_main

@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from abr.errors import cli_main
+from abr.flags import add_progress_flag, add_torch_device_flag
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,10 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-mismatch", action="store_true",
                    help="decode even if the stream was made with other generator weights")
     p.add_argument("--crf", type=int, default=12, help="H.264 quality of the output file (default 12)")
-    p.add_argument("--device", help="torch device (default: cuda if available)")
+    add_torch_device_flag(p)
     p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"),
                    help="generator weights' dtype (default: fp16 on CUDA, fp32 on CPU)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flag(p, dest="quiet")
     return p
 
 

@@ -18,6 +18,7 @@ import sys
 from dataclasses import replace
 
 from abr.errors import InputError, cli_main
+from abr.flags import add_chunk_flag, add_progress_flag, add_torch_device_flag
 
 
 def _ranks(text: str) -> tuple[int, ...]:
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--receiver", default="promptus", help="receiver to fit through (e.g. promptus, promptmobile-...)")
     p.add_argument("--fps", type=float, help="convert the video to this frame rate first")
     p.add_argument("--max-frames", type=int, help="encode only the first frames")
-    p.add_argument("--chunk-s", type=float, default=2.0, help="ladder chunk duration in seconds (default 2)")
+    add_chunk_flag(p, 2.0, help="ladder chunk duration")
     p.add_argument("--lpips", choices=("alex", "vgg", "none"), default="alex",
                    help="LPIPS net for the ladder ('none': (1-SSIM)/2, marked in the ladder metadata)")
     p.add_argument("--lpips-weights", help="LPIPS weight file (default: codec.metrics lookup)")
@@ -93,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--coder", choices=("best", "ac", "lzma", "zlib", "raw"), default="best",
                    help="entropy coder of the records (default: the smallest per record)")
     p.add_argument("--seed", type=int, default=88, help="seed of the shared noise (default 88)")
-    p.add_argument("--device", help="torch device (default: cuda if available)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_torch_device_flag(p)
+    add_progress_flag(p, dest="quiet", help="no progress bars")
     return p
 
 

@@ -1,6 +1,6 @@
 """Measured classic-codec ladders: encode every chunk of a video at every rung, decode, measure.
 
-``python -m codec.ladder VIDEO --codec h265 --kbps 50,100,200,400,800 --chunk 2 --out DIR``
+``python -m codec.ladder VIDEO --codec h265 --kbps 50,100,200,400,800 --chunk-s 2 --out DIR``
 
 The video is read as a stream (:func:`codec.video.iter_frames`, by default with Promptus's
 preprocessing: centred square crop resized to 512x512) and cut into chunks of ``chunk_s``
@@ -43,115 +43,32 @@ import hashlib
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from abr.errors import InputError, cli_main, unknown_name
-from abr.io import sha256_file, write_json_atomic
-from abr.ladder import DEFAULT_SEVERE_LPIPS, Ladder, RungInfo, save_ladder
+from abr.flags import add_chunk_flag, add_progress_flag, add_torch_device_flag
+from abr.io import read_json, sha256_file, write_json_atomic
+from abr.ladder import DEFAULT_SEVERE_LPIPS, Ladder, RungInfo, frame_lpips_stats, save_ladder
+from codec.classic import (
+    CODECS,
+    PRESETS,
+    RATE_CONTROLS,
+    _codec,
+    _to_yuv,
+    decode_chunk,
+    encode_chunk,
+    encoder_version,
+)
 
-__all__ = [
-    "CODECS",
-    "ChunkResult",
-    "ClassicCodec",
-    "EncodedChunk",
-    "LadderBuildConfig",
-    "build_ladder",
-    "decode_chunk",
-    "encode_chunk",
-    "encoder_version",
-    "main",
-    "measure_chunk",
-]
+__all__ = ["ChunkResult", "LadderBuildConfig", "build_ladder", "main", "measure_chunk", "rate_control_record"]
 
 BUILD_FORMAT = "promptabr-ladder-build"
 BUILD_VERSION = 1
-
-
-# --------------------------------------------------------------------------- codecs
-
-
-@dataclass(frozen=True, slots=True)
-class ClassicCodec:
-    """A PyAV encoder/decoder pair used for measured ladders.
-
-    :param name: family name, also the rung's ``decoder`` key (``h264``, ``h265``, ``av1``).
-    :param encoder: PyAV/FFmpeg encoder name.
-    :param decoder: PyAV/FFmpeg decoder name.
-    :param default_preset: encoder speed preset used when none is given.
-    :param params_option: name of the encoder's private-parameter option (``x265-params``...).
-    :param fixed: private parameters added to every encode (logging, determinism, no info SEI).
-    :param x26x: whether the x264/x265 rate controls (two-pass, VBV) apply; else the encoder's own.
-    """
-
-    name: str
-    encoder: str
-    decoder: str
-    default_preset: str
-    params_option: str
-    fixed: str = ""
-    x26x: bool = True
-
-    def options(
-        self,
-        gop: int,
-        kbps: float,
-        chunk_s: float,
-        preset: str | None,
-        rate_control: str,
-        stats: str | None = None,
-        rc_pass: int = 0,
-    ) -> dict[str, str]:
-        """Encoder options for one chunk of ``gop`` frames at ``kbps``.
-
-        :param rc_pass: two-pass rate control: 1 writes ``stats``, 2 reads it; 0 for one pass.
-        """
-        if self.x26x:
-            params = [f"keyint={gop}", f"min-keyint={gop}", "scenecut=0", "open-gop=0"]
-            if rate_control == "vbv":
-                params += [f"vbv-maxrate={kbps:g}", f"vbv-bufsize={kbps * chunk_s:g}"]
-            if rc_pass:
-                params += [f"pass={rc_pass}", f"stats={stats}"]
-            text = ":".join(params + ([self.fixed] if self.fixed else []))
-        else:  # SVT-AV1: one keyframe, no scene detection, closed GOP
-            text = f"keyint={gop}:scd=0:irefresh-type=2"
-        return {"preset": str(preset or self.default_preset), self.params_option: text}
-
-
-#: Classic codecs by family name (the CLI's ``--codec`` choices).
-CODECS: dict[str, ClassicCodec] = {
-    "h264": ClassicCodec("h264", "libx264", "h264", "medium", "x264-params"),
-    "h265": ClassicCodec(
-        "h265", "libx265", "hevc", "medium", "x265-params", fixed="log-level=error:info=0:pools=none:frame-threads=1"
-    ),
-    "av1": ClassicCodec("av1", "libsvtav1", "libdav1d", "8", "svtav1-params", x26x=False),
-}
-
-#: x264/x265 rate controls: ``2pass`` (two-pass ABR, the default), ``vbv`` (one-pass ABR capped at the
-#: target with a one-chunk buffer), ``abr`` (one-pass ABR).
-RATE_CONTROLS = ("2pass", "vbv", "abr")
-
-
-#: Encoder speed presets each family accepts (x264/x265 names; SVT-AV1 numbers).
-_X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
-                 "placebo")  # fmt: skip
-PRESETS: dict[str, tuple[str, ...]] = {
-    "h264": _X26X_PRESETS,
-    "h265": _X26X_PRESETS,
-    "av1": tuple(str(i) for i in range(-1, 14)),
-}
-
-
-def _codec(name: str) -> ClassicCodec:
-    if name not in CODECS:
-        raise unknown_name("codec", name, CODECS)
-    return CODECS[name]
 
 
 # --------------------------------------------------------------------------- config
@@ -224,99 +141,6 @@ class LadderBuildConfig:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
 
 
-# --------------------------------------------------------------------------- encode / decode
-
-
-@dataclass(frozen=True, slots=True)
-class EncodedChunk:
-    """One chunk encoded at one rung: the packets and what they cost."""
-
-    packets: tuple[bytes, ...]
-    encode_s: float
-
-    @property
-    def size_bytes(self) -> int:
-        return sum(len(p) for p in self.packets)
-
-
-def _rate(fps: float) -> Fraction:
-    return Fraction(fps).limit_denominator(1001)
-
-
-def _to_yuv(frames: np.ndarray) -> list[Any]:
-    import av
-
-    return [
-        av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24").reformat(format="yuv420p") for f in frames
-    ]
-
-
-def encode_chunk(
-    frames: np.ndarray | list[Any],
-    codec: str,
-    kbps: float,
-    fps: float,
-    *,
-    preset: str | None = None,
-    rate_control: str = "2pass",
-    extra_params: str = "",
-) -> EncodedChunk:
-    """Encode one chunk (uint8 RGB ``(N, H, W, 3)`` or yuv420p ``av.VideoFrame`` list) as one closed GOP.
-
-    :param kbps: target bitrate, kbit/s.
-    :param fps: frame rate (the rate control needs it).
-    :param rate_control: one of :data:`RATE_CONTROLS` (x264/x265; SVT-AV1 uses its VBR whatever this says).
-    :param extra_params: private encoder parameters appended last (they override the defaults).
-    :returns: the packets of the final pass; ``encode_s`` counts every pass.
-    """
-    import tempfile
-
-    spec = _codec(codec)
-    if rate_control not in RATE_CONTROLS:
-        raise unknown_name("rate control", rate_control, RATE_CONTROLS)
-    yuv = _to_yuv(frames) if isinstance(frames, np.ndarray) else list(frames)
-    if not yuv:
-        raise ValueError("cannot encode an empty chunk")
-    if codec == "av1":
-        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner unless told otherwise
-    if not (spec.x26x and rate_control == "2pass"):
-        packets, encode_s = _encode_pass(yuv, spec, kbps, fps, preset, rate_control, extra_params, None, 0)
-        return EncodedChunk(packets=packets, encode_s=encode_s)
-    with tempfile.TemporaryDirectory(prefix="promptabr-2pass-") as tmp:
-        stats = os.path.join(tmp, "stats.log")  # x265 also writes stats.log.cutree next to it
-        _, first_s = _encode_pass(yuv, spec, kbps, fps, preset, rate_control, extra_params, stats, 1)
-        packets, second_s = _encode_pass(yuv, spec, kbps, fps, preset, rate_control, extra_params, stats, 2)
-    return EncodedChunk(packets=packets, encode_s=first_s + second_s)
-
-
-def _encode_pass(
-    yuv: list[Any], spec: ClassicCodec, kbps: float, fps: float, preset: str | None, rate_control: str,
-    extra_params: str, stats: str | None, rc_pass: int,
-) -> tuple[tuple[bytes, ...], float]:  # fmt: skip
-    """One encoder run over the chunk: its packets and wall time."""
-    import av
-
-    rate = _rate(fps)
-    cc = av.CodecContext.create(spec.encoder, "w")
-    cc.width, cc.height = yuv[0].width, yuv[0].height
-    cc.pix_fmt = "yuv420p"
-    cc.time_base = 1 / rate
-    cc.framerate = rate
-    cc.bit_rate = int(round(kbps * 1000))
-    cc.gop_size = len(yuv)
-    options = spec.options(len(yuv), kbps, len(yuv) / fps, preset, rate_control, stats, rc_pass)
-    if extra_params:
-        options[spec.params_option] += ":" + extra_params
-    cc.options = options
-    packets: list[bytes] = []
-    t0 = time.perf_counter()
-    for i, frame in enumerate(yuv):
-        frame.pts = i
-        packets += [bytes(p) for p in cc.encode(frame)]
-    packets += [bytes(p) for p in cc.encode(None)]
-    return tuple(packets), time.perf_counter() - t0
-
-
 def rate_control_record(cfg: LadderBuildConfig, frames: int, fps: float) -> dict[str, Any]:
     """How a build's chunks are encoded: rate control, passes, and the encoder options of its first rung.
 
@@ -338,44 +162,6 @@ def rate_control_record(cfg: LadderBuildConfig, frames: int, fps: float) -> dict
             "abr": "one-pass ABR at the target bitrate, no VBV cap",
         }[cfg.rate_control] if spec.x26x else "SVT-AV1's own VBR at the target bitrate",
     }  # fmt: skip
-
-
-def decode_chunk(packets: tuple[bytes, ...] | list[bytes], codec: str) -> tuple[np.ndarray, float]:
-    """Decode a chunk's packets; returns uint8 RGB frames ``(N, H, W, 3)`` and the decode time in seconds."""
-    import av
-
-    cc = av.CodecContext.create(_codec(codec).decoder, "r")
-    out = []
-    t0 = time.perf_counter()
-    for data in packets:
-        out += cc.decode(av.Packet(data))
-    out += cc.decode(None)
-    decode_s = time.perf_counter() - t0
-    return np.stack([f.to_ndarray(format="rgb24") for f in out]), decode_s
-
-
-_VERSION_CACHE: dict[str, str] = {}
-
-
-def encoder_version(codec: str) -> str:
-    """Encoder build string (x264/x265 from the info SEI they write; else libavcodec and PyAV versions)."""
-    import re
-
-    import av
-
-    if codec not in _VERSION_CACHE:
-        # x265's version is in its info SEI, which ladder encodes leave out (info=0): switch it back on here
-        extra = "info=1" if codec == "h265" else ""
-        blank = np.zeros((2, 64, 64, 3), np.uint8)
-        enc = encode_chunk(blank, codec, 100.0, 25.0, rate_control="abr", extra_params=extra)
-        text = b"".join(enc.packets[:2])
-        found = re.search(rb"x264 - core \d+(?: r\d+ [0-9a-f]+)?", text) or re.search(
-            rb"x265 \(build \d+\) - [^:\s]+", text
-        )
-        lavc = ".".join(map(str, av.library_versions["libavcodec"]))
-        name = found.group(0).decode() if found else _codec(codec).encoder
-        _VERSION_CACHE[codec] = f"{name} (libavcodec {lavc}, PyAV {av.__version__})"
-    return _VERSION_CACHE[codec]
 
 
 # --------------------------------------------------------------------------- measuring
@@ -416,8 +202,11 @@ def measure_chunk(
     index: int = 0,
     start_frame: int = 0,
     fingerprint: str = "",
+    on_rung: Callable[[], Any] | None = None,
 ) -> ChunkResult:
-    """Encode ``ref`` (uint8 RGB ``(N, H, W, 3)``) at every rung of ``cfg``, decode and measure it."""
+    """Encode ``ref`` (uint8 RGB ``(N, H, W, 3)``) at every rung of ``cfg``, decode and measure it.
+
+    ``on_rung`` is called after each rung is encoded and decoded (a progress bar's update)."""
     yuv = _to_yuv(ref)
     sizes, enc_s, dec_s, decoded = [], [], [], []
     for kbps in cfg.kbps:
@@ -429,6 +218,8 @@ def measure_chunk(
         enc_s.append(round(enc.encode_s, 4))
         dec_s.append(round(t_dec, 4))
         decoded.append(frames)
+        if on_rung is not None:
+            on_rung()
     step = cfg.lpips_stride
     lp = lpips_model.distance_frames_many(ref[::step], [d[::step] for d in decoded], batch_size=cfg.batch_size)
     return ChunkResult(
@@ -447,7 +238,7 @@ def measure_chunk(
 
 def _frame_psnr(ref: np.ndarray, dist: np.ndarray, batch: int) -> np.ndarray:
     """Per-frame PSNR in dB (capped at 100 dB for identical frames), in batches to bound memory."""
-    from codec.metrics.classic import psnr
+    from codec.metrics.fidelity import psnr
 
     out = [psnr(ref[i : i + batch], dist[i : i + batch]) for i in range(0, len(ref), batch)]
     return np.minimum(np.concatenate(out), 100.0)
@@ -519,12 +310,10 @@ def build_ladder(
     build_file = out_dir / "build.json"
     if build_file.exists():
         try:
-            prev = json.loads(build_file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(
-                f"unreadable build record ({exc}); delete {out_dir} to start over", path=build_file
-            ) from None
-        if prev.get("fingerprint") != fingerprint:
+            prev = read_json(build_file, "build record")
+        except InputError as exc:
+            raise InputError(f"{exc}; delete {out_dir} to start over") from None
+        if not isinstance(prev, dict) or prev.get("fingerprint") != fingerprint:
             raise InputError(
                 "this output folder holds a build of another video, with other settings or another encoder build; "
                 "choose another --out or delete the folder",
@@ -552,7 +341,8 @@ def build_ladder(
         resize=cfg.resize,
         max_frames=max_frames,
     )
-    bar = _progress(n_expected, f"{cfg.codec} ladder {video.name}", progress)
+    n_rungs = len(cfg.kbps)
+    bar = _progress(n_expected * n_rungs, f"{cfg.codec} ladder {video.name}", progress)
     try:
         for index, (start, ref) in enumerate(_chunks(frames_it, chunk_frames, min_last)):
             if ref.shape[1] % 2 or ref.shape[2] % 2:
@@ -562,12 +352,15 @@ def build_ladder(
             if result is None:
                 if model is None:
                     model = LPIPS(cfg.lpips_net, weights=lpips_weights).to(dev)  # type: ignore[arg-type]
-                result = measure_chunk(ref, cfg, fps, model, index=index, start_frame=start, fingerprint=fingerprint)
+                bar.set_postfix_str(f"chunk {index + 1}")
+                result = measure_chunk(ref, cfg, fps, model, index=index, start_frame=start, fingerprint=fingerprint,
+                                       on_rung=lambda: bar.update(1))  # fmt: skip
                 write_json_atomic(chunk_file, result.to_dict())
                 if on_chunk is not None:
                     on_chunk(result)
+            else:
+                bar.update(n_rungs)  # finished by an earlier run
             results.append(result)
-            bar.update(1)
     finally:
         bar.close()
         frames_it.close()
@@ -583,8 +376,8 @@ def _load_chunk(path: Path, fingerprint: str, start: int, frames: int) -> ChunkR
     if not path.exists():
         return None
     try:
-        result = ChunkResult.from_dict(json.loads(path.read_text()))
-    except (OSError, ValueError, KeyError, TypeError):
+        result = ChunkResult.from_dict(read_json(path, "chunk result"))
+    except (ValueError, KeyError, TypeError):  # InputError is a ValueError
         return None  # unreadable: measure again (writes are atomic, so this only follows outside damage)
     if result.fingerprint != fingerprint or result.start_frame != start or result.frames != frames:
         return None
@@ -594,14 +387,13 @@ def _load_chunk(path: Path, fingerprint: str, start: int, frames: int) -> ChunkR
 def _progress(total: int, desc: str, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="chunk", disable=not enabled, leave=False)
+    return tqdm(total=total, desc=desc, unit="rung", disable=not enabled, leave=False)
 
 
 def _assemble(results: list[ChunkResult], cfg: LadderBuildConfig, source: dict, name: str, rc: dict) -> Ladder:
-    lp = [[np.asarray(r.lpips[j]) for j in range(len(cfg.kbps))] for r in results]
-    mean = np.array([[x.mean() for x in row] for row in lp])
-    p95 = np.array([[np.percentile(x, 95) for x in row] for row in lp])
-    severe = np.array([[np.mean(x > cfg.severe_lpips) for x in row] for row in lp])
+    lp = [np.asarray(r.lpips[j]) for r in results for j in range(len(cfg.kbps))]
+    shape = (len(results), len(cfg.kbps))
+    mean, p95, severe = (s.reshape(shape) for s in frame_lpips_stats(lp, cfg.severe_lpips))
     rungs = tuple(RungInfo(family=cfg.codec, decoder=cfg.codec, kbps=float(k)) for k in cfg.kbps)
     measurements = {key: [getattr(r, key) for r in results] for key in ("psnr_db", "encode_s", "decode_s")}
     return Ladder(
@@ -656,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--kbps", type=_kbps_list, default=d.kbps, help="target bitrates, kbit/s (default 50,100,200,400,800)"
     )
-    ap.add_argument("--chunk", type=float, default=d.chunk_s, help=f"chunk duration in s (default {d.chunk_s:g})")
+    add_chunk_flag(ap, d.chunk_s)
     ap.add_argument("--out", type=Path, required=True, help="output folder (ladder.json, build.json, chunks/)")
     ap.add_argument("--name", default=None, help="ladder name (default <codec>-measured:<video stem>)")
     ap.add_argument("--max-s", type=float, default=None, help="use only the first MAX_S seconds")
@@ -672,18 +464,20 @@ def main(argv: list[str] | None = None) -> int:
                          "vbv (one-pass ABR with a VBV cap at the target and a one-chunk buffer; overshoots "
                          "short chunks by 5-30%% and starves the key frame at low rates) or abr (one-pass ABR); "
                          "SVT-AV1 always uses its VBR")  # fmt: skip
-    ap.add_argument("--lpips-net", default=d.lpips_net, choices=("alex", "vgg"), help="LPIPS backbone (default alex)")
+    ap.add_argument("--lpips", dest="lpips_net", default=d.lpips_net, choices=("alex", "vgg"),
+                    help="LPIPS backbone (default alex; as codec.encode's --lpips)")
+    ap.add_argument("--lpips-net", dest="lpips_net", choices=("alex", "vgg"), help=argparse.SUPPRESS)
     ap.add_argument("--lpips-stride", type=int, default=d.lpips_stride, help="LPIPS on every n-th frame (default 1)")
     ap.add_argument("--lpips-weights", default=None, help="LPIPS weights file/folder (default: cache or download)")
     ap.add_argument("--severe", type=float, default=d.severe_lpips, help="severe-frame LPIPS threshold (default 0.25)")
-    ap.add_argument("--device", default=None, help="torch device for LPIPS (default cuda if available, else cpu)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_torch_device_flag(ap, help="torch device for LPIPS (default cuda if available, else cpu)")
+    add_progress_flag(ap, dest="quiet")
     args = ap.parse_args(argv)
     try:
         cfg = LadderBuildConfig(
             codec=args.codec,
             kbps=args.kbps,
-            chunk_s=args.chunk,
+            chunk_s=args.chunk_s,
             crop_square=not args.no_crop,
             resize=None if args.no_resize else args.resize,
             max_s=args.max_s,

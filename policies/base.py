@@ -9,18 +9,16 @@ once, in the :class:`PolicyContext` given to :meth:`Policy.reset`.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from abr.errors import InputError
 from abr.ladder import Ladder
 from abr.qoe import QoE
 
-__all__ = ["DownloadProgress", "Observation", "Policy", "PolicyContext", "parse_params"]
+__all__ = ["DownloadProgress", "Observation", "Policy", "PolicyContext"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -186,34 +184,3 @@ class Policy(ABC):
     def can_abandon(self) -> bool:
         """Whether this policy may abandon downloads (it overrides :meth:`abandon`)."""
         return type(self).abandon is not Policy.abandon
-
-
-def parse_params(cls: type, options: str, where: str) -> object:
-    """``key=value,key=value`` -> an instance of the dataclass ``cls`` (types from its fields)."""
-    kinds = {f.name: f for f in fields(cls)}
-    kwargs = {}
-    for item in filter(None, (s.strip() for s in options.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or key not in kinds:
-            raise InputError(f"bad option {item!r} for {where}; valid keys: {', '.join(kinds) or 'none'}")
-        default = getattr(cls(), key)
-        try:
-            if isinstance(default, bool):
-                if value.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError
-                kwargs[key] = value.lower() in ("true", "1")
-            elif isinstance(default, int):
-                kwargs[key] = int(value)
-            elif isinstance(default, float):
-                kwargs[key] = float(value)
-                if not math.isfinite(kwargs[key]):  # NaN slips through every `x <= 0` check
-                    raise ValueError
-            else:
-                kwargs[key] = value
-        except ValueError:
-            kind = type(default).__name__
-            raise InputError(f"bad value {value!r} for {where} option {key!r} (expected a finite {kind})") from None
-    try:
-        return cls(**kwargs)
-    except ValueError as exc:
-        raise InputError(f"{where}: {exc}") from None

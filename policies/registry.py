@@ -9,7 +9,8 @@ from dataclasses import MISSING, fields
 from importlib import import_module
 
 from abr.errors import unknown_name
-from policies.base import Policy, parse_params
+from abr.options import build_options, split_spec
+from policies.base import Policy
 from policies.bba import BBA
 from policies.bola import BOLA, BOLAE
 from policies.dynamic import Dynamic
@@ -30,7 +31,7 @@ LOADED_POLICIES: dict[str, str] = {"rl": "policies.rl:load_rl_policy"}
 
 def get_policy(spec: str) -> Policy:
     """``bola`` or ``bola:gamma=5,qmax=25`` -> a policy instance."""
-    name, _, options = spec.partition(":")
+    name, options = split_spec(spec)
     if name in LOADED_POLICIES:
         module, _, func = LOADED_POLICIES[name].partition(":")
         policy = getattr(import_module(module), func)(options)
@@ -39,7 +40,7 @@ def get_policy(spec: str) -> Policy:
     if name not in POLICIES:
         raise unknown_name("policy", name, {**POLICIES, **LOADED_POLICIES})
     cls = POLICIES[name]
-    params = parse_params(cls.Params, options, f"policy {name!r}") if cls.Params is not None else None
+    params = build_options(cls.Params, options, f"policy {spec!r}") if cls.Params is not None else None
     if cls.Params is None and options:
         raise unknown_name(f"option for policy {name!r} (it takes none):", options, [])
     policy = cls(params)

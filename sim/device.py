@@ -30,7 +30,6 @@ deterministic by seed and session id.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from importlib import resources
@@ -39,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from abr.errors import InputError, unknown_name
+from abr.io import read_json
 from abr.ladder import Ladder
 from sim.rng import uniform
 
@@ -309,7 +309,7 @@ def _population(name: str, doc: dict, known: dict[str, DeviceProfile]) -> Device
 
 def _builtin() -> dict[str, Device]:
     root = resources.files("sim") / "data"
-    doc = json.loads((root / "devices.json").read_text())
+    doc = read_json(Path(str(root / "devices.json")), "device profiles")
     out: dict[str, Device] = {name: _from_doc(name, d, "sim/data/devices.json") for name, d in doc["devices"].items()}
     measured = root / "devices"
     if measured.is_dir():
@@ -326,13 +326,8 @@ def available_devices() -> list[str]:
 
 def load_device(path: str | Path) -> DeviceProfile:
     """A profile from a JSON file ``{"name":..., "decode_ms_per_frame": {...}, "sources": {...}}``."""
-    from abr.io import read_text
-
     path = Path(path)
-    try:
-        doc = json.loads(read_text(path, "device profile"))
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise InputError(f"cannot read device profile ({type(exc).__name__}: {exc})", path=path) from None
+    doc = read_json(path, "device profile")
     return _from_doc(str(doc.get("name", path.stem)) if isinstance(doc, dict) else path.stem, doc, path)
 
 

@@ -15,20 +15,24 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from abr.errors import InputError, cli_main
+from abr.flags import add_progress_flag, progress_bar
 from abr.io import check_output, write_text_atomic
 from abr.limits import check_request
 from abr.lock import clean_stale_tmp_beside
-from abr.qoe import QOE_PRESETS, get_qoe
-from abr.registry import DEFAULT_LADDER, available_ladders, get_ladder
+from abr.options import split_spec, split_specs
+from abr.qoe import QOE_PRESETS
+from abr.registry import DEFAULT_LADDER, available_ladders
 from policies.registry import describe_policies
 from sim.core import DEFAULT_SIM, SIM_PRESETS, SimConfig
-from sim.device import available_devices, get_device
-from sim.env import DEFAULT_DEVICE
+from sim.device import available_devices
 from sim.provenance import run_metadata
-from sim.runners import resolve_runner
+from sim.resolve import DEFAULT_DEVICE, DEFAULT_QOE, resolve_run, sim_preset
+from sim.runners import BOUNDS, resolve_runner
 from sim.scenarios import binding_note, describe_scenarios, merge_transforms, parse_explicit, resolve
-from sim.session import SUMMARY_COLUMNS
+from sim.session import SUMMARY_COLUMNS, SessionResults
 from traces.cli import add_trace_arguments, traces_from_args
 
 __all__ = ["add_sim_arguments", "main", "build_parser", "sim_config_from_args", "summarize"]
@@ -55,13 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--scenario", metavar="NAME",
                    help="a named scenario: traces (its test split), ladder, device, QoE, simulator, session length")
-    p.add_argument("--policy", action="append", metavar="SPEC",
-                   help="ABR policy, e.g. bola or bola:gamma=5,qmax=25; repeat to compare (default: bola)")
+    p.add_argument("--policy", action="append", metavar="SPECS",
+                   help="ABR policies, e.g. bola or bola:gamma=5,qmax=25,bba; repeat or separate by commas "
+                        "to compare (default: bola)")
     p.add_argument("--ladder", default=DEFAULT_LADDER, help=f"ladder name or file (default: {DEFAULT_LADDER})")
     p.add_argument("--device", default=DEFAULT_DEVICE, help=f"device profile (default: {DEFAULT_DEVICE})")
-    p.add_argument("--qoe", default="perceptual",
+    p.add_argument("--qoe", default=DEFAULT_QOE,
                    help="QoE preset, with weights as NAME:stall_penalty=..,switch_penalty=.. "
-                        "(aliases mu, lambda) (default: perceptual)")
+                        f"(aliases mu, lambda) (default: {DEFAULT_QOE})")
     p.add_argument("--sim", default=DEFAULT_SIM,
                    help=f"simulator preset: {', '.join(SIM_PRESETS)} (default: {DEFAULT_SIM}); "
                         "the knobs below override its parts")
@@ -75,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "with several policies FILE-<n>-<policy>.png")
     p.add_argument("--plot-session", type=int, default=None, metavar="ID",
                    help="the session id to draw with --plot (default: the first one)")
+    add_progress_flag(p, help="no progress bar (shown for runs over 1000 sessions and for bounds)")
     add_sim_arguments(p)
     add_trace_arguments(p)
     return p
@@ -107,9 +113,7 @@ def add_sim_arguments(p: argparse.ArgumentParser) -> None:
 
 def sim_config_from_args(args: argparse.Namespace) -> SimConfig:
     """The ``--sim`` preset with the knobs given on the command line applied (validated)."""
-    if args.sim not in SIM_PRESETS:
-        raise InputError(f"unknown simulator preset {args.sim!r}; valid: {', '.join(SIM_PRESETS)}")
-    base = SIM_PRESETS[args.sim]
+    base = sim_preset(args.sim)
     net: dict = {}
     player: dict = {}
     if args.noise is not None:
@@ -199,6 +203,27 @@ def apply_scenario(args: argparse.Namespace, explicit: set[str], split: str = "t
     return params.notes
 
 
+#: Sessions per batch: a policy's (large batches vectorise best) and a bound's (its search is slow;
+#: small blocks give the progress bar steps). Results do not depend on the batch size.
+_BLOCK, _BOUND_BLOCK = 1000, 50
+
+
+def _run_blocks(spec: str, runner, traces, setup, config, n: int, seed: int, progress: bool) -> SessionResults:
+    """Sessions ``0..n-1`` of ``runner`` in blocks, with a progress bar over sessions when the run
+    is long (more than one block, or a bound)."""
+    bound = split_spec(spec)[0] in BOUNDS
+    block = _BOUND_BLOCK if bound else _BLOCK
+    ids = np.arange(n, dtype=np.int64)
+    parts = []
+    with progress_bar(n, desc=spec, unit="session", enabled=progress and (bound or n > block)) as bar:
+        for start in range(0, n, block):
+            part = runner(traces, setup.ladder, setup.device, setup.qoe, config=config, seed=seed,
+                          session_ids=ids[start : start + block])  # fmt: skip
+            parts.append(part)
+            bar.update(part.n_sessions)
+    return SessionResults.concat(parts)
+
+
 def run(args: argparse.Namespace, notes: tuple[str, ...] = ()) -> int:
     import pandas as pd
 
@@ -213,15 +238,14 @@ def run(args: argparse.Namespace, notes: tuple[str, ...] = ()) -> int:
             raise InputError("--out must end in .csv or .json", path=args.out)
         check_output(args.out)
     config = sim_config_from_args(args)
-    runners = [resolve_runner(s) for s in (args.policy or ["bola"])]
-    ladder = get_ladder(args.ladder)
-    device = get_device(args.device)
-    qoe = get_qoe(args.qoe)
+    specs = [s for v in (args.policy or ["bola"]) for s in split_specs(v)]
+    runners = [resolve_runner(s) for s in specs]
+    setup = resolve_run(args.ladder, args.device, args.qoe, config)
+    ladder, device, qoe = setup.ladder, setup.device, setup.qoe
     traces = traces_from_args(args, seed=args.seed)
     n_sessions = args.sessions or len(traces)
     if args.plot_session is not None and not 0 <= args.plot_session < n_sessions:
         raise InputError(f"--plot-session must be a session id in 0..{n_sessions - 1}, got {args.plot_session}")
-    device.decode_s(ladder)  # fail early if the device cannot decode a rung
     # a session holds about a dozen float64 per chunk (its chunk records) in memory
     check_request("--sessions", args.sessions or 0, 16 * 8 * ladder.n_chunks, force=args.force)
 
@@ -230,7 +254,8 @@ def run(args: argparse.Namespace, notes: tuple[str, ...] = ()) -> int:
           f"({ladder.total_duration_s:.0f} s) - {kind}")
     if "derivation" in ladder.metadata:
         print(f"        {ladder.metadata['derivation']}")
-    print(f"traces  {args.trace}: {len(traces)} trace(s); sim {args.sim}; device {device.name}; qoe {qoe.name}")
+    trace_spec = args.trace if isinstance(args.trace, str) else " + ".join(args.trace)
+    print(f"traces  {trace_spec}: {len(traces)} trace(s); sim {args.sim}; device {device.name}; qoe {qoe.name}")
     if args.scenario:
         print(f"scenario {args.scenario}")
     for line in notes:
@@ -239,8 +264,8 @@ def run(args: argparse.Namespace, notes: tuple[str, ...] = ()) -> int:
     if note:
         print(note)
     sessions, chunks = [], []
-    for i, runner in enumerate(runners):
-        res = runner(traces, ladder, device, qoe, config=config, sessions=args.sessions, seed=args.seed)
+    for i, (spec, runner) in enumerate(zip(specs, runners)):
+        res = _run_blocks(spec, runner, traces, setup, config, n_sessions, args.seed, not args.no_progress)
         sessions.append(res.sessions_frame())
         if args.out is not None:
             chunks.append(res.chunks_frame())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 
-from policies.base import parse_params
+from abr.options import build_options, split_spec
 from policies.registry import get_policy
 from sim.oracle import ORACLE_LABEL, OracleGrid, oracle_sessions
 from sim.session import run_sessions
@@ -18,7 +18,8 @@ __all__ = ["BOUNDS", "resolve_runner"]
 
 def _oracle(options: str):
     label = f"oracle:{options} (bound)" if options else ORACLE_LABEL  # distinct options: distinct rows
-    return functools.partial(oracle_sessions, grid=parse_params(OracleGrid, options, "oracle"), label=label)
+    grid = build_options(OracleGrid, options, f"oracle {'oracle:' + options!r}")
+    return functools.partial(oracle_sessions, grid=grid, label=label)
 
 
 #: Bounds that run like policies but are not policies (they see the future trace): name ->
@@ -30,7 +31,7 @@ BOUNDS = {"oracle": _oracle}
 def resolve_runner(spec: str):
     """``spec`` -> ``run(traces, ladder, device, qoe, *, config, sessions, seed, session_ids)``:
     a registered policy run by :func:`run_sessions`, or a bound of :data:`BOUNDS`."""
-    name, _, options = spec.partition(":")
+    name, options = split_spec(spec)
     if name in BOUNDS:
         return BOUNDS[name](options)
     return functools.partial(run_sessions, get_policy(spec))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -54,6 +55,21 @@ class SessionResults:
     @property
     def n_sessions(self) -> int:
         return len(self.session_ids)
+
+    @classmethod
+    def concat(cls, parts: Sequence[SessionResults]) -> SessionResults:
+        """The sessions of ``parts`` (runs of one policy, ladder, QoE and trace list on disjoint
+        session ids) as one result, in order. A session's results do not depend on the batch it
+        ran in, so running in blocks and concatenating gives what one batch would."""
+        first = parts[0]
+        if len(parts) == 1:
+            return first
+        return replace(
+            first,
+            session_ids=np.concatenate([p.session_ids for p in parts]),
+            trace_index=np.concatenate([p.trace_index for p in parts]),
+            chunks={k: np.concatenate([p.chunks[k] for p in parts], axis=1) for k in first.chunks},
+        )
 
     def summary_arrays(self) -> dict[str, np.ndarray]:
         """Per-session metrics (see :data:`SUMMARY_COLUMNS`).

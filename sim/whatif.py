@@ -34,9 +34,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from abr.errors import InputError, cli_main
+from abr.flags import add_progress_flag, progress_bar
 from abr.io import check_output
 from abr.limits import FORCE_HELP, check_request
 from abr.lock import folder_lock
+from abr.options import split_options
 from abr.qoe import QOE_PRESETS
 from abr.registry import DEFAULT_LADDER, available_ladders
 from policies.registry import POLICIES
@@ -48,6 +50,7 @@ from sim.sweep import (
     Grid,
     best_under_stall,
     crossover_search,
+    expected_evaluations,
     load_grid,
     run_sweep,
     split_specs,
@@ -126,12 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, default=None, help="parallel workers (default: all cores)")
     r.add_argument("--ray-address", default=None, help="run on this Ray cluster (auto, ray://host:10001, host:6379)")
     r.add_argument("--out", type=Path, default=Path("whatif-out"), help="output folder (default: whatif-out)")
-    r.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="session table format")
+    r.add_argument("--table-format", dest="format", choices=("parquet", "csv"), default="parquet",
+                   help="session table format (default: parquet)")
+    r.add_argument("--format", dest="format", choices=("parquet", "csv"), default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)  # the older spelling; --format is a trace format elsewhere
     r.add_argument("--fresh", action="store_true", help="discard finished cells in --out and run everything")
     r.add_argument("--force", action="store_true", help=FORCE_HELP)
     r.add_argument("--no-report", action="store_true", help="skip the plots and the HTML report")
     r.add_argument("--max-stall", type=float, default=0.01, help="stall-ratio target of the report (default: 0.01)")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_flag(r)
     c = p.add_argument_group("crossover search (--crossover: bisection instead of a sweep)")
     c.add_argument(
         "--crossover",
@@ -162,10 +168,11 @@ def grid_from_args(args: argparse.Namespace) -> Grid:
         if text:
             axes[key] = tuple(v.strip() for v in text.split(",") if v.strip())
     for item in args.vary or []:
-        key, sep, values = item.partition("=")
-        if not sep or not key or not values:
+        pairs = split_options(item, f"--vary {item!r}", bare=True)
+        if len(pairs) != 1 or not pairs[0][1]:
             raise InputError(f"--vary needs KEY=V1/V2/..., got {item!r}")
-        axes[key.strip()] = tuple(v.strip() for v in values.split("/") if v.strip())
+        key, values = pairs[0]
+        axes[key] = tuple(v.strip() for v in values.split("/") if v.strip())
     if args.transform or axes:
         base = tuple(args.transform) if args.transform else _without_keys(grid.transforms, axes)
         changes["transforms"] = transform_product(base, axes) if axes else base
@@ -190,8 +197,8 @@ def _without_keys(transforms: tuple[str, ...], axes: dict) -> tuple[str, ...]:
     """Transform specs less the keys an axis flag varies (the flag overrides them)."""
     out = []
     for spec in transforms:
-        kept = [item for item in spec.split(",") if item and item.partition("=")[0].strip() not in axes]
-        out.append(",".join(kept))
+        kept = [k if v is None else f"{k}={v}" for k, v in split_options(spec, f"transform {spec!r}", bare=True)]
+        out.append(",".join(item for item in kept if item.partition("=")[0] not in axes))
     return tuple(dict.fromkeys(out))
 
 
@@ -234,21 +241,26 @@ def _crossover(args: argparse.Namespace, grid: Grid) -> int:
     transforms = sorted({",".join(f"{k}={v}" for k, v in transform_fields(t).items() if k != "scale")
                          for t in grid.transforms})  # fmt: skip
     rows = []
-    for pol, dev, qoe, tr, tf, sim in itertools.product(grid.policies, grid.devices, grid.qoes, grid.traces,
-                                                        transforms, grid.sims):  # fmt: skip
-        for a, b in itertools.combinations(grid.ladders, 2):
-            found = crossover_search(a, b, policy=pol, device=dev, qoe=qoe, traces=tr, transform=tf, sim=sim,
-                                     sessions=grid.sessions, seed=grid.seed, trace_count=grid.trace_count,
-                                     lo=args.lo, hi=args.hi, points=args.points, rtol=args.rtol)  # fmt: skip
-            row = {"policy": pol, "device": dev, "qoe": qoe, "traces": tr, "transform": tf, "sim": sim,
-                   "ladder_a": a, "ladder_b": b}  # fmt: skip
-            x = found.crossover
-            if x is None:  # no crossover: the leader is ahead on both sides of the range
-                row |= {"scale": float("nan"), "mbps": float("nan"), "below": found.leader, "above": found.leader}
-            else:
-                row |= {"scale": x.scale, "mbps": x.mbps, "below": x.below, "above": x.above}
-            row["evaluations"] = len(found.evaluated)
-            rows.append(row)
+    searches = list(itertools.product(grid.policies, grid.devices, grid.qoes, grid.traces, transforms, grid.sims,
+                                      itertools.combinations(grid.ladders, 2)))  # fmt: skip
+    each = expected_evaluations(args.lo, args.hi, args.points, args.rtol)
+    bar = progress_bar(len(searches) * each, desc="crossover", unit="scale", enabled=not args.no_progress)
+    for n, (pol, dev, qoe, tr, tf, sim, (a, b)) in enumerate(searches, 1):
+        found = crossover_search(a, b, policy=pol, device=dev, qoe=qoe, traces=tr, transform=tf, sim=sim,
+                                 sessions=grid.sessions, seed=grid.seed, trace_count=grid.trace_count,
+                                 lo=args.lo, hi=args.hi, points=args.points, rtol=args.rtol,
+                                 on_evaluate=bar.update)  # fmt: skip
+        bar.update(max(0, n * each - bar.n))  # a search without a crossover stops after the coarse points
+        row = {"policy": pol, "device": dev, "qoe": qoe, "traces": tr, "transform": tf, "sim": sim,
+               "ladder_a": a, "ladder_b": b}  # fmt: skip
+        x = found.crossover
+        if x is None:  # no crossover: the leader is ahead on both sides of the range
+            row |= {"scale": float("nan"), "mbps": float("nan"), "below": found.leader, "above": found.leader}
+        else:
+            row |= {"scale": x.scale, "mbps": x.mbps, "below": x.below, "above": x.above}
+        row["evaluations"] = len(found.evaluated)
+        rows.append(row)
+    bar.close()
     table = pd.DataFrame(rows)
     print(f"crossovers in scale [{args.lo:g}, {args.hi:g}] (NaN = none in range; below/above: the better ladder):")
     print(_show(table))
@@ -306,6 +318,7 @@ def _run_locked(args: argparse.Namespace, grid: Grid) -> int:
     print(_show(_brief(best), max_rows=_MAX_ROWS))
     paths = dict(res.paths)
     if not args.no_report:
+        print(f"\nwriting plots and report.html to {args.out} ...", flush=True)  # a few silent seconds otherwise
         paths.update(write_report(res, args.out, max_stall_ratio=args.max_stall))
     for name, path in paths.items():
         print(f"wrote {name}: {path}")

@@ -10,15 +10,8 @@ import pytest
 
 from abr.errors import InputError
 from abr.ladder import combine_ladders, concat_ladders, load_ladder
-from codec.ladder import (
-    CODECS,
-    LadderBuildConfig,
-    build_ladder,
-    decode_chunk,
-    encode_chunk,
-    encoder_version,
-    main,
-)
+from codec.classic import CODECS, decode_chunk, encode_chunk, encoder_version
+from codec.ladder import LadderBuildConfig, build_ladder, main
 from codec.video import write_video
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 import torch
 
 from codec.promptmobile.cost import count_macs, default_plan, even_plan, meta_generator, variant_cost
+from codec.promptmobile.estimates import component_macs, scaled_entries
 from codec.promptus.receiver import get_receiver
 from sim.device import get_device
 
@@ -92,13 +92,6 @@ def test_threshold_only_reuse_has_no_default_plan(meta):
         default_plan(get_receiver("promptmobile:full_every=0", meta), 10)
 
 
-def _device_profile_module():
-    spec = importlib.util.spec_from_file_location("device_profile", ROOT / "bench" / "device_profile.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_cpu_profile_has_a_source_for_every_number():
     path = ROOT / "sim" / "data" / "devices" / "cpu-local.json"
     if not path.is_file():
@@ -112,9 +105,8 @@ def test_cpu_profile_has_a_source_for_every_number():
 
 
 def test_builtin_promptmobile_entries_are_what_the_script_computes(meta):
-    mod = _device_profile_module()
     doc = json.loads((ROOT / "sim" / "data" / "devices.json").read_text())
-    expected = mod.scaled_entries(mod.component_macs(meta))
+    expected = scaled_entries(component_macs(meta))
     for device, rows in expected.items():
         prof = doc["devices"][device]
         for variant, (ms, src) in rows.items():

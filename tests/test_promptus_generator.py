@@ -106,12 +106,16 @@ def test_fingerprint_changes_with_weights(gen):
 
 def test_receiver_registry_and_specs(gen):
     assert "promptus" in RECEIVERS
-    assert parse_receiver_spec("promptus:max_batch=2,flag=true,x=0.5,name=a") == (
-        "promptus", {"max_batch": 2, "flag": True, "x": 0.5, "name": "a"})
+    # values are typed from the receiver's keyword parameters, not guessed from their text
+    assert parse_receiver_spec("promptus:max_batch=2,noise=numpy") == ("promptus", {"max_batch": 2, "noise": "numpy"})
+    with pytest.raises(InputError, match="unknown option 'flag'; valid keys: max_batch, noise"):
+        parse_receiver_spec("promptus:flag=true")
     with pytest.raises(InputError, match="unknown receiver 'nope'; valid names: .*promptus"):
         get_receiver("nope", gen)
-    with pytest.raises(InputError, match="receiver 'promptus'"):
+    with pytest.raises(InputError, match="receiver 'promptus:bogus=1'"):
         get_receiver("promptus:bogus=1", gen)
+    with pytest.raises(InputError, match="receiver 'promptus:max_batch=-1': max_batch must be >= 0"):
+        get_receiver("promptus:max_batch=-1", gen)
     with pytest.raises(InputError, match="key=value"):
         get_receiver("promptus:max_batch", gen)
 

@@ -124,7 +124,8 @@ def test_modifier_applies_to_nearest_target():
     [
         ("zoom=2", "unknown transform 'zoom'"),
         ("scale=0", "scale must be a positive number"),
-        ("scale=abc", "expected a number"),
+        ("scale=abc", "expected a finite number"),
+        ("scale=nan", "expected a finite number"),
         ("cap=-1", "cap must be a positive rate"),
         ("outage_s=5", "outage_s needs a outages transform"),
         ("outages=1.5", "expected a whole number"),

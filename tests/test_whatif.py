@@ -176,7 +176,7 @@ def test_oracle_sweeps_as_a_bound_on_the_same_sessions(trace_dir):
     grid = small_grid(trace_dir, policies=("bola", "bba", "oracle:max_states=200"), ladders=(H265,), block=5)
     t = run_sweep(grid).table.pivot(index="session", columns="policy", values="qoe_total")
     assert (t["oracle:max_states=200"] >= t[["bola", "bba"]].max(axis=1) - 1e-9).all()
-    with pytest.raises(InputError, match="bad option 'depth=3' for oracle"):
+    with pytest.raises(InputError, match="oracle 'oracle:depth=3': unknown option 'depth'; valid keys: position_s"):
         run_sweep(small_grid(trace_dir, policies=("oracle:depth=3",)))
 
 

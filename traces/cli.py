@@ -33,6 +33,16 @@ class _Ordered(argparse.Action):
         setattr(namespace, _DEST, pairs)
 
 
+class _Pooled(argparse.Action):
+    """``--trace`` repeated pools its sets: one spec stays a string, several become a tuple
+    (loaded in order by :func:`traces_from_args`, spec ``i`` seeded ``seed + i`` as in ``sim.train``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = [*getattr(namespace, "_trace_specs", ()), str(values)]
+        namespace._trace_specs = given
+        setattr(namespace, self.dest, given[0] if len(given) == 1 else tuple(given))
+
+
 #: (flags, transform key, metavar, help); metavar None = a flag without value.
 _TRANSFORM_FLAGS = (
     (("--scale",), "scale", "K", "multiply every rate by K"),
@@ -56,7 +66,8 @@ def add_trace_arguments(parser: argparse.ArgumentParser, *, default: str = "lte"
         "genet:min_mbps=0.2/2,max_mbps=2/20,interval_s=2/20,rtt_ms=20/200), a file, a folder or a glob; "
         "append @train or @test for a deterministic split. What-if flags apply in command-line order.",
     )
-    g.add_argument("--trace", default=default, metavar="SPEC", help=f"network traces (default {default})")
+    g.add_argument("--trace", action=_Pooled, default=default, metavar="SPEC",
+                   help=f"network traces; repeat to pool several sets (default {default})")  # fmt: skip
     fmt_flags = ["--trace-format"] + ([] if "--format" in parser._option_string_actions else ["--format"])
     g.add_argument(
         *fmt_flags,
@@ -93,20 +104,23 @@ def transform_pairs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
 
 
 def traces_from_args(args: argparse.Namespace, seed: int) -> list[Trace]:
-    """Load ``args.trace`` and apply the what-if flags (seeded by ``seed``).
+    """Load ``args.trace`` (one spec, or several pooled) and apply the what-if flags (seeded by ``seed``).
 
     :raises abr.errors.InputError: a bad spec, file or flag value.
     """
     # a generated trace is about its duration in 1 s segments of three float64 (default 320 s)
     check_request("--trace-count", args.trace_count, 320 * 24, force=getattr(args, "force", False))
     transforms = build_transforms(transform_pairs(args))
-    traces = load_traces(
-        args.trace,
-        seed=seed,
-        count=args.trace_count,
-        fmt=args.trace_format,
-        unit=args.trace_unit,
-        test_fraction=args.test_fraction,
-        split_seed=args.split_seed,
-    )
+    specs = (args.trace,) if isinstance(args.trace, str) else tuple(args.trace)
+    traces = []
+    for i, spec in enumerate(specs):
+        traces += load_traces(
+            spec,
+            seed=seed + i,
+            count=args.trace_count,
+            fmt=args.trace_format,
+            unit=args.trace_unit,
+            test_fraction=args.test_fraction,
+            split_seed=args.split_seed,
+        )
     return apply_transforms(traces, transforms, seed)

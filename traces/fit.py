@@ -23,7 +23,6 @@ share side by side.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from abr.errors import InputError, cli_main
-from abr.io import write_json_atomic
+from abr.io import read_json, write_json_atomic
 from traces.catalog import REAL_SETS, default_trace_root, real_set_of
 from traces.formats import read_trace
 from traces.models import MODELS_PATH, FittedModel, model_rngs
@@ -293,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fitting {', '.join(names)} from {args.root}", file=sys.stderr)
     doc = fit_all(args.root, names)
     if args.out.is_file() and set(names) != set(FIT_SOURCES):  # partial refit: keep the other models
-        old = json.loads(args.out.read_text())
+        old = read_json(args.out, "network models")
         doc["models"] = {**old.get("models", {}), **doc["models"]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out, doc)

@@ -36,7 +36,6 @@ Bad input raises :class:`abr.errors.InputError` naming the file and line.
 from __future__ import annotations
 
 import functools
-import json
 import re
 import warnings
 from collections.abc import Callable
@@ -46,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from abr.errors import InputError, unknown_name
-from abr.io import read_text, write_text_atomic
+from abr.io import parse_json, read_text, write_text_atomic
 from traces.catalog import declared_unit
 from traces.trace import Trace
 
@@ -233,12 +232,7 @@ def _sabre_entry_ok(entry: object, keys: tuple[str, ...]) -> bool:
 
 
 def _read_sabre(text: str, path: Path, unit: str | None) -> Trace:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON ({exc.msg})", path=path, line=exc.lineno) from None
-    except RecursionError:
-        raise InputError("JSON nested too deeply", path=path) from None
+    data = parse_json(text, path, "Sabre trace")
     if not isinstance(data, list) or not data:
         raise InputError("expected a JSON list of {duration_ms, bandwidth_kbps[, latency_ms]} objects", path=path)
     has_lat = isinstance(data[0], dict) and "latency_ms" in data[0]

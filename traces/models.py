@@ -23,7 +23,6 @@ Two kinds, one interface (``generate(rngs, duration_s) -> list[Trace]`` and
 
 from __future__ import annotations
 
-import json
 import math
 import zlib
 from collections.abc import Mapping
@@ -34,6 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from abr.errors import InputError, unknown_name
+from abr.io import read_json
+from abr.options import parse_options, split_spec
 from traces.trace import Trace
 
 __all__ = [
@@ -136,14 +137,9 @@ class FittedModel:
         kw["file_weights"] = tuple((w / w.sum()).tolist())
         return cls(**kw)
 
-    def with_options(self, options: dict[str, str]) -> FittedModel:
+    def with_options(self, options: str, where: str) -> FittedModel:
         """Only ``duration_s`` may be changed from a spec; the rest is fitted."""
-        bad = set(options) - {"duration_s"}
-        if bad:
-            raise InputError(f"model {self.name!r} takes only duration_s=..., got {', '.join(sorted(bad))}")
-        if "duration_s" in options:
-            return replace(self, duration_s=_positive_duration(_float(options["duration_s"], "duration_s"), self.name))
-        return self
+        return _with_options(self, options, where, ("duration_s",))
 
     def rate_of_latent(self, z: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Mbit/s for latent scores ``z`` ``(n, T)`` under ``file_params`` rows ``(n, 2 + K)``."""
@@ -189,19 +185,11 @@ class FittedModel:
         return [Trace(dur, r, name=f"{label}-{i}", source=f"model:{label} #{i}") for i, r in enumerate(rates)]
 
 
-def _float(text: str, key: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise InputError(f"{key}={text!r}: expected a number") from None
-
-
-def _range(text: str, key: str) -> tuple[float, float]:
-    lo, _, hi = text.partition("/")
-    a, b = _float(lo, key), _float(hi or lo, key)
-    if not 0 <= a <= b:
-        raise InputError(f"{key}={text!r}: expected LO/HI with 0 <= LO <= HI")
-    return a, b
+def _with_options(model, options: str, where: str, settable: tuple[str, ...]):
+    """``model`` with the fields in ``settable`` replaced from ``k=v,...`` (:mod:`abr.options`)."""
+    skip = tuple(f.name for f in fields(model) if f.name not in settable)
+    changes = parse_options(type(model), options, where, skip=skip)
+    return replace(model, **changes) if changes else model
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,17 +224,9 @@ class GenetModel:
             raise InputError("genet: interval_s must be > 0")
         _positive_duration(self.duration_s, self.name)
 
-    def with_options(self, options: dict[str, str]) -> GenetModel:
-        ranges = {"min_mbps", "max_mbps", "interval_s", "rtt_ms"}
-        bad = set(options) - ranges - {"duration_s"}
-        if bad:
-            raise InputError(
-                f"genet: unknown option(s) {', '.join(sorted(bad))}; valid: {', '.join(sorted(ranges))}, duration_s"
-            )
-        kw = {k: _range(v, k) for k, v in options.items() if k in ranges}
-        if "duration_s" in options:
-            kw["duration_s"] = _float(options["duration_s"], "duration_s")
-        return replace(self, **kw)
+    def with_options(self, options: str, where: str) -> GenetModel:
+        """Ranges are ``LO/HI`` (one value: a point); ``duration_s`` a number."""
+        return _with_options(self, options, where, ("min_mbps", "max_mbps", "interval_s", "rtt_ms", "duration_s"))
 
     def generate(
         self, rngs: list[np.random.Generator], duration_s: float | None = None, label: str | None = None
@@ -278,7 +258,7 @@ def load_fitted_models(path: Path = MODELS_PATH) -> dict[str, FittedModel]:
     """The fitted models stored in ``path`` (empty before the first ``python -m traces.fit``)."""
     if not path.is_file():
         return {}
-    data = json.loads(path.read_text())
+    data = read_json(path, "network models")
     return {name: FittedModel.from_dict({"name": name, **d}) for name, d in data["models"].items()}
 
 
@@ -303,18 +283,10 @@ class _Registry(Mapping):
 NETWORK_MODELS: Mapping[str, FittedModel | GenetModel] = _Registry()
 
 
-def parse_model_spec(spec: str) -> tuple[str, dict[str, str]] | None:
-    """``name`` or ``name:k=v,...`` when ``name`` is a model, else None."""
-    name, _, opts = spec.partition(":")
-    if name not in NETWORK_MODELS:
-        return None
-    options: dict[str, str] = {}
-    for item in filter(None, (x.strip() for x in opts.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq or not value:
-            raise InputError(f"model spec {spec!r}: expected key=value, got {item!r}")
-        options[key.strip()] = value.strip()
-    return name, options
+def parse_model_spec(spec: str) -> tuple[str, str] | None:
+    """``name`` or ``name:k=v,...`` -> ``(name, "k=v,...")`` when ``name`` is a model, else None."""
+    name, options = split_spec(spec)
+    return (name, options) if name in NETWORK_MODELS else None
 
 
 def get_model(spec: str) -> FittedModel | GenetModel:
@@ -323,4 +295,4 @@ def get_model(spec: str) -> FittedModel | GenetModel:
     if parsed is None:
         raise unknown_name("network model", spec.partition(":")[0], NETWORK_MODELS)
     name, options = parsed
-    return NETWORK_MODELS[name].with_options(options)
+    return NETWORK_MODELS[name].with_options(options, f"network model {spec!r}")

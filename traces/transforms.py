@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from abr.errors import InputError
+from abr.options import parse_value, split_options
 from traces.trace import Trace
 
 __all__ = [
@@ -228,9 +229,9 @@ def apply_transforms(traces: Sequence[Trace], transforms: Sequence[Transform], s
 
 def _num(key: str, text: str) -> float:
     try:
-        return float(text)
-    except (TypeError, ValueError):
-        raise InputError(f"{key}={text!r}: expected a number") from None
+        return parse_value(text or "", float)
+    except ValueError as exc:
+        raise InputError(f"{key}={text!r}: expected {exc}") from None
 
 
 def _int(key: str, text: str) -> int:
@@ -284,11 +285,8 @@ def build_transforms(pairs: Sequence[tuple[str, str | None]]) -> list[Transform]
 
 def parse_transforms(text: str) -> list[Transform]:
     """Transforms from ``'scale=0.5,cap=3,random_start'`` (see the module docstring)."""
-    pairs: list[tuple[str, str | None]] = []
-    for item in filter(None, (x.strip() for x in text.split(","))):
-        key, eq, value = item.partition("=")
-        pairs.append((key.strip().replace("-", "_"), value.strip() if eq else None))
-    return build_transforms(pairs)
+    pairs = split_options(text, f"transform {text!r}", bare=True)
+    return build_transforms([(key.replace("-", "_"), value) for key, value in pairs])
 
 
 def format_transforms(transforms: Sequence[Transform]) -> str:

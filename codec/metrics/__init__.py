@@ -14,8 +14,8 @@ _WHERE = {
     "LPIPS": "codec.metrics.lpips",
     "to_lpips_input": "codec.metrics.lpips",
     "lpips_weights_path": "codec.metrics.weights",
-    "psnr": "codec.metrics.classic",
-    "ssim": "codec.metrics.classic",
+    "psnr": "codec.metrics.fidelity",
+    "ssim": "codec.metrics.fidelity",
 }
 
 

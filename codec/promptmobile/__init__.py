@@ -1,7 +1,8 @@
 """PromptMobile: the accelerated Promptus receiver (SPEC section 2; Liu et al., arXiv 2503.16112).
 
 Receiver variants of the Promptus codec, each registered by name in
-:data:`codec.promptus.receiver.RECEIVERS` when :mod:`codec.promptmobile.receivers` is imported:
+:data:`codec.receivers.RECEIVERS` when :mod:`codec.promptmobile.receivers` is imported (which
+:func:`codec.receivers.receiver_class` does on first use of one of their names):
 
 - two-stage generation (:mod:`.lowres`, :mod:`.upsampler`): the UNet runs at half latent
   resolution and a small learned upsampler lifts the frames to full size;
@@ -15,6 +16,6 @@ Receiver variants of the Promptus codec, each registered by name in
 torch and diffusers are imported only by the submodules.
 """
 
-# Importing the package registers the receivers (codec.promptus.receiver.get_receiver imports it
-# on demand), so this package, unlike codec.promptus, loads torch when imported.
+# Importing the package registers the receivers (codec.receivers imports .receivers on demand),
+# so this package, unlike codec.promptus, loads torch when imported.
 from codec.promptmobile import receivers as _receivers  # noqa: E402, F401

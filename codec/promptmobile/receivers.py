@@ -1,4 +1,4 @@
-"""PromptMobile receiver variants, registered in :data:`codec.promptus.receiver.RECEIVERS`.
+"""PromptMobile receiver variants, registered in :data:`codec.receivers.RECEIVERS`.
 
 =========================  =========  ================  =====================  ============================
 name                       UNet size  K/V + head cache  deep-feature reuse     meaning
@@ -41,7 +41,8 @@ from codec.promptmobile.lowres import TwoStage
 from codec.promptmobile.upsampler import load_upsampler
 from codec.promptus.generator import PromptusGenerator
 from codec.promptus.prompt import aligned_factors
-from codec.promptus.receiver import Receiver, ReceiverOutput, Segment, register_receiver
+from codec.promptus.receiver import Receiver, ReceiverOutput, Segment
+from codec.receivers import register_receiver
 
 __all__ = [
     "DEFAULT_THRESHOLD",

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from abr.errors import InputError, cli_main
+from abr.flags import add_progress_flag
 from abr.io import sha256_file, write_atomic
 
 __all__ = ["TrainConfig", "read_frames", "train_upsampler", "main"]
@@ -261,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
     ap.add_argument("--lr", type=float, default=d.lr)
     ap.add_argument("--ckpt-every", type=int, default=250)
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flag(ap, dest="quiet")
     args = ap.parse_args(argv)
     cfg = TrainConfig(steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr, width=args.width,
                       body_layers=args.body_layers, frame_stride=args.frame_stride, max_side=args.max_side,

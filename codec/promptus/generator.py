@@ -42,6 +42,7 @@ from typing import Any
 import torch
 
 from abr.errors import InputError
+from abr.io import read_json
 
 __all__ = [
     "GeneratorConfig",
@@ -415,11 +416,7 @@ def _config_for(folder: Path, unet: Any) -> GeneratorConfig:
     """GeneratorConfig from ``promptus_config.json`` if present, else SD-Turbo's with the UNet's dims."""
     path = folder / CONFIG_NAME
     if folder.is_dir() and path.is_file():
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"cannot read generator config ({exc})", path=path) from None
-        return GeneratorConfig.from_dict(doc, source=path)
+        return GeneratorConfig.from_dict(read_json(path, "generator config"), source=path)
     overrides: dict[str, Any] = {
         "prompt_dim": int(unet.config.cross_attention_dim),
         "latent_channels": int(unet.config.in_channels),
@@ -427,10 +424,9 @@ def _config_for(folder: Path, unet: Any) -> GeneratorConfig:
     }
     sched = folder / "scheduler" / "scheduler_config.json"
     if folder.is_dir() and sched.is_file():
-        try:
-            doc = json.loads(sched.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"cannot read scheduler config ({exc})", path=sched) from None
+        doc = read_json(sched, "scheduler config")
+        if not isinstance(doc, dict):
+            raise InputError("a scheduler config must be a JSON object", path=sched)
         for key in ("beta_start", "beta_end", "num_train_timesteps", "beta_schedule"):
             if key in doc:
                 overrides[key] = doc[key]

@@ -254,17 +254,9 @@ class _Scorer:
     def __call__(self, ref: np.ndarray, dist: np.ndarray) -> np.ndarray:
         if self.model is not None:
             return self.model.distance_frames(ref, dist)
-        from codec.metrics.classic import ssim
+        from codec.metrics.fidelity import ssim
 
         return (1.0 - np.asarray(ssim(ref, dist), dtype=np.float64)) / 2.0
-
-
-def _chunk_stats(values: np.ndarray, frames_per_chunk: int, n_chunks: int, severe: float) -> tuple[np.ndarray, ...]:
-    mean, p95, frac = (np.zeros(n_chunks) for _ in range(3))
-    for j in range(n_chunks):
-        v = values[j * frames_per_chunk : (j + 1) * frames_per_chunk]
-        mean[j], p95[j], frac[j] = v.mean(), np.percentile(v, 95), float(np.mean(v > severe))
-    return mean, p95, frac
 
 
 def encode_video(
@@ -282,7 +274,7 @@ def encode_video(
     ``frames`` (uint8 ``(T, S, S, 3)``) and ``fps`` may be given instead of reading ``video`` (tests).
     Checkpoints go to ``out_dir/checkpoints``; rerunning the same command resumes.
     """
-    from abr.ladder import DEFAULT_SEVERE_LPIPS
+    from abr.ladder import DEFAULT_SEVERE_LPIPS, frame_lpips_stats
 
     out = Path(out_dir)
     side = generator.config.resolution
@@ -330,7 +322,8 @@ def encode_video(
                                                                    source=path)])
         decode_s = time.perf_counter() - t0
         scores = scorer(frames, decoded)
-        mean, p95, frac = _chunk_stats(scores, fpc, n_chunks, DEFAULT_SEVERE_LPIPS)
+        chunks = [scores[j * fpc : (j + 1) * fpc] for j in range(n_chunks)]
+        mean, p95, frac = frame_lpips_stats(chunks, DEFAULT_SEVERE_LPIPS)
         bytes_ = chunk_bytes(stream, fpc, n_chunks)
         kbps = stream.total_bytes * 8.0 / (T / fps) / 1000.0
         rungs.append(RungInfo(family="promptus", decoder=receiver.name, kbps=kbps, rank=r,

@@ -7,7 +7,8 @@ The base receiver, ``promptus``, is SPEC section 1 literally: interpolate the fa
 frames of the segment, TAESD decoding.
 
 Variants (e.g. PromptMobile's ``promptmobile-*``: cached cross-attention projections, a
-low-resolution UNet plus an upsampler) subclass :class:`Receiver` and register themselves::
+low-resolution UNet plus an upsampler) subclass :class:`Receiver`, register themselves in the
+table of :mod:`codec.receivers` (one line there names their module) and are imported on first use::
 
     @register_receiver("promptmobile-lowres")
     class LowResReceiver(Receiver):
@@ -36,15 +37,17 @@ decoder plays a stream with the receiver it was fitted through.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import torch
 
-from abr.errors import InputError, unknown_name
+from abr.errors import InputError
+from abr.options import parse_options, split_spec
 from codec.promptus.generator import PromptusGenerator
 from codec.promptus.prompt import Factors, interpolate_prompts
+from codec.receivers import RECEIVERS, receiver_class, register_receiver
 
 __all__ = [
     "Segment",
@@ -125,57 +128,14 @@ class Receiver(torch.nn.Module):
         raise NotImplementedError
 
 
-RECEIVERS: dict[str, Callable[..., Receiver]] = {}
-R = TypeVar("R", bound=type[Receiver])
-
-
-def register_receiver(name: str) -> Callable[[R], R]:
-    """Class decorator adding a :class:`Receiver` subclass to :data:`RECEIVERS` under ``name``."""
-
-    def deco(cls: R) -> R:
-        if name in RECEIVERS and RECEIVERS[name] is not cls:
-            raise ValueError(f"receiver {name!r} is already registered")
-        cls.name = name
-        RECEIVERS[name] = cls
-        return cls
-
-    return deco
-
-
-def _value(text: str) -> Any:
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return text
-
-
 def parse_receiver_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``"name:k=v,k2=v2"`` -> ``("name", {"k": v, "k2": v2})`` with ints, floats and booleans parsed."""
-    name, _, rest = spec.partition(":")
-    opts: dict[str, Any] = {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise InputError(f"receiver option {item!r} in {spec!r} must be key=value")
-        opts[key.strip()] = _value(value.strip())
-    return name.strip(), opts
+    """``"name:k=v,..."`` -> ``("name", {"k": v, ...})``, each value typed from the receiver's
+    keyword parameter (:mod:`abr.options`).
 
-
-def _load_plugins() -> None:
-    """Import modules that register further receivers (PromptMobile), when they exist."""
-    import importlib
-
-    for module in ("codec.promptmobile",):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not module.startswith(exc.name):
-                raise
+    :raises InputError: unknown receiver (listing the valid ones), unknown option or bad value.
+    """
+    name, options = split_spec(spec)
+    return name, parse_options(receiver_class(name), options, f"receiver {spec!r}")
 
 
 def get_receiver(spec: str, generator: PromptusGenerator, **opts: Any) -> Receiver:
@@ -184,15 +144,11 @@ def get_receiver(spec: str, generator: PromptusGenerator, **opts: Any) -> Receiv
     :raises InputError: unknown name (listing the valid ones) or options the receiver does not take.
     """
     name, spec_opts = parse_receiver_spec(spec)
-    if name not in RECEIVERS:
-        _load_plugins()
-    if name not in RECEIVERS:
-        raise unknown_name("receiver", name, RECEIVERS)
     kwargs = {**spec_opts, **opts}
     try:
-        rec = RECEIVERS[name](generator, **kwargs)
-    except TypeError as exc:
-        raise InputError(f"receiver {name!r}: {exc}") from None
+        rec = receiver_class(name)(generator, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"receiver {spec!r}: {exc}") from None
     rec.spec = spec if not opts else name + ":" + ",".join(f"{k}={v}" for k, v in sorted(kwargs.items()))
     return rec
 

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from abr.errors import InputError, cli_main
+from abr.flags import add_progress_flag
 from abr.io import sha256_file
 from codec.promptus.generator import CONFIG_NAME, SD_TURBO, PromptusGenerator
 
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=d.seed, help="torch seed")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--out", type=Path, default=TINY_LEARNED, help="model folder to write")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flag(p, dest="quiet")
     args = p.parse_args(argv)
     if not (args.minutes > 0 and args.batch >= 1 and args.lr > 0):
         raise InputError("--minutes and --lr must be > 0 and --batch >= 1")

@@ -12,7 +12,14 @@ and writes a self-contained HTML page. The command line is ``python -m sim.whati
 """
 
 from sim.sweep._cell import resolve_ladder, run_cell
-from sim.sweep._crossover import Crossover, CrossoverSearch, crossover_search, crossover_table, find_crossover
+from sim.sweep._crossover import (
+    Crossover,
+    CrossoverSearch,
+    crossover_search,
+    crossover_table,
+    expected_evaluations,
+    find_crossover,
+)
 from sim.sweep._executors import EXECUTORS, Executor, LocalExecutor, ProcessExecutor, RayExecutor, get_executor
 from sim.sweep._grid import PARAM_COLUMNS, Cell, CellParams, Grid, load_grid, split_specs, transform_product
 from sim.sweep._report import best_under_stall, write_report
@@ -36,6 +43,7 @@ __all__ = [
     "SweepResult",
     "best_under_stall",
     "crossover_search",
+    "expected_evaluations",
     "crossover_table",
     "find_crossover",
     "get_executor",

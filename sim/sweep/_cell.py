@@ -13,12 +13,11 @@ import math
 
 import numpy as np
 
-from abr.errors import InputError
 from abr.ladder import Ladder
-from abr.qoe import get_qoe
+from abr.options import split_options
 from abr.registry import get_ladder
-from sim.core import SIM_PRESETS, SimConfig
 from sim.device import DeviceProfile, get_device
+from sim.resolve import resolve_run
 from sim.runners import resolve_runner
 from sim.sweep._grid import PARAM_COLUMNS, Cell, CellParams, spec_inputs
 from traces.sets import load_traces
@@ -45,12 +44,6 @@ def _device(spec: str) -> DeviceProfile:
     return get_device(spec)
 
 
-def _sim_config(name: str) -> SimConfig:
-    if name not in SIM_PRESETS:
-        raise InputError(f"unknown simulator preset {name!r}; valid: {', '.join(SIM_PRESETS)}")
-    return SIM_PRESETS[name]
-
-
 def _traces(spec: str, transform: str, seed: int, count: int, inputs: str | None = None) -> tuple[Trace, ...]:
     """The traces of a spec, transformed; memoised per process and per content of the trace files."""
     return _traces_cached(spec, transform, seed, count, spec_inputs(spec) if inputs is None else inputs)
@@ -75,13 +68,9 @@ def resolve_point(p: CellParams, seed: int, trace_count: int, inputs: tuple[str,
     """
     digest = dict(zip(PARAM_COLUMNS, inputs)) if inputs else {}
     run = resolve_runner(p.policy)
-    ladder = resolve_ladder(p.ladder, digest.get("ladder"))
-    device = _device(p.device)
-    device.decode_s(ladder)  # the device must know every decoder of the ladder
-    qoe = get_qoe(p.qoe)
-    config = _sim_config(p.sim)
+    setup = resolve_run(resolve_ladder(p.ladder, digest.get("ladder")), _device(p.device), p.qoe, p.sim)
     traces = _traces(p.traces, p.transform, seed, trace_count, digest.get("traces"))
-    return run, traces, ladder, device, qoe, config
+    return run, traces, setup.ladder, setup.device, setup.qoe, setup.config
 
 
 def run_cell(cell: Cell):
@@ -106,8 +95,8 @@ def run_cell(cell: Cell):
 def transform_fields(spec: str) -> dict[str, str]:
     """``scale=0.5,cap=3`` -> ``{"scale": "0.5", "cap": "3"}`` (labels only; repeated keys joined by ``*``)."""
     out: dict[str, str] = {}
-    for item in filter(None, (s.strip() for s in spec.split(","))):
-        key, _, value = item.partition("=")
+    for key, value in split_options(spec, f"transform {spec!r}", bare=True):
+        value = value or ""
         out[key] = f"{out[key]}*{value}" if key in out else value
     return out
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from abr.errors import InputError
-from sim.env import DEFAULT_DEVICE
+from sim.resolve import DEFAULT_DEVICE
 from sim.sweep._cell import transform_fields
 from sim.sweep._grid import Grid
 
@@ -152,6 +153,13 @@ def find_crossover(ladder_a: str, ladder_b: str, **kwargs) -> Crossover | None:
     return crossover_search(ladder_a, ladder_b, **kwargs).crossover
 
 
+def expected_evaluations(lo: float, hi: float, points: int, rtol: float) -> int:
+    """Scales :func:`crossover_search` evaluates when it finds a crossover: the coarse points and
+    the bisection steps that narrow one coarse bracket to ``1 + rtol`` (a progress bar's total)."""
+    bracket = math.log(hi / lo) / max(points - 1, 1)
+    return points + max(0, math.ceil(math.log2(bracket / math.log1p(rtol))))
+
+
 def crossover_search(
     ladder_a: str,
     ladder_b: str,
@@ -171,6 +179,7 @@ def crossover_search(
     rtol: float = 0.01,
     metric: str = "qoe_mean",
     executor="local",
+    on_evaluate: Callable[[int], None] | None = None,
 ) -> CrossoverSearch:
     """Search the lowest bandwidth scale in ``[lo, hi]`` where ``ladder_a`` and ``ladder_b`` swap places.
 
@@ -183,6 +192,7 @@ def crossover_search(
     :param rtol: stop bisecting when the bracket's ratio is below ``1 + rtol``.
     :param metric: per-session column compared by its mean.
     :param executor: executor name or instance for the evaluations.
+    :param on_evaluate: called with the number of scales just evaluated (a progress bar's update).
     :returns: a :class:`CrossoverSearch`; its ``crossover`` is None when the sign of the
         difference never changes in range.
     """
@@ -214,6 +224,8 @@ def crossover_search(
             va = rows.loc[rows["ladder"] == ladder_a, metric].iloc[0]
             vb = rows.loc[rows["ladder"] == ladder_b, metric].iloc[0]
             cache[s] = (float(va - vb), float(rows["trace_mbps"].iloc[0]))
+        if on_evaluate is not None:
+            on_evaluate(len(new))
 
     coarse = sorted({float(f"{s:.6g}") for s in np.geomspace(lo, hi, points)})
     evaluate(coarse)

@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from abr.errors import InputError
-from abr.io import read_text, sha256_file
+from abr.io import read_json, read_text, sha256_file
+from abr.options import split_specs
 from abr.registry import DEFAULT_LADDER, embedded_ladder_file
-from sim.env import DEFAULT_DEVICE
+from sim.resolve import DEFAULT_DEVICE
 
 __all__ = [
     "Cell",
@@ -279,33 +280,6 @@ def transform_product(base: tuple[str, ...], axes: dict[str, tuple[str, ...]]) -
     return tuple(dict.fromkeys(out))
 
 
-def split_specs(text: str) -> list[str]:
-    """Split a comma-separated list of specs whose options also use commas.
-
-    A piece ``key=value`` without ``:`` continues the spec before it, and commas inside
-    ``[...]`` do not split: ``bola:gamma=5,qmax=25,bba`` -> ``["bola:gamma=5,qmax=25", "bba"]``;
-    ``synthetic:promptus:efficiency=2,ranks=2/4,h265[0,2]`` -> two specs.
-    """
-    pieces, depth, cur = [], 0, ""
-    for ch in text:
-        depth += {"[": 1, "]": -1}.get(ch, 0)
-        if ch == "," and depth == 0:
-            pieces.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    pieces.append(cur)
-    out: list[str] = []
-    for piece in (p.strip() for p in pieces):
-        if not piece:
-            continue
-        if out and "=" in piece and ":" not in piece.split("=", 1)[0] and ":" in out[-1]:
-            out[-1] += "," + piece
-        else:
-            out.append(piece)
-    return out
-
-
 def load_grid(path: str | Path) -> Grid:
     """Read a grid from YAML (``.yaml``/``.yml``) or JSON.
 
@@ -315,8 +289,8 @@ def load_grid(path: str | Path) -> Grid:
     ``sessions``, ``block``, ``seed``, ``trace_count``.
     """
     path = Path(path)
-    text = read_text(path, "grid")
     if path.suffix in (".yaml", ".yml"):
+        text = read_text(path, "grid")
         try:
             import yaml
         except ImportError:  # pragma: no cover - PyYAML ships with most environments
@@ -331,10 +305,5 @@ def load_grid(path: str | Path) -> Grid:
         except RecursionError:
             raise InputError("YAML nested too deeply", path=path) from None
     else:
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON ({exc.msg})", path=path, line=exc.lineno) from None
-        except RecursionError:
-            raise InputError("JSON nested too deeply", path=path) from None
+        doc = read_json(path, "grid")
     return Grid.from_dict(doc, source=path)

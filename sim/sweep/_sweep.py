@@ -5,21 +5,32 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from abr.errors import InputError
-from abr.io import check_output, write_atomic
+from abr.io import check_output, write_atomic, write_json_atomic
 from abr.lock import folder_lock
 from abr.qoe import get_qoe
-from sim.sweep._cell import _device, _sim_config, _traces, resolve_ladder, resolve_runner, run_cell, transform_fields
+from sim.resolve import sim_preset
+from sim.sweep._cell import _device, _traces, resolve_ladder, resolve_runner, run_cell, transform_fields
 from sim.sweep._executors import Executor, get_executor
-from sim.sweep._grid import Cell, Grid
+from sim.sweep._grid import Cell, Grid, spec_inputs
 from sim.sweep._store import CellStore, write_table
 
-__all__ = ["SUMMARY_METRICS", "SweepResult", "finish_table", "run_sweep", "summarize", "validate_grid"]
+__all__ = [
+    "SUMMARY_METRICS",
+    "SWEEP_META_FORMAT",
+    "SweepResult",
+    "finish_table",
+    "run_sweep",
+    "summarize",
+    "sweep_metadata",
+    "validate_grid",
+]
 
 #: Summary columns: name -> (table column, aggregate).
 SUMMARY_METRICS = {
@@ -74,7 +85,7 @@ def validate_grid(grid: Grid) -> None:
     for spec in grid.qoes:
         get_qoe(spec)
     for spec in grid.sims:
-        _sim_config(spec)
+        sim_preset(spec)
     for dev, lad in itertools.product(grid.devices, grid.ladders):
         _device(dev).decode_s(resolve_ladder(lad))
     for spec, tf in itertools.product(grid.traces, grid.transforms):
@@ -96,7 +107,7 @@ def run_sweep(
 
     :param grid: what to sweep.
     :param out: output folder (cell files, ``sessions.parquet|csv``, ``summary.csv``,
-        ``grid.json``); None keeps everything in memory (no resume).
+        ``grid.json``, ``meta.json``: :func:`sweep_metadata`); None keeps everything in memory (no resume).
     :param executor: ``local``, ``process``, ``ray`` or an :class:`Executor` (left open).
     :param workers: parallel workers of a named executor (default: all cores).
     :param ray_address: run on this Ray cluster (executor ``ray``).
@@ -153,8 +164,30 @@ def _run(grid, out, executor, workers, ray_address, table_format, progress, on_c
         paths["summary"] = write_table(summary, out / "summary.csv")
         text = json.dumps(grid.to_dict(), indent=1) + "\n"
         paths["grid"] = write_atomic(out / "grid.json", lambda tmp: Path(tmp).write_text(text))
+        paths["meta"] = write_json_atomic(out / "meta.json", sweep_metadata(grid))
     n_run = sum(c.n_sessions for c in todo)
     return SweepResult(grid, table, summary, len(todo), len(finished), n_run, elapsed, paths)
+
+
+#: ``format`` of a sweep's ``meta.json``.
+SWEEP_META_FORMAT = "promptabr-sweep-meta"
+
+
+def sweep_metadata(grid: Grid) -> dict:
+    """What made a sweep's tables: the command, the grid (every ladder, device, QoE, trace set,
+    transform, simulator preset, seed and size), content digests of the files its specs read
+    (:func:`spec_inputs`), and the package version with the git commit."""
+    from sim.provenance import code_version
+
+    specs = dict.fromkeys([*grid.ladders, *grid.traces])
+    return {
+        "format": SWEEP_META_FORMAT,
+        "version": 1,
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "grid": grid.to_dict(),
+        "inputs": {s: d for s in specs if (d := spec_inputs(s))},
+        "code": code_version(),
+    }
 
 
 def finish_table(df):
