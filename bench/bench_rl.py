@@ -1,10 +1,11 @@
-"""Learned policies: VecEnv throughput, a 15-minute PPO run, and PPO against every heuristic.
+"""Learned policies in the scenarios where adaptation matters: VecEnv throughput, PPO per scenario,
+and PPO against RobustMPC (decode-aware and not), its own behaviour clone and the oracle bound.
 
 Run from the repository root (needs ``../shared/data/traces``)::
 
-    python bench/bench_rl.py throughput      # -> bench/results/rl_throughput.json
-    python bench/bench_rl.py train           # -> bench/results/rl-ppo/ (the trained policy)
-    python bench/bench_rl.py compare         # -> bench/results/rl_compare.{csv,md,json}
+    python bench/bench_rl.py throughput                          # -> bench/results/rl_throughput.json
+    python bench/bench_rl.py train --scenario hybrid             # -> bench/results/rl-hybrid/seed{0,1}/
+    python bench/bench_rl.py compare --scenario hybrid           # -> bench/results/rl_scenarios.{csv,md,json}
 
 ``throughput`` compares :class:`sim.vecenv.BatchVecEnv` (one numpy step for all sessions)
 with SB3's ``DummyVecEnv`` over single :class:`sim.env.StreamingEnv` of the same simulator,
@@ -13,18 +14,20 @@ same number of environments, measured in the same run, alternating, best of seve
 environment while PPO trains (same hyperparameters, same wrappers), plus PPO's overall
 steps per second.
 
-``train`` trains PPO for at most 15 minutes of wall clock on the train splits of the FCC,
-Norway 3G and Belgium LTE sets plus Genet-randomized traces, with the default ladder,
-device ``h200`` and the ``perceptual`` QoE; 20% of those training traces are held out for
-model selection. The agent sees the qualities of the next 5 chunks (MPC's horizon), the first
-chunk is fetched at the lowest rung (what MPC does without a throughput sample; Pensieve's
-fixed first chunk), and the actor and critic start from a clone of MPC's decisions (about 25 s
-of the 15 minutes) that PPO then fine-tunes; the clone itself is the first checkpoint, so the
-selected model can be it. Why: with a free first chunk PPO learns the rung that pays on
-average and loses the 10th percentile (slow-start sessions); from scratch with the first chunk
-fixed it does not find MPC's rung path, which is the exact optimum when bandwidth is ample
-(the README gives the figures). ``compare`` scores the selected checkpoint on the held-out
-test splits of the three sets against every registered heuristic and the oracle bound.
+``train`` trains PPO on a scenario's ``@train`` split (its ladder, phone, QoE and what-if
+transform; 20% of those traces held out for validation) with :func:`train_config`: the actor
+and critic start from a behaviour clone of decode-aware RobustMPC (the strongest heuristic), the
+agent picks the first chunk too, sees the sizes and qualities of the next 5 chunks and the
+measured decode times of past chunks, rewards are centred across sessions, and a Genet-style
+curriculum draws more often the training traces where the policy trails decode-aware RobustMPC.
+Several seeds share the time budget (30 minutes in all by default); the seed with the best
+validation score is the one reported (``selected.json``), never chosen by test.
+
+``compare`` scores on the scenario's held-out ``@test`` split, and on a trace set no scenario
+trains on (:data:`UNSEEN`), the selected PPO, its clone before any RL update, RobustMPC,
+decode-aware RobustMPC and MPC, and the oracle, all on the same sessions, with paired bootstrap
+95% intervals (``scipy.stats.bootstrap``). It then runs ``python -m sim.run --policy rl:DIR``
+on the same sessions and checks that it reproduces the PPO row exactly.
 """
 
 from __future__ import annotations
@@ -55,7 +58,6 @@ TEST_SETS = {
     "norway3g": f"{TRACE_DIR}/norway-hsdpa-3g-pensieve-cooked",
     "belgium4g": f"{TRACE_DIR}/belgium-4g-lte-sabre-json",
 }
-MODEL_DIR = RESULTS / "rl-ppo"
 
 
 def _need_shared() -> None:
@@ -164,196 +166,228 @@ def throughput(n_envs: int = 32, repeat: int = 3, ppo_steps: int = 32 * 128 * 6)
 
 
 # ---------------------------------------------------------------------------- training
-def train_config(steps: int = 50_000_000, seed: int = 1):
-    """The benchmark's PPO configuration (steps is a cap: the time limit ends the run)."""
+#: The heuristic PPO is measured against, cloned from, and selects its curriculum by.
+BASELINE = "robustmpc:decode_aware=1"
+#: Scenarios trained by default.
+RL_SCENARIOS = ("generative-fallback", "hybrid", "congested-cell")
+#: Per scenario, a trace set that no scenario trains on, with the links that scenario's ladder is for.
+UNSEEN = {
+    "generative-fallback": f"{TRACE_DIR}/puffer-2021-10-17-merina-cooked@test",  # broadband, p5 0.2 Mbit/s
+    "hybrid": f"{TRACE_DIR}/oboe-merina-cooked@test",  # median 2.6 Mbit/s, p5 0.58 Mbit/s
+    "phone-population": f"{TRACE_DIR}/oboe-merina-cooked@test",
+}
+
+
+def train_config(scenario: str, seed: int = 0, steps: int = 50_000_000):
+    """The benchmark's PPO configuration for a scenario (steps is a cap: the time limit ends the run)."""
+    from sim.scenarios import scenario_config
     from sim.train import TrainConfig
 
     return TrainConfig(
+        **scenario_config(scenario),
         algo="ppo",
-        traces=tuple(f"{p}@train" for p in TEST_SETS.values()) + ("genet",),
-        trace_count=100,
         val_fraction=0.2,
-        ladder=DEFAULT_LADDER,
-        device="h200",
-        qoe="perceptual",
         steps=steps,
         n_envs=64,
         n_steps=64,
         batch_size=1024,
-        n_epochs=4,
-        eval_every=100_000,
+        eval_every=200_000,
         select_by="mean_p10",
-        start_rung=0,
         lookahead=5,
-        imitate="mpc",
+        imitate=BASELINE,
+        imitate_episodes=3,
+        imitate_epochs=20,
+        reward_center=True,
+        curriculum=BASELINE,
         learning_rate=3e-5,
         ent_coef=0.001,
         seed=seed,
     )
 
 
-def train_benchmark(minutes: float = 15.0, out: Path = MODEL_DIR, resume: bool = False) -> dict:
+def _policy_dir(scenario: str) -> Path:
+    return RESULTS / f"rl-{scenario}"
+
+
+def train_scenario(scenario: str, minutes: float = 30.0, seeds: tuple[int, ...] = (0, 1)) -> dict:
+    """Train every seed for ``minutes / len(seeds)``; select the best by validation (see the module docstring)."""
     from sim.train import train
 
-    res = train(train_config(), out, resume=resume, progress=True, time_limit_s=60.0 * minutes)
-    doc = {"timesteps": res.timesteps, "wall_s": res.wall_s, "steps_per_s": res.steps_per_s, "best": res.best}
-    print(json.dumps(doc, indent=1))
+    root = _policy_dir(scenario)
+    runs = {}
+    for seed in seeds:
+        out = root / f"seed{seed}"
+        if (out / "summary.json").is_file():
+            print(f"{out}: done before, kept")
+        else:
+            train(train_config(scenario, seed), out, resume=(out / "last").is_dir(), progress=True,
+                  time_limit_s=60.0 * minutes / len(seeds))  # fmt: skip
+        runs[seed] = json.loads((out / "summary.json").read_text())
+    key = train_config(scenario).select_by
+    score = {s: _select_score(r["best"], key) for s, r in runs.items()}
+    best = max(score, key=score.get)
+    doc = {
+        "scenario": scenario,
+        "selected": f"seed{best}",
+        "select_by": f"validation {key}",
+        "validation_score": score,
+        "minutes_total": round(sum(r["wall_s"] for r in runs.values()) / 60.0, 2),
+        "runs": runs,
+    }
+    write_json_atomic(root / "selected.json", doc)
+    print(json.dumps({k: doc[k] for k in ("selected", "validation_score", "minutes_total")}, indent=1))
     return doc
 
 
+def _select_score(best: dict, key: str) -> float:
+    if key == "mean_p10":
+        return 0.5 * (best["qoe_mean"] + best["qoe_p10"])
+    return float(best[key])
+
+
 # ---------------------------------------------------------------------------- comparison
-def compare(model: Path = MODEL_DIR, repeats: int = 4, seed: int = 0) -> object:
-    """PPO vs every registered heuristic and the oracle on the test splits; one row per policy."""
+def _frame(policy: str, scenario: str, sessions: int, seed: int, traces: str | None = None):
+    """Per-session results of ``policy`` on the scenario's test split (or ``traces``), resolved as
+    ``sim.whatif`` and ``bench_scenarios`` resolve a cell."""
+    from sim.scenarios import resolve
+    from sim.sweep._cell import resolve_point
+    from sim.sweep._grid import CellParams
+
+    p = resolve(scenario, "test")
+    point = CellParams(policy=policy, ladder=p.ladder, device=p.device, qoe=p.qoe, traces=traces or p.trace,
+                       transform="" if traces else p.transform_spec, sim=p.sim)  # fmt: skip
+    run, tr, ladder, device, qoe, config = resolve_point(point, seed, 16)
+    res = run(list(tr), ladder, device, qoe, config=config, sessions=sessions, seed=seed)
+    return res.sessions_frame().sort_values("session").reset_index(drop=True)
+
+
+def _ci(fn, *samples) -> tuple[float, float]:
+    from scipy.stats import bootstrap
+
+    res = bootstrap(samples, fn, paired=True, vectorized=True, confidence_level=0.95, n_resamples=2000,
+                    method="percentile", random_state=0)  # fmt: skip
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def _mean_diff(a, b, axis=-1):
+    return np.mean(a, axis=axis) - np.mean(b, axis=axis)
+
+
+def _p10_diff(a, b, axis=-1):
+    return np.percentile(a, 10, axis=axis) - np.percentile(b, 10, axis=axis)
+
+
+def _gap_closed(a, b, o, axis=-1):
+    """Share of the baseline-to-oracle gap that ``a`` closes: (a - b) / (o - b), on means."""
+    return (np.mean(a, axis=axis) - np.mean(b, axis=axis)) / (np.mean(o, axis=axis) - np.mean(b, axis=axis))
+
+
+def _sim_run_reproduces(policy_dir: Path, scenario: str, sessions: int, seed: int, want) -> bool:
+    """``python -m sim.run --scenario S --policy rl:DIR`` gives the bench's PPO sessions exactly."""
+    import tempfile
+
     import pandas as pd
 
-    from policies.registry import POLICIES, get_policy
-    from sim.session import run_sessions
+    from sim.run import main as sim_run
 
-    ladder, device, qoe, cfg = (
-        get_ladder(DEFAULT_LADDER),
-        get_device("h200"),
-        get_qoe("perceptual"),
-        SIM_PRESETS["promptabr"],
-    )
-    specs = list(POLICIES) + [f"rl:{model}"]
-    frames = []
-    for set_name, path in TEST_SETS.items():
-        traces = load_traces(f"{path}@test")
-        n = repeats * len(traces)
-        for spec in specs:
-            res = run_sessions(get_policy(spec), traces, ladder, device, qoe, config=cfg, sessions=n, seed=seed)
-            frames.append(res.sessions_frame().assign(set=set_name, policy="ppo" if spec.startswith("rl:") else spec))
-        frames.append(_oracle_frame(traces, ladder, device, qoe, cfg, n, seed).assign(set=set_name, policy="oracle"))
-    df = pd.concat(frames, ignore_index=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "ppo.csv"
+        sim_run(["--scenario", scenario, "--policy", f"rl:{policy_dir}", "--sessions", str(sessions),
+                 "--seed", str(seed), "--out", str(out), "--no-progress"])  # fmt: skip
+        got = pd.read_csv(out).sort_values("session")["qoe_mean"].to_numpy()
+    return bool(np.array_equal(got, want))
 
-    def table(d):
-        g = d.groupby("policy", sort=False)
-        return pd.DataFrame(
-            {
-                "qoe_mean": g["qoe_mean"].mean(),
-                "qoe_p10": g["qoe_mean"].quantile(0.1),
-                "stall_ratio": g["stall_ratio"].mean(),
-                "lpips_mean": g["lpips_mean"].mean(),
-                "sessions": g.size().astype(int),
-            }
-        )
 
-    pooled = table(df)
-    per_set = {s: table(d) for s, d in df.groupby("set", sort=False)}
+def compare_scenario(scenario: str, sessions: int = 64, seed: int = 0) -> list[dict]:
+    """Every compared policy on the test split and the unseen set (see the module docstring)."""
+    root = _policy_dir(scenario)
+    sel = json.loads((root / "selected.json").read_text())
+    ppo_dir = root / sel["selected"]
+    rel = ppo_dir.relative_to(ROOT)
+    specs = {"robustmpc": "robustmpc", BASELINE: BASELINE, "mpc:decode_aware=1": "mpc:decode_aware=1",
+             "clone (before RL)": f"rl:{rel / 'clone'}", "ppo": f"rl:{rel}", "oracle": "oracle"}  # fmt: skip
+    rows = []
+    for where, traces in (("test", None), ("unseen", UNSEEN.get(scenario))):
+        if where == "unseen" and traces is None:
+            continue
+        frames = {}
+        for name, spec in specs.items():
+            t0 = time.perf_counter()
+            frames[name] = _frame(spec, scenario, sessions, seed, traces)
+            print(f"{scenario} {where} {name}: {time.perf_counter() - t0:.1f} s", flush=True)
+        q = {k: f["qoe_mean"].to_numpy() for k, f in frames.items()}
+        b, o = q[BASELINE], q["oracle"]
+        for name, f in frames.items():
+            a = q[name]
+            same = np.allclose(a, b)
+            row = {
+                "scenario": scenario, "traces": traces or f"{scenario} @test", "set": where, "policy": name,
+                "sessions": len(a), "qoe_mean": a.mean(), "qoe_p10": np.percentile(a, 10),
+                "stall_ratio": f["stall_ratio"].mean(), "lpips": f["lpips_mean"].mean(),
+                "startup_s": f["startup_s"].mean(),
+                "d_mean": a.mean() - b.mean(), "d_mean_rel": (a.mean() - b.mean()) / abs(b.mean()),
+                "d_p10": np.percentile(a, 10) - np.percentile(b, 10),
+            }  # fmt: skip
+            row["d_mean_lo"], row["d_mean_hi"] = (row["d_mean"],) * 2 if same else _ci(_mean_diff, a, b)
+            row["d_p10_lo"], row["d_p10_hi"] = (row["d_p10"],) * 2 if same else _ci(_p10_diff, a, b)
+            gap = o.mean() - b.mean()
+            row["oracle_gap"] = gap
+            row["gap_closed"] = (a.mean() - b.mean()) / gap if gap > 0 else float("nan")
+            if name == "ppo" and gap > 0:
+                row["gap_closed_lo"], row["gap_closed_hi"] = _ci(_gap_closed, a, b, o)
+                c = q["clone (before RL)"]
+                row["d_clone"] = a.mean() - c.mean()
+                row["d_clone_lo"], row["d_clone_hi"] = _ci(_mean_diff, a, c)
+                if where == "test":
+                    row["sim_run_reproduces"] = _sim_run_reproduces(rel, scenario, sessions, seed, a)
+            rows.append(row)
+    return rows
+
+
+def _fmt_ci(r: dict, key: str) -> str:
+    lo, hi = r.get(f"{key}_lo"), r.get(f"{key}_hi")
+    return f"{r[key]:+.4f} [{lo:+.4f}, {hi:+.4f}]" if lo is not None else f"{r[key]:+.4f}"
+
+
+def write_report(rows: list[dict], sessions: int, seed: int) -> str:
+    import pandas as pd
+
     RESULTS.mkdir(exist_ok=True)
-    df.to_csv(RESULTS / "rl_compare_sessions.csv", index=False)
-    paired = _paired_bootstrap(df, "ppo", "robustmpc")
-    doc = {
-        "model": str(model.relative_to(ROOT) if model.is_relative_to(ROOT) else model),
-        "ladder": ladder.name,
-        "device": "h200",
-        "qoe": "perceptual",
-        "repeats": repeats,
-        "seed": seed,
-        "pooled": pooled.to_dict(orient="index"),
-        "per_set": {k: t.to_dict(orient="index") for k, t in per_set.items()},
-        "ppo_vs_robustmpc": paired,
-        "training": _training_summary(model),
-    }
-    write_json_atomic(RESULTS / "rl_compare.json", doc)
-    lines = [
-        f"PPO ({doc['model']}) vs every registered heuristic and the oracle bound on the test splits "
-        f"(@test, test fraction 0.2, split seed 0) of {', '.join(TEST_SETS)}; ladder {ladder.name}, device h200, "
-        f"QoE perceptual, pensieve simulator, {repeats} sessions per trace, seed {seed}. qoe_p10 is the 10th "
-        "percentile over sessions of the per-session mean QoE.",
-        "",
-        _training_line(doc["training"]),
-        "",
-        "All test sets pooled:",
-        "",
-        _markdown(pooled),
-        "",
-        "PPO minus RobustMPC, same sessions (paired bootstrap over sessions, 2000 resamples, 95% interval): "
-        f"mean QoE {paired['mean_diff']:+.6f} [{paired['mean_ci95'][0]:+.6f}, {paired['mean_ci95'][1]:+.6f}], "
-        f"p10 QoE {paired['p10_diff']:+.6f} [{paired['p10_ci95'][0]:+.6f}, {paired['p10_ci95'][1]:+.6f}]; "
-        f"PPO better in {paired['share_better']:.1%} of sessions, worse in {paired['share_worse']:.1%}.",
-        "",
-    ]
-    for name, t in per_set.items():
-        lines += [f"{name}:", "", _markdown(t), ""]
+    df = pd.DataFrame(rows)
+    out = RESULTS / "rl_scenarios"
+    old = out.with_suffix(".csv")
+    if old.is_file():  # keep the other scenarios' rows
+        prev = pd.read_csv(old)
+        df = pd.concat([prev[~prev.scenario.isin(df.scenario.unique())], df], ignore_index=True)
+    from abr.io import write_text_atomic
+
+    write_text_atomic(out.with_suffix(".csv"), df.to_csv(index=False))
+    lines = ["# PPO against RobustMPC in the scenarios", "",
+             f"Generated by `bench/bench_rl.py compare` ({sessions} sessions per set, seed {seed}). Differences are "
+             f"against {BASELINE}, paired by session, with paired bootstrap 95% intervals (2000 resamples). "
+             "`gap closed` = (policy - baseline) / (oracle - baseline) on means.", ""]  # fmt: skip
+    for (sc, _where), d in df.groupby(["scenario", "set"], sort=False):
+        lines += [f"## {sc}, {d.traces.iloc[0]}", "",
+                  "| policy | mean QoE | p10 QoE | stall ratio | startup s | mean - baseline [95%] | rel. | "
+                  "p10 - baseline [95%] | gap closed |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in d.to_dict(orient="records"):
+            r = {k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v))}
+            gc = f"{r['gap_closed']:.0%}" if "gap_closed" in r else ""
+            if "gap_closed_lo" in r:
+                gc += f" [{r['gap_closed_lo']:.0%}, {r['gap_closed_hi']:.0%}]"
+            lines.append(f"| {r['policy']} | {r['qoe_mean']:.4f} | {r['qoe_p10']:.4f} | "
+                         f"{100 * r['stall_ratio']:.2f}% | {r['startup_s']:.2f} | {_fmt_ci(r, 'd_mean')} | "
+                         f"{100 * r['d_mean_rel']:+.2f}% | {_fmt_ci(r, 'd_p10')} | {gc} |")  # fmt: skip
+        ppo = d[d.policy == "ppo"].to_dict(orient="records")[0]
+        if "d_clone" in ppo:
+            lines += ["", f"- PPO minus its clone before RL: {_fmt_ci(ppo, 'd_clone')}"]
+        if ppo.get("sim_run_reproduces") is not None and not pd.isna(ppo.get("sim_run_reproduces")):
+            same = bool(ppo["sim_run_reproduces"])
+            lines.append(f"- `sim.run --policy rl:DIR` reproduces the PPO row exactly: {same}")
+        lines.append("")
     text = "\n".join(lines)
-    (RESULTS / "rl_compare.md").write_text(text)
-    print(text)
-    return pooled
-
-
-def _training_summary(model: Path) -> dict:
-    """What the model's own ``summary.json`` and ``config.json`` say about how it was trained."""
-    try:
-        summary = json.loads((model / "summary.json").read_text())
-        cfg = json.loads((model / "config.json").read_text())["train"]
-    except (OSError, ValueError, KeyError):
-        return {}
-    keep = ("algo", "imitate", "start_rung", "lookahead", "learning_rate", "ent_coef", "select_by")
-    return {
-        "timesteps": summary.get("timesteps"),
-        "wall_s": summary.get("wall_s"),
-        "best_at_timesteps": summary.get("best", {}).get("timesteps"),
-        "imitation": summary.get("imitation"),
-        **{k: cfg.get(k) for k in keep},
-    }
-
-
-def _training_line(t: dict) -> str:
-    if not t:
-        return "(no training summary beside the model)"
-    line = (
-        f"Training: {t['algo']} for {t['timesteps']} steps in {t['wall_s']:.0f} s (lookahead {t['lookahead']}, "
-        f"start rung {t['start_rung']}, lr {t['learning_rate']}, entropy {t['ent_coef']}); the selected checkpoint "
-        f"(best validation {t['select_by']}) is the one at {t['best_at_timesteps']} steps."
-    )
-    if t.get("imitation"):
-        im = t["imitation"]
-        line += (
-            f" The actor and critic were first cloned from {im['expert']} ({im['samples']} decisions, "
-            f"{im['agreement']:.2%} agreement, {im['wall_s']:.0f} s); a checkpoint at 0 steps is that clone "
-            "before any RL update."
-        )
-    return line
-
-
-def _paired_bootstrap(df, a: str, b: str, n: int = 2000) -> dict:
-    """Mean and p10 QoE differences of policy ``a`` minus ``b`` over the same sessions, with bootstrap intervals."""
-    key = ["set", "session"]
-    x = df[df.policy == a].sort_values(key)["qoe_mean"].to_numpy()
-    y = df[df.policy == b].sort_values(key)["qoe_mean"].to_numpy()
-    rng = np.random.default_rng(0)
-    idx = rng.integers(0, len(x), (n, len(x)))
-    d_mean = x[idx].mean(axis=1) - y[idx].mean(axis=1)
-    d_p10 = np.quantile(x[idx], 0.1, axis=1) - np.quantile(y[idx], 0.1, axis=1)
-    return {
-        "mean_diff": float(x.mean() - y.mean()),
-        "mean_ci95": [float(v) for v in np.percentile(d_mean, [2.5, 97.5])],
-        "p10_diff": float(np.quantile(x, 0.1) - np.quantile(y, 0.1)),
-        "p10_ci95": [float(v) for v in np.percentile(d_p10, [2.5, 97.5])],
-        "share_better": float(np.mean(x > y + 1e-12)),
-        "share_worse": float(np.mean(x < y - 1e-12)),
-    }
-
-
-def _markdown(table) -> str:
-    """A DataFrame as a GitHub markdown table (index first, floats to 6 decimals)."""
-    cols = [table.index.name or ""] + list(table.columns)
-    rows = [" | ".join(cols), " | ".join("---" for _ in cols)]
-    for idx in table.index:
-        cells = [str(idx)]
-        for c in table.columns:
-            v = table.at[idx, c]
-            cells.append(f"{v:.6f}" if table[c].dtype.kind == "f" else str(v))
-        rows.append(" | ".join(cells))
-    return "\n".join(f"| {r} |" for r in rows)
-
-
-def _oracle_frame(traces, ladder, device, qoe, cfg, n, seed):
-    from sim.oracle import oracle_sessions
-
-    res = oracle_sessions(traces, ladder, device, qoe, config=cfg, sessions=n, seed=seed)
-    return res.sessions_frame()
+    write_text_atomic(out.with_suffix(".md"), text)
+    return text
 
 
 def main() -> None:
@@ -362,21 +396,26 @@ def main() -> None:
     t = sub.add_parser("throughput", help="BatchVecEnv vs DummyVecEnv")
     t.add_argument("--n-envs", type=int, default=32)
     t.add_argument("--repeat", type=int, default=3)
-    tr = sub.add_parser("train", help="the 15-minute PPO run")
-    tr.add_argument("--minutes", type=float, default=15.0)
-    tr.add_argument("--out", type=Path, default=MODEL_DIR)
-    tr.add_argument("--resume", action="store_true")
-    c = sub.add_parser("compare", help="PPO vs heuristics and oracle on the test splits")
-    c.add_argument("--model", type=Path, default=MODEL_DIR)
-    c.add_argument("--repeats", type=int, default=4)
+    tr = sub.add_parser("train", help="PPO on a scenario's train split, several seeds, selected by validation")
+    tr.add_argument("--scenario", action="append", help=f"repeat (default: {', '.join(RL_SCENARIOS)})")
+    tr.add_argument("--minutes", type=float, default=30.0, help="training budget per scenario, all seeds together")
+    tr.add_argument("--seeds", default="0,1", help="comma-separated seeds (default 0,1)")
+    c = sub.add_parser("compare", help="PPO vs RobustMPC, its clone and the oracle on the test and unseen sets")
+    c.add_argument("--scenario", action="append", help=f"repeat (default: {', '.join(RL_SCENARIOS)})")
+    c.add_argument("--sessions", type=int, default=64)
+    c.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     _need_shared()
     if args.cmd == "throughput":
         throughput(args.n_envs, args.repeat)
     elif args.cmd == "train":
-        train_benchmark(args.minutes, args.out, args.resume)
+        for sc in args.scenario or RL_SCENARIOS:
+            train_scenario(sc, args.minutes, tuple(int(x) for x in args.seeds.split(",")))
     else:
-        compare(args.model, args.repeats)
+        rows = []
+        for sc in args.scenario or RL_SCENARIOS:
+            rows += compare_scenario(sc, args.sessions, args.seed)
+        print(write_report(rows, args.sessions, args.seed))
 
 
 if __name__ == "__main__":

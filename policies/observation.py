@@ -21,7 +21,7 @@ OBS_HIGH = 100.0
 
 def observation_size(history: int, n_rungs: int, lookahead: int = 1) -> int:
     """Length of the observation vector."""
-    return 2 * history + 3 * n_rungs + 4 + (lookahead - 1) * n_rungs
+    return 3 * history + 3 * n_rungs + 4 + 2 * (lookahead - 1) * n_rungs
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,10 +46,15 @@ class ObservationBuilder:
     2H+3R+3      chunks left / total chunks
     2H+3R+4 ..   quality q of every rung for the L - 1 chunks after the next, as above,
                  0 past the end of the video ((L - 1) R values; none when L = 1)
+    ..           bitrate of every rung for those L - 1 chunks, Mbit/s / 10 ((L - 1) R values)
+    last H       decode time of past chunks as the client measured it, s / 10, oldest first
     ===========  =========================================================================
 
-    A lookahead L > 1 shows the agent the upcoming qualities an MPC controller plans over
-    (the switch penalty makes the best rung depend on them).
+    A lookahead L > 1 shows the agent the upcoming qualities and sizes an MPC controller plans
+    over (the switch penalty makes the best rung depend on them; a clip's first chunk carries
+    the first-frame latent). The measured decode times are what a real client knows about its
+    phone (jitter, throttling, which phone of a population); the decoder speeds are the
+    profile's nominal figures.
     """
 
     history: int
@@ -64,18 +69,12 @@ class ObservationBuilder:
             raise ValueError(f"lookahead must be >= 1, got {lookahead}")
         lad, dur = ctx.ladder, ctx.ladder.duration_s[:, None]
         q = ctx.quality / max(float(np.abs(ctx.quality).max()), 1e-9)
-        padded = np.concatenate([q, np.zeros((lookahead, lad.n_rungs))])
-        ahead = [padded[j : j + lad.n_chunks] for j in range(1, lookahead)]
-        table = np.concatenate(
-            [
-                lad.size_bytes * 8e-6 / dur / OBS_SCALES["rate_mbps"],
-                q,
-                ctx.decode_s / dur,
-                np.zeros((lad.n_chunks, 2)),
-                *ahead,
-            ],
-            axis=1,
-        )
+        rate = lad.size_bytes * 8e-6 / dur / OBS_SCALES["rate_mbps"]
+        pad = np.zeros((lookahead, lad.n_rungs))
+        q_pad, rate_pad = np.concatenate([q, pad]), np.concatenate([rate, pad])
+        ahead = [q_pad[j : j + lad.n_chunks] for j in range(1, lookahead)]
+        ahead += [rate_pad[j : j + lad.n_chunks] for j in range(1, lookahead)]
+        table = np.concatenate([rate, q, ctx.decode_s / dur, np.zeros((lad.n_chunks, 2)), *ahead], axis=1)
         return cls(history, ctx.buffer_cap_s, lad.duration_s, table, lookahead)
 
     @property
@@ -84,7 +83,7 @@ class ObservationBuilder:
 
     @property
     def n_rungs(self) -> int:
-        return (self.table.shape[1] - 2) // (self.lookahead + 2)
+        return (self.table.shape[1] - 2) // (2 * self.lookahead + 1)
 
     @property
     def size(self) -> int:
@@ -103,10 +102,14 @@ class ObservationBuilder:
         np.multiply(obs.delay_s, 1.0 / OBS_SCALES["delay_s"], out=out[:, h : 2 * h])
         np.multiply(obs.buffer_s, 1.0 / self.buffer_cap_s, out=out[:, 2 * h])
         np.multiply(obs.last_rung + 1, 1.0 / self.n_rungs, out=out[:, 2 * h + 1])
-        out[:, 2 * h + 2 :] = self.table[k]
+        out[:, 2 * h + 2 : -h] = self.table[k]
         tail = 2 * h + 3 * self.n_rungs + 2  # the two per-step slots
         np.multiply(obs.decode_backlog_s, 1.0 / self.duration_s[k], out=out[:, tail])
         out[:, tail + 1] = (self.n_chunks - obs.chunk) / self.n_chunks
+        if obs.decode_s is None:
+            out[:, -h:] = 0.0
+        else:
+            np.multiply(obs.decode_s, 1.0 / OBS_SCALES["delay_s"], out=out[:, -h:])
         out[np.isnan(out)] = 0.0
         return np.clip(out, 0.0, OBS_HIGH, out=out).astype(np.float32)
 

@@ -81,7 +81,7 @@ def observation_layout(history: int, n_rungs: int, frame_stack: int = 1, lookahe
     constants. Layouts saved before ``lookahead`` existed mean lookahead 1.
     """
     return {
-        "builder": "sim.env.ObservationBuilder",
+        "builder": "policies.observation.ObservationBuilder/2",  # 2: decode history, sizes ahead
         "history": int(history),
         "n_rungs": int(n_rungs),
         "lookahead": int(lookahead),

@@ -173,7 +173,7 @@ class StreamingEnv(gym.Env):
     ``Discrete(R)``: the rung index, 0 = lowest bitrate.
 
     ## Observation Space
-    ``Box(0, 100, (2H + 3R + 4 + (L - 1)R,), float32)`` (L = ``lookahead``), see
+    ``Box(0, 100, (3H + 3R + 4 + 2(L - 1)R,), float32)`` (L = ``lookahead``), see
     :class:`ObservationBuilder` for the table (throughput and delay history, buffer, last
     rung, next chunk's bitrate, quality and decode speed for every rung, decode backlog,
     chunks left, qualities of the L - 1 chunks after the next).
@@ -382,6 +382,11 @@ class StreamingVectorEnv(VectorEnv):
                 seeds[i], self.episodes[i] = int(s) & _SEED_MASK, 0
         self.seeds = np.array(seeds, dtype=np.uint64)
         return self._start(), self._reset_info()
+
+    def set_trace_weights(self, trace_weights: Sequence[float] | None) -> None:
+        """Draw the traces of later episodes with these relative probabilities (None: uniformly);
+        a curriculum (``sim.train``'s Genet-style selection) moves them during training."""
+        self._draw = _TraceDraw(len(self.sim.bank), trace_weights)
 
     def resume(self, seeds: Sequence[int], episodes: Sequence[int]) -> None:
         """Make the next seedless :meth:`reset` start episode ``episodes[i] + 1`` of seed ``seeds[i]``."""

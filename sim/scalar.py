@@ -254,6 +254,7 @@ class ScalarSession:
         self.last_rung, self.last_q = -1, self.first_prev_q
         self.thr_obs = [0.0] * self.history  # the builder's view: scaled, NaN -> 0, clipped
         self.delay_obs = [0.0] * self.history
+        self.dec_obs = [0.0] * self.history
 
     # ------------------------------------------------------------------- step
     def step(self, r: int) -> tuple[float, bool, dict]:
@@ -340,6 +341,8 @@ class ScalarSession:
         v, w, high = thr * self.inv_thr, delay * self.inv_delay, self.high
         self.thr_obs = self.thr_obs[1:] + [(v if v < high else high) if v > 0.0 else 0.0]
         self.delay_obs = self.delay_obs[1:] + [(w if w < high else high) if w > 0.0 else 0.0]
+        d = dec * self.inv_delay
+        self.dec_obs = self.dec_obs[1:] + [(d if d < high else high) if d > 0.0 else 0.0]
         self.last_rung = r
         self.last_q = q
         self.k = k = k + 1
@@ -376,7 +379,8 @@ class ScalarSession:
         left = (n - k) / n
         head = [(b if b < high else high) if b > 0.0 else 0.0, last if last < high else high]
         tail = [backlog if backlog < high else high, left]
-        return np.array(self.thr_obs + self.delay_obs + head + self.row_a[row] + tail + self.row_b[row], np.float32)
+        return np.array(self.thr_obs + self.delay_obs + head + self.row_a[row] + tail + self.row_b[row] + self.dec_obs,
+                        np.float32)  # fmt: skip
 
 
 # ---------------------------------------------------------------- sim.rng on Python ints

@@ -234,20 +234,15 @@ def resolve(name: str, split: str = "test") -> RunParams:
 
 
 def scenario_config(name: str | None) -> dict:
-    """``sim.train``'s :class:`sim.train.TrainConfig` fields from scenario ``name`` (its train split;
-    empty for None). Training has no trace transforms, so a what-if scenario is refused."""
+    """``sim.train``'s :class:`sim.train.TrainConfig` fields from scenario ``name`` (its train split,
+    what-if transforms included; empty for None)."""
     if not name:
         return {}
     params = resolve(name, "train")
-    if params.transforms:
-        raise InputError(
-            f"scenario {name!r} rescales its traces ({params.transform_spec}); sim.train takes no trace "
-            "transforms, so train on its traces with --trace and evaluate with sim.run --scenario"
-        )
     for line in params.notes:
         print(f"scenario {name}: {line}")
     return {"traces": (params.trace,), "ladder": params.ladder, "device": params.device, "qoe": params.qoe,
-            "sim": params.sim}  # fmt: skip
+            "sim": params.sim, "transform": params.transform_spec}  # fmt: skip
 
 
 class _Unset(tuple):

@@ -19,6 +19,8 @@ Output folder (every file written atomically: temp file + ``os.replace``)::
     progress.csv          SB3's training metrics, one row per iteration (losses, fps, returns)
     last/checkpoint.zip   latest checkpoint: weights, optimizer, normaliser and run state, one file
     summary.json          the result once training has finished
+    clone/                with --imitate: the behaviour clone before any RL update (config.json,
+                          model.zip), so ``--policy rl:DIR/clone`` scores what RL started from
 
 The folder is locked while a run writes it (:func:`abr.lock.folder_lock`): a second run on it
 is refused. Bad options, traces, ladders and devices are reported before the folder is
@@ -106,8 +108,12 @@ _SELECT = {
 }
 _TUNABLE = ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "ent_coef")
 _EVAL_SEED_OFFSET = 1_000_003
-_EVAL_COLUMNS = ("timesteps", "wall_s", "train_ep_return", "qoe_mean", "qoe_p10", "stall_ratio", "lpips_mean", "best")
+_CURRICULUM_SEED_OFFSET = 2_000_003
+_EVAL_COLUMNS = ("timesteps", "wall_s", "train_ep_return", "qoe_mean", "qoe_p10", "stall_ratio", "lpips_mean", "best",
+                 "curriculum_gap")  # fmt: skip
 CHECKPOINT_FILE = "checkpoint.zip"
+#: Sub-folder holding the behaviour clone before any RL update (``--imitate``), loadable as ``rl:OUT/clone``.
+CLONE_DIR = "clone"
 _STATE_MEMBER = "state.json"
 _VECNORM_MEMBER = "vecnormalize.json"
 #: Largest request accepted without --force (sessions stepped together, traces drawn, steps).
@@ -124,11 +130,14 @@ class TrainConfig:
     :param traces: trace specs to train on (see ``traces.load_traces``); several are pooled.
     :param eval_traces: validation trace specs; empty = hold out ``val_fraction`` of ``traces``.
     :param val_fraction: share of the training traces held out for validation when
-        ``eval_traces`` is empty (a seeded, deterministic choice).
+        ``eval_traces`` is empty (drawn with ``split_seed``, so every model seed validates on the
+        same traces).
     :param test_fraction: share of files in a ``PATH@test`` spec (the rest is ``PATH@train``).
     :param split_seed: seed of the ``@train``/``@test`` file split (``traces.split_files``).
     :param trace_count: traces drawn from a network-model spec (e.g. ``lte``).
     :param trace_format: force the trace file format (None = detect).
+    :param transform: what-if transforms applied to the training and validation traces
+        (``traces.transforms`` syntax, e.g. ``scale=0.03125``; empty = none).
     :param ladder: ladder spec.
     :param device: device profile name.
     :param qoe: QoE preset; its per-chunk value is the reward.
@@ -152,6 +161,13 @@ class TrainConfig:
     :param imitate_epochs: passes over the expert's samples.
     :param normalize_obs: running mean/std observation normalisation (SB3 ``VecNormalize``).
     :param normalize_reward: scale rewards by the running std of the discounted return.
+    :param reward_center: subtract a running mean of the per-chunk reward, across sessions,
+        before that scaling (:class:`sim.vecenv.CenteredReward`; no policy's ranking changes).
+    :param curriculum: a baseline policy spec (e.g. ``robustmpc:decode_aware=1``) for a
+        Genet-style selection of training traces: at every validation the current policy and
+        the baseline play one session of every training trace, and the traces where the policy
+        trails the baseline most are drawn more often (None: uniform draw).
+    :param curriculum_mix: share of the draw that follows the gap (the rest stays uniform).
     :param reward_scale: multiplies the QoE before it reaches the learner.
     :param net_arch: hidden layer sizes of the policy and value networks.
     :param learning_rate: None = the algorithm's default in this module.
@@ -171,6 +187,7 @@ class TrainConfig:
     split_seed: int = 0
     trace_count: int = 64
     trace_format: str | None = None
+    transform: str = ""
     ladder: str = DEFAULT_LADDER
     device: str = DEFAULT_DEVICE
     qoe: str = "perceptual"
@@ -189,6 +206,9 @@ class TrainConfig:
     imitate_epochs: int = 10
     normalize_obs: bool = True
     normalize_reward: bool = True
+    reward_center: bool = False
+    curriculum: str | None = None
+    curriculum_mix: float = 0.5
     reward_scale: float = 1.0
     net_arch: tuple[int, ...] = (64, 64)
     learning_rate: float | None = None
@@ -230,6 +250,8 @@ class TrainConfig:
             raise ValueError("TrainConfig.imitate needs an actor-critic algorithm (ppo or a2c), not dqn")
         if self.eval_sessions < 0:
             raise ValueError(f"TrainConfig.eval_sessions must be >= 0, got {self.eval_sessions}")
+        if not 0 <= self.curriculum_mix <= 1:
+            raise ValueError(f"TrainConfig.curriculum_mix must be in [0, 1], got {self.curriculum_mix}")
         if not self.reward_scale > 0:
             raise ValueError(f"TrainConfig.reward_scale must be > 0, got {self.reward_scale}")
         if not self.net_arch or any(int(u) < 1 for u in self.net_arch):
@@ -363,6 +385,7 @@ class _Setup:
 
 def _load_specs(specs: tuple[str, ...], cfg: TrainConfig, seed: int) -> list:
     from traces.sets import load_traces
+    from traces.transforms import apply_transforms, parse_transforms
 
     out = []
     for i, spec in enumerate(specs):
@@ -370,7 +393,7 @@ def _load_specs(specs: tuple[str, ...], cfg: TrainConfig, seed: int) -> list:
             load_traces(spec, seed=seed + i, count=cfg.trace_count, fmt=cfg.trace_format,
                         test_fraction=cfg.test_fraction, split_seed=cfg.split_seed)
         )  # fmt: skip
-    return out
+    return apply_transforms(out, parse_transforms(cfg.transform), seed) if cfg.transform else out
 
 
 def _setup(cfg: TrainConfig) -> _Setup:
@@ -393,7 +416,9 @@ def _setup(cfg: TrainConfig) -> _Setup:
     else:
         if len(train_traces) < 2:
             raise InputError("need at least 2 training traces to hold some out for validation (or give --eval-trace)")
-        order = np.random.default_rng(cfg.seed).permutation(len(train_traces))
+        # drawn with the split seed, not the model seed: runs that differ only in seed validate
+        # on the same traces, so the best seed can be chosen by validation
+        order = np.random.default_rng(cfg.split_seed).permutation(len(train_traces))
         n_val = max(1, int(round(cfg.val_fraction * len(train_traces))))
         val = set(order[:n_val].tolist())
         eval_traces = [t for i, t in enumerate(train_traces) if i in val]
@@ -404,7 +429,7 @@ def _setup(cfg: TrainConfig) -> _Setup:
 def _make_env(cfg: TrainConfig, s: _Setup):
     from stable_baselines3.common.vec_env import VecFrameStack, VecMonitor, VecNormalize
 
-    from sim.vecenv import BatchVecEnv
+    from sim.vecenv import BatchVecEnv, CenteredReward
 
     env = BatchVecEnv(
         s.train_traces,
@@ -419,12 +444,23 @@ def _make_env(cfg: TrainConfig, s: _Setup):
         lookahead=cfg.lookahead,
     )
     venv = VecMonitor(env)
+    if cfg.reward_center:
+        venv = CenteredReward(venv)
     if cfg.frame_stack > 1:
         venv = VecFrameStack(venv, cfg.frame_stack)
     venv = VecNormalize(
         venv, norm_obs=cfg.normalize_obs, norm_reward=cfg.normalize_reward, gamma=cfg.algo_kwargs()["gamma"]
     )
     return env, venv
+
+
+def _find_wrapper(venv, name: str):
+    """The wrapper of class ``name`` in the ``venv`` chain, or None."""
+    while venv is not None:
+        if type(venv).__name__ == name:
+            return venv
+        venv = getattr(venv, "venv", None)
+    return None
 
 
 def _meta(cfg: TrainConfig, s: _Setup) -> dict[str, Any]:
@@ -556,7 +592,10 @@ class _Trainer:
         self.t0 = time.perf_counter()
         self.env = None
         self.venv = None
+        self.center = None  # the CenteredReward wrapper, if any
         self.imitation: dict[str, Any] | None = None
+        self.curriculum_base: np.ndarray | None = None  # baseline QoE per training trace
+        self.trace_weights: list[float] | None = None
 
     def wall_s(self) -> float:
         return self.wall_before_s + time.perf_counter() - self.t0
@@ -566,6 +605,32 @@ class _Trainer:
 
         norm = ObsNormalizer.from_vecnormalize(self.venv) if self.cfg.normalize_obs else None
         return RLPolicy(model.policy, self.meta, norm, source=str(self.out))
+
+    def _train_session_qoe(self, policy) -> np.ndarray:
+        """Mean QoE of one session on every training trace (fixed seed: the same sessions each time)."""
+        from sim.session import run_sessions
+
+        s = self.s
+        res = run_sessions(policy, s.train_traces, s.ladder, s.device, s.qoe, config=s.sim,
+                           seed=self.cfg.seed + _CURRICULUM_SEED_OFFSET)  # fmt: skip
+        return res.summary_arrays()["qoe_mean"]
+
+    def update_curriculum(self, model) -> float:
+        """Genet-style selection: draw the training traces where the policy trails the baseline
+        most more often. Returns the mean gap (baseline minus policy) over the training traces."""
+        from policies.registry import get_policy
+
+        cfg = self.cfg
+        if self.curriculum_base is None:
+            self.curriculum_base = self._train_session_qoe(get_policy(cfg.curriculum))
+        gap = self.curriculum_base - self._train_session_qoe(self.policy(model))
+        n, pos = len(gap), np.maximum(gap, 0.0)
+        w = np.full(n, 1.0 / n)
+        if pos.sum() > 0:
+            w = (1.0 - cfg.curriculum_mix) * w + cfg.curriculum_mix * pos / pos.sum()
+        self.trace_weights = w.tolist()
+        self.env.set_trace_weights(self.trace_weights)
+        return float(gap.mean())
 
     def evaluate_and_checkpoint(self, model, timesteps: int) -> None:
         from policies.rl import MODEL_FILE
@@ -585,6 +650,8 @@ class _Trainer:
             **metrics,
             "best": int(is_best),
         }
+        if cfg.curriculum:
+            row["curriculum_gap"] = self.update_curriculum(model)
         self.rows.append(row)
         for k, v in metrics.items():
             model.logger.record(f"eval/{k}", v)
@@ -599,6 +666,9 @@ class _Trainer:
             "next_eval": self.next_eval,
             "env": self.env.episode_state(),
             "imitation": self.imitation,
+            "trace_weights": self.trace_weights,
+            "curriculum_base": None if self.curriculum_base is None else self.curriculum_base.tolist(),
+            "reward_center": self.center.state() if self.center is not None else None,
             "n_calls": int(getattr(model, "_n_calls", 0)),
             "rows": self.rows,
         }
@@ -688,6 +758,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     time_limit_s: float | None = None,
+    tensorboard: str | Path | None = None,
 ) -> TrainResult:
     """Train ``config`` into ``out_dir`` (see the module docstring for the files written).
 
@@ -696,6 +767,8 @@ def train(
     :param time_limit_s: stop once training has run this long (wall clock, resumed time
         included) even if ``config.steps`` is not reached; the run is then evaluated and
         saved as usual and ``summary.json`` says so.
+    :param tensorboard: also log SB3's metrics and the validation scores to this TensorBoard
+        folder (needs the ``tensorboard`` package).
     :raises InputError: bad traces/ladder/device, an occupied ``out_dir`` without ``resume``, or
         a resume with a different config.
     """
@@ -726,8 +799,18 @@ def train(
         if diff:
             raise InputError("cannot resume with a different config (" + "; ".join(diff) + ")", path=cfg_path)
 
+    if tensorboard is not None:
+        try:
+            import tensorboard as _tb  # noqa: F401  (SB3's TensorBoard writer needs it)
+        except ImportError:
+            raise InputError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+        check_output(Path(tensorboard), folder=True)
     torch.set_num_threads(cfg.torch_threads)
     expert = None
+    if cfg.curriculum is not None:
+        from policies.registry import get_policy
+
+        get_policy(cfg.curriculum)  # an unknown baseline fails here, before any work
     if cfg.imitate is not None and not resume:
         from policies.registry import get_policy
 
@@ -735,15 +818,16 @@ def train(
     s = _setup(cfg)  # every input is validated here, before the folder is created or locked
     meta = _meta(cfg, s)
     with folder_lock(out, "python -m sim.train"):
-        return _train_locked(cfg, out, s, meta, expert, resume, progress, time_limit_s, Logger)
+        return _train_locked(cfg, out, s, meta, expert, resume, progress, time_limit_s, Logger, tensorboard)
 
 
-def _train_locked(cfg, out, s, meta, expert, resume, progress, time_limit_s, Logger) -> TrainResult:
+def _train_locked(cfg, out, s, meta, expert, resume, progress, time_limit_s, Logger, tensorboard=None) -> TrainResult:
     from policies.rl import CONFIG_FILE, MODEL_FILE
 
     trainer = _Trainer(cfg, out, s, meta, progress, time_limit_s)
     env, venv = _make_env(cfg, s)
     trainer.env, trainer.venv = env, venv
+    trainer.center = _find_wrapper(venv, "CenteredReward")
     algo = algorithm_class(cfg.algo)
     CsvLog, TrainingCallback = _make_callback_class()
     progress_rows: list[dict[str, Any]] = []
@@ -768,6 +852,13 @@ def _train_locked(cfg, out, s, meta, expert, resume, progress, time_limit_s, Log
             trainer.best = state["best"]
             trainer.next_eval, trainer.wall_before_s = int(state["next_eval"]), float(state["wall_s"])
             trainer.imitation = state.get("imitation")
+            if state.get("trace_weights") is not None:
+                trainer.trace_weights = [float(w) for w in state["trace_weights"]]
+                env.set_trace_weights(trainer.trace_weights)
+            if state.get("curriculum_base") is not None:
+                trainer.curriculum_base = np.asarray(state["curriculum_base"], dtype=np.float64)
+            if trainer.center is not None and state.get("reward_center") is not None:
+                trainer.center.restore(state["reward_center"])
             if hasattr(model, "_n_calls"):
                 model._n_calls = int(state.get("n_calls", 0))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -785,7 +876,12 @@ def _train_locked(cfg, out, s, meta, expert, resume, progress, time_limit_s, Log
         for stale in (MODEL_FILE, "eval.csv", "progress.csv"):  # of a run that died before its first checkpoint
             (out / stale).unlink(missing_ok=True)
         _write_text(out / CONFIG_FILE, json.dumps(meta, indent=1))
-    model.set_logger(Logger(str(out), [CsvLog(out / "progress.csv", progress_rows)]))
+    formats = [CsvLog(out / "progress.csv", progress_rows)]
+    if tensorboard is not None:
+        from stable_baselines3.common.logger import TensorBoardOutputFormat
+
+        formats.append(TensorBoardOutputFormat(str(tensorboard)))
+    model.set_logger(Logger(str(out), formats))
     if expert is not None:
         from sim.imitation import clone_expert
 
@@ -793,6 +889,11 @@ def _train_locked(cfg, out, s, meta, expert, resume, progress, time_limit_s, Log
                               seed=cfg.seed)  # fmt: skip
         trainer.imitation = {"expert": cfg.imitate, **asdict(cloned), "wall_s": round(trainer.wall_s(), 3)}
         trainer.evaluate_and_checkpoint(model, 0)  # the cloned policy is the first candidate
+        clone = out / CLONE_DIR  # kept as a policy folder of its own: --policy rl:OUT/clone
+        clone.mkdir(exist_ok=True)
+        write_atomic(clone / MODEL_FILE, lambda p: shutil.copyfile(out / "last" / CHECKPOINT_FILE, p),
+                     suffix=".tmp.zip")  # fmt: skip
+        _write_text(clone / CONFIG_FILE, json.dumps(meta, indent=1))
     remaining = cfg.steps - done_steps
     if remaining > 0:
         model.learn(remaining, callback=TrainingCallback(trainer), reset_num_timesteps=not resume, log_interval=1)
@@ -858,6 +959,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-seed", type=int, help=f"seed of the @train/@test split (default: {d.split_seed})")
     p.add_argument("--trace-count", type=int, help=f"traces drawn from a network model (default: {d.trace_count})")
     p.add_argument("--format", dest="trace_format", help="force the trace file format")
+    p.add_argument("--transform", metavar="K=V,...",
+                   help="what-if transforms of the training and validation traces, e.g. scale=0.03125,cap=3")
     p.add_argument("--ladder", help=f"ladder name or file (default: {d.ladder})")
     p.add_argument("--device", help=f"device profile (default: {d.device})")
     p.add_argument("--qoe", help=f"QoE preset, the reward (default: {d.qoe})")
@@ -888,6 +991,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-normalize-reward", dest="normalize_reward", action="store_false", help="no running reward normalisation"
     )
     p.add_argument("--reward-scale", type=float, help="multiply rewards (default: 1)")
+    p.add_argument("--reward-center", action="store_true",
+                   help="subtract a running mean of the per-chunk reward across sessions (reward centering)")
+    p.add_argument("--curriculum", metavar="POLICY",
+                   help="Genet-style trace selection: draw more often the training traces where the policy "
+                        "trails this baseline (e.g. robustmpc:decode_aware=1)")
+    p.add_argument("--curriculum-mix", type=float, help=f"share of the draw that follows the gap "
+                   f"(default: {d.curriculum_mix})")  # fmt: skip
     p.add_argument(
         "--net",
         dest="net_arch",
@@ -907,6 +1017,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--time-limit-min", type=float, help="stop after this many minutes of training")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--tensorboard", metavar="DIR", type=Path,
+                   help="also log to TensorBoard in DIR (needs: pip install tensorboard)")
     return p
 
 
@@ -916,6 +1028,7 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(parser.parse_args(argv))
     out, resume, progress = args.pop("out"), args.pop("resume", False), args.pop("progress", True)
     limit_min = args.pop("time_limit_min", None)
+    tensorboard = args.pop("tensorboard", None)
     base = load_config(args.pop("config")).to_dict() if "config" in args else {}
     if resume and not base and (out / "config.json").is_file():
         base = load_config(out / "config.json").to_dict()
@@ -932,7 +1045,7 @@ def main(argv: list[str] | None = None) -> int:
     if limit_min is not None and not limit_min > 0:
         raise InputError(f"--time-limit-min must be > 0, got {limit_min}")
     limit_s = None if limit_min is None else 60.0 * limit_min
-    res = train(cfg, out, resume=resume, progress=progress, time_limit_s=limit_s)
+    res = train(cfg, out, resume=resume, progress=progress, time_limit_s=limit_s, tensorboard=tensorboard)
     best = res.best
     print(
         f"trained {res.timesteps} steps in {res.wall_s:.1f} s ({res.steps_per_s:.0f} steps/s); best validation "

@@ -25,7 +25,13 @@ from typing import Any
 
 import numpy as np
 from gymnasium.vector import AutoresetMode
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import (
+    VecEnv,
+    VecEnvIndices,
+    VecEnvObs,
+    VecEnvStepReturn,
+    VecEnvWrapper,
+)
 
 from abr.ladder import Ladder
 from abr.qoe import QoE
@@ -36,7 +42,7 @@ from sim.device import DeviceProfile
 from sim.env import DEFAULT_DEVICE, StreamingVectorEnv
 from traces.trace import Trace
 
-__all__ = ["BatchVecEnv"]
+__all__ = ["BatchVecEnv", "CenteredReward"]
 
 
 class BatchVecEnv(VecEnv):
@@ -102,6 +108,11 @@ class BatchVecEnv(VecEnv):
     def keys(self) -> np.ndarray:
         """Session keys (:mod:`sim.rng`) of the current episodes."""
         return self.venv.keys
+
+    def set_trace_weights(self, trace_weights: Sequence[float] | None) -> None:
+        """Relative probability of each trace in later episodes (None: uniform); see
+        :meth:`sim.env.StreamingVectorEnv.set_trace_weights`."""
+        self.venv.set_trace_weights(trace_weights)
 
     # ------------------------------------------------------------ seeding
     def seed(self, seed: int | None = None) -> list[int | None]:
@@ -182,3 +193,37 @@ class BatchVecEnv(VecEnv):
     def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
         """No Gymnasium wrappers: the sessions are rows of a batch, not env objects."""
         return [False for _ in self._get_indices(indices)]
+
+
+class CenteredReward(VecEnvWrapper):
+    """Rewards minus a running mean of the per-chunk reward (reward centering, Naik et al. 2024).
+
+    Every session plays the same number of chunks, so a constant offset changes no policy's
+    ranking; removing it leaves the value function the differences between rungs (about 0.001
+    QoE per chunk) instead of a return that grows with the chunks left. The mean is the
+    exponential average of each step's batch mean (``rate`` per step), started at the first
+    batch; :meth:`state` / :meth:`restore` carry it through checkpoints.
+    """
+
+    def __init__(self, venv: VecEnv, rate: float = 1e-3):
+        if not 0 < rate <= 1:
+            raise ValueError(f"rate must be in (0, 1], got {rate}")
+        super().__init__(venv)
+        self.rate = float(rate)
+        self.mean: float | None = None
+
+    def reset(self) -> VecEnvObs:
+        return self.venv.reset()
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        m = float(np.mean(rewards))
+        self.mean = m if self.mean is None else self.mean + self.rate * (m - self.mean)
+        return obs, (rewards - self.mean).astype(np.float32), dones, infos
+
+    def state(self) -> dict[str, Any]:
+        return {"mean": self.mean, "rate": self.rate}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        mean = state.get("mean")
+        self.mean = None if mean is None else float(mean)

@@ -35,25 +35,43 @@ def test_observation_layout_and_bounds():
     assert info["rung"] == 5 and not trunc
 
 
-def test_lookahead_appends_the_qualities_of_the_chunks_after_the_next():
+def test_lookahead_appends_the_qualities_and_sizes_of_the_chunks_after_the_next():
     near, far = small_env(), small_env(lookahead=3)
     o1, _ = near.reset(seed=3)
     o3, _ = far.reset(seed=3)
-    base, rungs = observation_size(8, 6), 6
-    assert o3.shape == (observation_size(8, 6, 3),) == (base + 2 * rungs,)
+    h, rungs = 8, 6
+    pre = 2 * h + 3 * rungs + 4  # histories, buffer, last rung, next chunk's table, backlog, chunks left
+    assert o3.shape == (observation_size(h, rungs, 3),) == (observation_size(h, rungs) + 4 * rungs,)
     q = far.sim.context.quality / np.abs(far.sim.context.quality).max()
+    lad = far.sim.context.ladder
+    rate = lad.size_bytes * 8e-6 / lad.duration_s[:, None] / 10.0
     n = len(q)
     for k in range(n):
         assert far.observation_space.contains(o3)
-        np.testing.assert_array_equal(o3[:base], o1)  # the lookahead-1 layout is a prefix
-        ahead = o3[base:].reshape(2, rungs)
+        np.testing.assert_array_equal(o3[:pre], o1[:pre])  # the lookahead-1 layout is a prefix ...
+        np.testing.assert_array_equal(o3[-h:], o1[-h:])  # ... and the decode history the suffix
+        ahead = o3[pre:-h].reshape(2, 2, rungs)
         for j in (1, 2):
-            expect = q[k + j] if k + j < n else np.zeros(rungs)  # 0 past the end of the video
-            np.testing.assert_allclose(ahead[j - 1], expect, rtol=1e-6)
+            inside = k + j < n  # 0 past the end of the video
+            np.testing.assert_allclose(ahead[0, j - 1], q[k + j] if inside else 0.0, rtol=1e-6)
+            np.testing.assert_allclose(ahead[1, j - 1], rate[k + j] if inside else 0.0, rtol=1e-6)
         o1, *_ = near.step(k % rungs)
         o3, *_ = far.step(k % rungs)
     with pytest.raises(ValueError, match="lookahead"):
         small_env(lookahead=0)
+
+
+def test_observation_ends_with_the_measured_decode_times_of_past_chunks():
+    env = small_env()
+    obs, _ = env.reset(seed=3)
+    assert np.all(obs[-8:] == 0)  # nothing decoded yet
+    seen = []
+    for k in range(10):
+        obs, _, _, _, info = env.step(k % 6)
+        seen.append(info["decode_s"] / 10.0)  # seconds / 10, oldest first
+        want = ([0.0] * 8 + seen)[-8:]
+        np.testing.assert_allclose(obs[-8:], want, rtol=1e-6)
+    assert seen[-1] > 0
 
 
 def test_reset_seed_reproduces_episode():

@@ -143,6 +143,90 @@ def test_vecenv_trace_weights_and_sb3_wrappers():
     assert venv.env_is_wrapped(object) == [False] * 8
 
 
+def test_set_trace_weights_moves_later_episodes_to_those_traces():
+    ladder, device, qoe, cfg = _world()
+    venv = BatchVecEnv(_traces(3), ladder, device, qoe, cfg, num_envs=8)
+    venv.reset()
+    venv.set_trace_weights([0, 0, 1])
+    for _ in range(ladder.n_chunks):  # the episode ends; the next starts on trace 2 everywhere
+        venv.step(np.zeros(8, dtype=np.int64))
+    assert {i["trace_index"] for i in venv.reset_infos} == {2}
+    venv.set_trace_weights(None)
+    venv.reset()
+    assert len({i["trace_index"] for i in venv.reset_infos}) > 1
+
+
+def test_centered_reward_subtracts_the_running_mean_of_the_batch_reward():
+    from stable_baselines3.common.vec_env import VecEnvWrapper
+
+    from sim.vecenv import CenteredReward
+
+    class Fixed(VecEnvWrapper):  # a VecEnv whose rewards are given
+        def __init__(self, venv, rewards):
+            super().__init__(venv)
+            self.rewards = iter(rewards)
+
+        def reset(self):
+            return self.venv.reset()
+
+        def step_wait(self):
+            obs, _, dones, infos = self.venv.step_wait()
+            return obs, np.asarray(next(self.rewards), dtype=np.float32), dones, infos
+
+    ladder, device, qoe, cfg = _world()
+    base = BatchVecEnv(_traces(2), ladder, device, qoe, cfg, num_envs=2)
+    env = CenteredReward(Fixed(base, [[1.0, 1.0], [2.0, 4.0], [0.0, 0.0]]), rate=0.5)
+    env.reset()
+    got = [env.step(np.zeros(2, dtype=np.int64))[1] for _ in range(3)]
+    # means: 1 (first batch), 1 + 0.5 (3 - 1) = 2, 2 + 0.5 (0 - 2) = 1
+    np.testing.assert_allclose(got, [[0.0, 0.0], [0.0, 2.0], [-1.0, -1.0]])
+    assert env.state()["mean"] == 1.0
+    with pytest.raises(ValueError, match="rate"):
+        CenteredReward(base, rate=0.0)
+
+
+def test_curriculum_weights_follow_the_gap_to_the_baseline(trace_dir, tmp_path, monkeypatch):
+    """Genet-style selection, hand-computed: mix 0.5 of uniform and 0.5 of the positive gaps."""
+    import sim.train as st
+
+    cfg = _config(trace_dir, curriculum="fixed:rung=0", curriculum_mix=0.5)
+    setup = st._setup(cfg)
+    n = len(setup.train_traces)
+    trainer = st._Trainer(cfg, tmp_path, setup, {}, progress=False)
+    trainer.env, _ = st._make_env(cfg, setup)
+    base = np.linspace(0.5, 0.9, n)
+    gap = np.zeros(n)
+    gap[0], gap[1], gap[2] = 0.3, 0.1, -0.2  # the policy trails on traces 0 and 1, leads on 2
+    calls = iter([base, base - gap])
+    monkeypatch.setattr(trainer, "_train_session_qoe", lambda policy: next(calls))
+    monkeypatch.setattr(trainer, "policy", lambda model: None)
+    assert trainer.update_curriculum(None) == pytest.approx(gap.mean())
+    want = np.full(n, 0.5 / n)
+    want[0] += 0.5 * 0.75
+    want[1] += 0.5 * 0.25
+    np.testing.assert_allclose(trainer.trace_weights, want)
+    np.testing.assert_allclose(trainer.env.venv._draw.cum, np.cumsum(want))
+
+
+def test_curriculum_centering_and_tensorboard_in_a_short_run(trace_dir, tmp_path):
+    pytest.importorskip("tensorboard")
+    out, tb = tmp_path / "cur", tmp_path / "tb"
+    res = train(_config(trace_dir, curriculum="fixed:rung=2", reward_center=True), out, progress=False,
+                tensorboard=tb)  # fmt: skip
+    assert all(np.isfinite(r["curriculum_gap"]) for r in res.eval_rows)
+    assert "curriculum_gap" in (out / "eval.csv").read_text().splitlines()[0]
+    assert any(p.name.startswith("events.out.tfevents") for p in tb.rglob("*"))
+    from policies.rl import read_zip_member
+
+    state = json.loads(read_zip_member(out / "last" / "checkpoint.zip", "state.json"))
+    assert sum(state["trace_weights"]) == pytest.approx(1.0) and np.isfinite(state["reward_center"]["mean"])
+    # resuming restores both, then continues
+    train(_config(trace_dir, curriculum="fixed:rung=2", reward_center=True, steps=3072), out, resume=True,
+          progress=False)  # fmt: skip
+    with pytest.raises(InputError, match="unknown policy"):
+        train(_config(trace_dir, curriculum="nope"), tmp_path / "bad", progress=False)
+
+
 def test_start_rung_fetches_the_first_chunk_before_the_agent_acts():
     ladder, device, qoe, cfg = _world()
     fixed = BatchVecEnv(_traces(), ladder, device, qoe, cfg, num_envs=4, seed=5, start_rung=2)
@@ -183,7 +267,7 @@ def test_short_training_run_writes_a_loadable_policy(trained, trace_dir):
     assert [r["timesteps"] for r in result.eval_rows][:2] == [1024, 2048]
     meta = json.loads((out / "config.json").read_text())
     assert load_config(out / "config.json") == _config(trace_dir)
-    assert meta["ladder"]["n_rungs"] == 6 and meta["layout"]["size"] == 2 * 8 + 3 * 6 + 4
+    assert meta["ladder"]["n_rungs"] == 6 and meta["layout"]["size"] == 3 * 8 + 3 * 6 + 4
     # validation traces are held out of training, and the split is recorded
     assert set(meta["traces"]["eval"]).isdisjoint(meta["traces"]["train"])
     assert len(meta["traces"]["eval"]) + len(meta["traces"]["train"]) == 8
@@ -358,6 +442,9 @@ def test_imitation_clones_the_expert_before_rl(trace_dir, tmp_path):
     val = [read_trace(by_name[Path(n).stem]) for n in meta["traces"]["eval"]]
     expert = run_sessions(get_policy("fixed:rung=3"), val, ladder, device, qoe, config=cfg, seed=3 + 1_000_003)
     assert res.eval_rows[0]["qoe_mean"] == pytest.approx(float(expert.summary_arrays()["qoe_mean"].mean()), abs=1e-12)
+    # the clone is kept as a policy folder of its own and scores what the first evaluation scored
+    clone = run_sessions(RLPolicy.load(out / "clone"), val, ladder, device, qoe, config=cfg, seed=3 + 1_000_003)
+    assert res.eval_rows[0]["qoe_mean"] == pytest.approx(float(clone.summary_arrays()["qoe_mean"].mean()), abs=1e-12)
     with pytest.raises(InputError, match="unknown policy"):
         train(_config(trace_dir, imitate="nope"), tmp_path / "bad", progress=False)
 
@@ -441,3 +528,14 @@ def test_importing_policies_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])  # fmt: skip
     assert out.stdout.strip() == "False"
+
+
+def test_validation_traces_depend_on_the_split_seed_not_the_model_seed(trace_dir):
+    """Seeds are compared by validation, so every seed must validate on the same traces."""
+    from sim.train import _setup
+
+    def held_out(**kw):
+        return sorted(t.name for t in _setup(_config(trace_dir, **kw)).eval_traces)
+
+    assert held_out(seed=1) == held_out(seed=2)
+    assert any(held_out(split_seed=s) != held_out(split_seed=0) for s in (1, 2, 3))

@@ -84,8 +84,16 @@ def test_whatif_and_train_take_the_scenario():
     assert sorted(grid.transforms) == ["scale=0.5", "scale=1"]
     cfg = scenario_config("hybrid")
     assert cfg["traces"] == (resolve("hybrid", "train").trace,) and cfg["ladder"] == resolve("hybrid").ladder
-    with pytest.raises(InputError, match="rescales its traces"):
-        scenario_config("congested-cell")
+    assert cfg["transform"] == ""
+    # a what-if scenario trains on its transformed traces: every rate of the train split / 32
+    from sim.train import TrainConfig, _setup
+
+    cfg = scenario_config("congested-cell")
+    assert cfg["transform"] == resolve("congested-cell", "train").transform_spec == "scale=0.03125"
+    scaled, plain = _setup(TrainConfig(**cfg)), _setup(TrainConfig(**{**cfg, "transform": ""}))
+    assert [t.name for t in scaled.train_traces] == [t.name for t in plain.train_traces]
+    for a, b in zip(scaled.train_traces + scaled.eval_traces, plain.train_traces + plain.eval_traces):
+        np.testing.assert_allclose(a.mbps * 32, b.mbps, rtol=1e-12)
 
 
 # ----------------------------------------------------------------------------- cannot bind
