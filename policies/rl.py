@@ -328,14 +328,12 @@ def _read_meta(folder: Path) -> dict[str, Any]:
     cfg_path = folder / CONFIG_FILE
     if not folder.is_dir():
         raise InputError("not a folder of a trained policy (train one with python -m sim.train)", path=folder)
-    try:
-        meta = json.loads(cfg_path.read_text())
-    except FileNotFoundError:
-        raise InputError(
-            f"no {CONFIG_FILE}: not a trained policy folder (python -m sim.train writes one)", path=folder
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise InputError(f"cannot read policy config ({type(exc).__name__}: {exc})", path=cfg_path) from None
+    if not cfg_path.exists():
+        raise InputError(f"no {CONFIG_FILE}: not a trained policy folder (python -m sim.train writes one)",
+                         path=folder)  # fmt: skip
+    from abr.io import read_json
+
+    meta = read_json(cfg_path, "policy config")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise InputError(f"not a {FORMAT} config", path=cfg_path)
     if meta.get("version") != VERSION:

@@ -27,10 +27,9 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from abr.errors import InputError
 from abr.ladder import Ladder
-from abr.qoe import QoE, get_qoe
-from abr.registry import DEFAULT_LADDER, get_ladder
+from abr.qoe import QoE
+from abr.registry import DEFAULT_LADDER
 from policies.base import Observation
 from policies.observation import (
     OBS_HIGH,
@@ -39,8 +38,9 @@ from policies.observation import (
     check_start_rung,
     observation_size,
 )
-from sim.core import SIM_PRESETS, BatchSimulator, SimConfig, StepInfo
-from sim.device import DeviceProfile, get_device
+from sim.core import BatchSimulator, SimConfig, StepInfo
+from sim.device import DeviceProfile
+from sim.resolve import DEFAULT_DEVICE, resolve_run
 from sim.rng import session_keys, uniform
 from sim.scalar import ScalarSession, supports
 from sim.scalar import session_key as _session_key
@@ -60,7 +60,6 @@ __all__ = [
     "observation_size",
 ]
 
-DEFAULT_DEVICE = "h200"
 
 
 #: per-chunk metrics in ``info`` (integers: rung, abandoned; floats: the rest), after ``chunk``
@@ -98,14 +97,8 @@ def make_simulator(
     if traces is None:
         traces = "lte"
     trace_list = load_traces(traces) if isinstance(traces, str) else list(traces)
-    ladder = get_ladder(ladder) if isinstance(ladder, str) else ladder
-    device = get_device(device) if isinstance(device, str) else device
-    qoe = get_qoe(qoe) if isinstance(qoe, str) else qoe
-    if isinstance(config, str):
-        if config not in SIM_PRESETS:
-            raise InputError(f"unknown simulator preset {config!r}; valid: {', '.join(SIM_PRESETS)}")
-        config = SIM_PRESETS[config]
-    return BatchSimulator(trace_list, ladder, device, qoe, config)
+    run = resolve_run(ladder, device, qoe, config)
+    return BatchSimulator(trace_list, run.ladder, run.device, run.qoe, run.config)
 
 
 _SEED_MASK = (1 << 64) - 1

@@ -357,13 +357,10 @@ def _read_csv(path: Path) -> list[dict[str, Any]]:
 
 def load_config(path: str | Path) -> TrainConfig:
     """The :class:`TrainConfig` of a ``config.json`` written by :func:`train` (or a plain dict of options)."""
-    from abr.io import read_text
+    from abr.io import read_json
 
     path = Path(path)
-    try:
-        doc = json.loads(read_text(path, "config"))
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise InputError(f"cannot read config ({type(exc).__name__}: {exc})", path=path) from None
+    doc = read_json(path, "config")
     if not isinstance(doc, dict):
         raise InputError("config must be a JSON object", path=path)
     doc = doc.get("train", doc)
@@ -397,16 +394,10 @@ def _load_specs(specs: tuple[str, ...], cfg: TrainConfig, seed: int) -> list:
 
 
 def _setup(cfg: TrainConfig) -> _Setup:
-    from abr.qoe import get_qoe
-    from abr.registry import get_ladder
-    from sim.core import SIM_PRESETS
-    from sim.device import get_device
+    from sim.resolve import resolve_run
 
-    if cfg.sim not in SIM_PRESETS:
-        raise InputError(f"unknown simulator preset {cfg.sim!r}; valid: {', '.join(SIM_PRESETS)}")
-    ladder = get_ladder(cfg.ladder)
-    device = get_device(cfg.device)
-    device.decode_s(ladder)  # fail early if the device cannot decode a rung
+    run = resolve_run(cfg.ladder, cfg.device, cfg.qoe, cfg.sim)  # the one resolver; checks decode times too
+    ladder, device = run.ladder, run.device
     if cfg.start_rung is not None and cfg.start_rung >= ladder.n_rungs:
         raise InputError(f"--start-rung {cfg.start_rung}: ladder {ladder.name} has rungs 0..{ladder.n_rungs - 1}")
     train_traces = _load_specs(cfg.traces, cfg, cfg.seed)
@@ -423,7 +414,7 @@ def _setup(cfg: TrainConfig) -> _Setup:
         val = set(order[:n_val].tolist())
         eval_traces = [t for i, t in enumerate(train_traces) if i in val]
         train_traces = [t for i, t in enumerate(train_traces) if i not in val]
-    return _Setup(train_traces, eval_traces, ladder, device, get_qoe(cfg.qoe), SIM_PRESETS[cfg.sim])
+    return _Setup(train_traces, eval_traces, ladder, device, run.qoe, run.config)
 
 
 def _make_env(cfg: TrainConfig, s: _Setup):
@@ -1017,6 +1008,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--time-limit-min", type=float, help="stop after this many minutes of training")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--quiet", dest="progress", action="store_false", help=S)  # the --no-progress alias (abr.flags)
     p.add_argument("--tensorboard", metavar="DIR", type=Path,
                    help="also log to TensorBoard in DIR (needs: pip install tensorboard)")
     return p
