@@ -168,6 +168,8 @@ def throughput(n_envs: int = 32, repeat: int = 3, ppo_steps: int = 32 * 128 * 6)
 # ---------------------------------------------------------------------------- training
 #: The heuristic PPO is measured against, cloned from, and selects its curriculum by.
 BASELINE = "robustmpc:decode_aware=1"
+#: Per-policy results of ``compare`` (a rerun only runs what is missing).
+WORK = Path("/tmp/promptabr-bench-rl")
 #: Scenarios trained by default.
 RL_SCENARIOS = ("generative-fallback", "hybrid", "congested-cell")
 #: Per scenario, a trace set that no scenario trains on, with the links that scenario's ladder is for.
@@ -248,8 +250,21 @@ def _select_score(best: dict, key: str) -> float:
 # ---------------------------------------------------------------------------- comparison
 def _frame(policy: str, scenario: str, sessions: int, seed: int, traces: str | None = None):
     """Per-session results of ``policy`` on the scenario's test split (or ``traces``), resolved as
-    ``sim.whatif`` and ``bench_scenarios`` resolve a cell."""
+    ``sim.whatif`` and ``bench_scenarios`` resolve a cell; kept in :data:`WORK` (keyed by the
+    arguments and, for a learned policy, its model file), so a rerun only runs what is missing."""
+    import hashlib
+
+    import pandas as pd
+
+    from abr.io import write_text_atomic
     from sim.scenarios import resolve
+
+    model = Path(policy[3:]) / "model.zip" if policy.startswith("rl:") else None
+    stamp = model.read_bytes() if model is not None and model.is_file() else b""
+    key = hashlib.sha256(repr((policy, scenario, sessions, seed, traces)).encode() + stamp).hexdigest()[:16]
+    cached = WORK / f"{scenario}__{key}.csv"
+    if cached.is_file():
+        return pd.read_csv(cached)
     from sim.sweep._cell import resolve_point
     from sim.sweep._grid import CellParams
 
@@ -258,7 +273,10 @@ def _frame(policy: str, scenario: str, sessions: int, seed: int, traces: str | N
                        transform="" if traces else p.transform_spec, sim=p.sim)  # fmt: skip
     run, tr, ladder, device, qoe, config = resolve_point(point, seed, 16)
     res = run(list(tr), ladder, device, qoe, config=config, sessions=sessions, seed=seed)
-    return res.sessions_frame().sort_values("session").reset_index(drop=True)
+    df = res.sessions_frame().sort_values("session").reset_index(drop=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(cached, df.to_csv(index=False))
+    return df
 
 
 def _ci(fn, *samples) -> tuple[float, float]:
