@@ -187,7 +187,7 @@ def test_centered_reward_subtracts_the_running_mean_of_the_batch_reward():
 
 def test_curriculum_weights_follow_the_gap_to_the_baseline(trace_dir, tmp_path, monkeypatch):
     """Genet-style selection, hand-computed: mix 0.5 of uniform and 0.5 of the positive gaps."""
-    import sim.train as st
+    import sim.trainer as st
 
     cfg = _config(trace_dir, curriculum="fixed:rung=0", curriculum_mix=0.5)
     setup = st._setup(cfg)
@@ -532,7 +532,7 @@ def test_importing_policies_does_not_import_torch():
 
 def test_validation_traces_depend_on_the_split_seed_not_the_model_seed(trace_dir):
     """Seeds are compared by validation, so every seed must validate on the same traces."""
-    from sim.train import _setup
+    from sim.trainer import _setup
 
     def held_out(**kw):
         return sorted(t.name for t in _setup(_config(trace_dir, **kw)).eval_traces)

@@ -86,7 +86,8 @@ def test_whatif_and_train_take_the_scenario():
     assert cfg["traces"] == (resolve("hybrid", "train").trace,) and cfg["ladder"] == resolve("hybrid").ladder
     assert cfg["transform"] == ""
     # a what-if scenario trains on its transformed traces: every rate of the train split / 32
-    from sim.train import TrainConfig, _setup
+    from sim.train_config import TrainConfig
+    from sim.trainer import _setup
 
     cfg = scenario_config("congested-cell")
     assert cfg["transform"] == resolve("congested-cell", "train").transform_spec == "scale=0.03125"
