@@ -203,6 +203,8 @@ def test_factors_detach_and_to():
     assert not f.detach().u.requires_grad and f.detach().v.item() == 2.0
     g = f.detach().to(torch.float32)
     assert g.u.dtype == torch.float32 and g.v.dtype == torch.float32 and g.v.item() == 2.0
+    h = f.detach().to(dtype=torch.float16)  # keyword arguments reach both factors
+    assert h.u.dtype == torch.float16 and h.v.dtype == torch.float16
 
 
 def test_aligned_factors_scale_by_r_to_the_minus_quarter_and_zero_pad():
@@ -248,5 +250,19 @@ def test_interpolation_dtype_follows_the_closing_keyframe():
     got = interpolate_prompts(a, b, 2, [1])
     # u = (1, 1), v = (2, 2): c = 4 / sqrt(2)
     assert got.dtype == torch.float64 and got.item() == pytest.approx(4 / math.sqrt(2))
+    # and a float64 opening keyframe into a float32 closing one gives float32
+    assert interpolate_prompts(b, a, 2, [1]).dtype == torch.float32
     first = interpolate_prompts(None, b, 5, [1, 2, 5])  # frame 0: the keyframe's own prompt
     assert first.shape == (3, 1, 1) and first.flatten().tolist() == pytest.approx([6 / math.sqrt(2)] * 3)
+
+
+def test_interpolation_weights_have_the_factors_precision_and_device():
+    # r = 1, U and V from 0 to 3, N = 3, s = 1: w = 1/3, u = v = 1, c = 1 exactly in float64
+    # (a float32 w = 0.33333334 would give 1.00000006)
+    a = Factors(_t([[0.0]]), _t([[0.0]]))
+    b = Factors(_t([[3.0]]), _t([[3.0]]))
+    assert interpolate_prompts(a, b, 3, [1]).item() == 1.0
+    # factors on another device ("meta" stands in for an accelerator): the weights follow them
+    m = Factors(torch.ones(2, 3, device="meta"), torch.ones(3, 4, device="meta"))
+    got = interpolate_prompts(m, m, 4, [1, 2])
+    assert got.device.type == "meta" and got.shape == (2, 2, 4)
