@@ -6,6 +6,7 @@ samples. The expected numbers are worked out by hand in the comments.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -38,37 +39,42 @@ def test_arrays_are_float64_copies_and_read_only():
     assert Trace([1.0], [1.0]).latency_ms is None
 
 
+LIMITS = r"outside 0 or \[1e-09, 1e\+06\] Mbit/s"
+POS = r"trace segments must have positive duration \(times must increase\)"
+SHAPES = r"durations \({}\) and rates \({}\) must be 1-D of equal length"
+LAT = r"latency_ms must be in \[0, 100000\] ms, one per segment"
+
+
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        ({"duration_s": [[1.0]], "mbps": [[1.0]]}, "must be 1-D of equal length"),
-        ({"duration_s": [1.0, 2.0], "mbps": [1.0]}, "must be 1-D of equal length"),
+        ({"duration_s": [[1.0]], "mbps": [[1.0]]}, SHAPES.format("1, 1", "1, 1")),
+        ({"duration_s": [1.0, 2.0], "mbps": [1.0]}, SHAPES.format("2,", "1,")),
         ({"duration_s": [], "mbps": []}, "trace is empty"),
-        ({"duration_s": [1.0, math.nan], "mbps": [1.0, 1.0]}, "NaN or infinite"),
-        ({"duration_s": [1.0], "mbps": [math.inf]}, "NaN or infinite"),
-        ({"duration_s": [1.0, 0.0], "mbps": [1.0, 1.0]}, "positive duration"),
-        ({"duration_s": [1.0, -1.0], "mbps": [1.0, 1.0]}, "positive duration"),
-        ({"duration_s": [1.0, 1.0], "mbps": [1.0, -0.5]}, "negative bandwidth"),
-        ({"duration_s": [1.0, 1.0], "mbps": [0.0, 0.0]}, "no capacity at all"),
-        (
-            {"duration_s": [1.0, 1.0], "mbps": [1.0, MAX_MBPS * 1.5]},
-            r"1.5e\+06 Mbit/s is outside 0 or \[1e-09, 1e\+06\]",
-        ),
-        ({"duration_s": [1.0, 1.0], "mbps": [1.0, MIN_MBPS / 2]}, "5e-10 Mbit/s is outside"),
-        ({"duration_s": [MAX_TOTAL_S, 1.0], "mbps": [1.0, 1.0]}, r"limit 1e\+08 s"),
-        ({"duration_s": [1.0], "mbps": [1.0], "t0_s": -0.5}, "first time stamp"),
-        ({"duration_s": [1.0], "mbps": [1.0], "t0_s": math.nan}, "first time stamp"),
-        ({"duration_s": [1.0], "mbps": [1.0], "t0_s": math.inf}, "first time stamp"),
-        ({"duration_s": [1.0, 1.0], "mbps": [1.0, 1.0], "latency_ms": [5.0]}, "one per segment"),
-        ({"duration_s": [1.0], "mbps": [1.0], "latency_ms": [-1.0]}, "latency_ms must be in"),
-        ({"duration_s": [1.0], "mbps": [1.0], "latency_ms": [math.nan]}, "latency_ms must be in"),
-        ({"duration_s": [1.0], "mbps": [1.0], "latency_ms": [MAX_LATENCY_MS * 1.01]}, "latency_ms must be in"),
+        ({"duration_s": [1.0, math.nan], "mbps": [1.0, 1.0]}, "trace holds NaN or infinite values"),
+        ({"duration_s": [1.0], "mbps": [math.inf]}, "trace holds NaN or infinite values"),
+        ({"duration_s": [1.0, 0.0], "mbps": [1.0, 1.0]}, POS),
+        ({"duration_s": [1.0, -1.0], "mbps": [1.0, 1.0]}, POS),
+        ({"duration_s": [1.0, 1.0], "mbps": [1.0, -0.5]}, "trace has negative bandwidth"),
+        ({"duration_s": [1.0, 1.0], "mbps": [0.0, 0.0]}, r"trace has no capacity at all \(every rate is 0\)"),
+        ({"duration_s": [1.0, 1.0], "mbps": [1.0, MAX_MBPS * 1.5]}, r"trace rate 1.5e\+06 Mbit/s is " + LIMITS),
+        ({"duration_s": [1.0, 1.0], "mbps": [1.0, MIN_MBPS / 2]}, r"trace rate 5e-10 Mbit/s is " + LIMITS),
+        # the rate named is the first bad one: 0 and both bounds themselves are good
+        ({"duration_s": [1.0] * 4, "mbps": [0.0, MIN_MBPS, MAX_MBPS, 2 * MAX_MBPS]}, r"trace rate 2e\+06 .*"),
+        ({"duration_s": [MAX_TOTAL_S, 1.0], "mbps": [1.0, 1.0]}, r"trace lasts 1e\+08 s \(limit 1e\+08 s\)"),
+        ({"duration_s": [1.0], "mbps": [1.0], "t0_s": -0.5}, "first time stamp must be finite and >= 0, got -0.5"),
+        ({"duration_s": [1.0], "mbps": [1.0], "t0_s": math.nan}, "first time stamp must be finite and >= 0, got nan"),
+        ({"duration_s": [1.0], "mbps": [1.0], "t0_s": math.inf}, "first time stamp must be finite and >= 0, got inf"),
+        ({"duration_s": [1.0, 1.0], "mbps": [1.0, 1.0], "latency_ms": [5.0]}, LAT),
+        ({"duration_s": [1.0], "mbps": [1.0], "latency_ms": [-1.0]}, LAT),
+        ({"duration_s": [1.0], "mbps": [1.0], "latency_ms": [math.nan]}, LAT),
+        ({"duration_s": [1.0], "mbps": [1.0], "latency_ms": [MAX_LATENCY_MS * 1.01]}, LAT),
     ],
-)
+)  # fmt: skip
 def test_each_bound_is_checked_and_named(kw, message):
-    with pytest.raises(InputError, match=message) as e:
+    with pytest.raises(InputError) as e:
         Trace(**kw, source="f.txt")
-    assert str(e.value).startswith("f.txt: ")
+    assert re.fullmatch("f.txt: " + message, str(e.value)), str(e.value)
 
 
 def test_name_is_used_when_there_is_no_source():
@@ -117,6 +123,16 @@ def test_resample_rejects_a_step_that_is_not_positive(step):
         T.resample(step)
 
 
+def test_resample_merges_only_a_remainder_below_a_billionth_of_the_loop():
+    # 1000.0000001 s in 500 s bins: the 1e-7 s remainder is below 1e-9 of the loop (1e-6 s),
+    # so it joins the last bin; a 1 s trace keeps a 1.5e-9 s remainder as a bin of its own
+    # (the tolerance is 1e-9 s for loops up to 1 s)
+    r = Trace([500.0, 500.0000001], [1.0, 2.0]).resample(500.0)
+    assert r.duration_s.tolist() == pytest.approx([500.0, 500.0000001], abs=1e-12)
+    r = Trace([0.5, 0.5000000015], [1.0, 2.0]).resample(0.5)
+    assert len(r.duration_s) == 3 and r.duration_s[2] == pytest.approx(1.5e-9, rel=1e-3)
+
+
 def test_cut_by_hand():
     # [2, 4): 1 s of outage (1..3 -> from 2), then 1 s at 2 Mbit/s
     c = T.cut(2.0, 4.0)
@@ -129,6 +145,12 @@ def test_cut_by_hand():
     assert c.duration_s.tolist() == pytest.approx([2.0, 3.0, 1.0, 1.0])
     assert c.mbps.tolist() == [0.0, 2.0, 4.0, 0.0]
     assert c.total_s == pytest.approx(7.0)
+    # a loop shorter than 1 s, cut across four loops
+    c = Trace([0.25, 0.25], [1.0, 2.0]).cut(0.0, 1.0)
+    assert c.duration_s.tolist() == pytest.approx([0.25] * 4) and c.mbps.tolist() == [1.0, 2.0, 1.0, 2.0]
+    # a piece shorter than 1e-12 of the loop is dropped: 1e-8 s of a 2e6 s loop
+    c = Trace([1e6, 1e6], [1.0, 2.0]).cut(1e6 - 1e-8, 1.5e6)
+    assert c.mbps.tolist() == [2.0] and c.duration_s.tolist() == pytest.approx([5e5])
     # exactly one whole loop from its start
     c = T.cut(0.0, 6.0)
     assert c.duration_s.tolist() == pytest.approx([1.0, 2.0, 3.0]) and c.mbps.tolist() == [4.0, 0.0, 2.0]
@@ -159,10 +181,11 @@ def test_concat_names_sources_and_latency():
     k = Trace.concat([a], name="n", source="src")
     assert (k.name, k.source) == ("n", "src")
     assert Trace.concat([Trace([1.0], [1.0])] * 2).latency_ms is None
-    with pytest.raises(ValueError, match="at least one trace"):
+    with pytest.raises(ValueError, match="^concat needs at least one trace$"):
         Trace.concat([])
-    with pytest.raises(InputError, match=r"\(c have none\)"):
-        Trace.concat([a, Trace([1.0], [1.0], name="c")])
+    c, d = Trace([1.0], [1.0], name="c"), Trace([1.0], [1.0], name="d")
+    with pytest.raises(InputError, match=r"^cannot join traces with and without latency \(c, d have none\)"):
+        Trace.concat([a, c, b, d])
 
 
 def test_with_revalidates():
@@ -176,7 +199,10 @@ def test_from_samples_by_hand():
     t = Trace.from_samples([0.5, 1.5, 3.5], [9.0, 4.0, 2.0], [7.0, 8.0, 9.0], name="p")
     assert t.duration_s.tolist() == [1.0, 2.0] and t.mbps.tolist() == [4.0, 2.0]
     assert t.latency_ms.tolist() == [8.0, 9.0] and t.t0_s == 0.5 and t.name == "p"
-    assert Trace.from_samples([-1.0, 1.0], [0.0, 1.0]).t0_s == 0.0  # a negative start clamps to 0
+    d = Trace.from_samples([-1.0, 1.0], [0.0, 1.0])
+    assert d.t0_s == 0.0  # a negative start clamps to 0
+    assert (d.name, d.source) == ("trace", "")
+    assert Trace.from_samples([0, 1], [1, 1], source="src").source == "src"
     with pytest.raises(InputError, match="^f: trace needs at least 2 samples, got 1"):
         Trace.from_samples([0.0], [1.0], source="f")
     with pytest.raises(InputError, match=r"^f:3: time is not strictly increasing at sample 3") as e:
