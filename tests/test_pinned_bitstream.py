@@ -378,3 +378,12 @@ def test_keyframe_factor_limits(pl, pd, rank, over):
     assert ("exceeds the limits" in msg) == over, msg
     if over:
         assert msg.startswith(CORRUPT + f"keyframe record 1 of 2: rank {rank} exceeds the limits")
+
+
+def test_writer_refuses_factors_whose_ranks_disagree():
+    s = decode_stream_bytes(build())
+    header = StreamHeader("g", "0001020304050607", "promptus", 16, 8, (C, LH, LW), (L, D), 1, 2, 30.0, 7, 3, 2)
+    bad = KeyframeRecord(np.zeros((L, 2), np.uint8), np.zeros((1, D), np.uint8), QParams(1, 0), QParams(1, 0),
+                         frame=2, length=2)  # fmt: skip
+    with pytest.raises(ValueError, match=r"keyframe 2: factor shapes \(2, 2\), \(1, 3\) do not fit prompts 2x3"):
+        encode_stream(header, LatentRecord(s.latent.q, s.latent.qp), [s.keyframes[0], bad], coder="raw")

@@ -14,6 +14,7 @@ replayed from the buffer level it printed.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from collections import defaultdict
@@ -269,3 +270,28 @@ def test_bola_e_starts_at_the_lowest_rung_and_jumps_to_the_throughput_rung():
     assert policy.act(_obs(1, 2.0, 0, thr=1.0))[0] == 1
     _, _, _, min_level, _, _ = policy._chunk(1)
     assert policy.placeholder[0] == pytest.approx(max(min_level[1] - 2.0, 0.0))
+
+
+def test_sabre_mode_reasons_with_nominal_bitrates_only():
+    # On a ladder whose sizes are the nominal bitrates and whose LOG qualities are ln(R / R_0),
+    # our own inputs are Sabre's (the golden replay above relies on it): peer=sabre must decide the
+    # same. On a ladder with other sizes and qualities but the same nominal bitrates, peer=sabre
+    # must still decide the same, as it only sees the nominal bitrates.
+    kbps = [250, 500, 1000, 2000]
+    ctx = _ctx(kbps, n_chunks=6)
+    other = [[k * 1000 / 8 * 2.0 * (1.5 + 0.5 * j) for j, k in enumerate(kbps)]] * 6
+    lad2 = make_ladder(other, chunk_s=2.0, kbps=[float(k) for k in kbps])
+    ctx2 = PolicyContext(lad2, LOG, LOG.chunk_quality(lad2) * 0.5, np.zeros(lad2.size_bytes.shape), 25.0)
+    bl = np.linspace(0.0, 25.0, 101)
+    for last in range(4):
+        for k in (1, 4):
+            ours = _policy(BOLA, ctx, n=len(bl), variant="u", peer="none")
+            ours.last = np.full(len(bl), last)
+            want = ours.act(_obs(k, bl, last, thr=np.full(len(bl), 1e-9)))
+            for c in (ctx, ctx2):
+                sab = _policy(BOLA, c, n=len(bl), variant="u", peer="sabre")
+                sab.last = np.full(len(bl), last)
+                obs = _obs(k, bl, last, thr=np.full(len(bl), 1e-9))
+                got = sab.act(dataclasses.replace(obs, latency_s=np.zeros_like(obs.delay_s)))
+                assert got.tolist() == want.tolist(), (last, k)
+    assert len(set(want.tolist())) > 1  # the grid spans several rungs
