@@ -295,3 +295,24 @@ def test_sabre_mode_reasons_with_nominal_bitrates_only():
                 got = sab.act(dataclasses.replace(obs, latency_s=np.zeros_like(obs.delay_s)))
                 assert got.tolist() == want.tolist(), (last, k)
     assert len(set(want.tolist())) > 1  # the grid spans several rungs
+
+
+def test_bola_abandonment_under_sabre_and_its_effect_on_the_last_choice():
+    ctx = _ctx(KBPS)
+    lat = lambda o: dataclasses.replace(o, latency_s=np.zeros_like(o.delay_s))  # noqa: E731
+    ours = _policy(BOLA, ctx, variant="u", peer="none")
+    sab = _policy(BOLA, ctx, variant="u", peer="sabre")
+    for p in (ours, sab):
+        p.act(lat(_obs(10, 2.0, 3, thr=100.0)))
+    size = ctx.ladder.size_bytes[10]
+    # the ladder's sizes are the nominal ones, so Sabre's scaled sizes are the same: same decision
+    prog = _progress(10, 3, size[3], 100e3, 1.0, 0.1, 2.0)
+    assert sab.abandon(prog)[0] == ours.abandon(prog)[0] != -1
+    # Sabre never checks the first segment; our rule does
+    first = _progress(0, 3, size[3], 100e3, 1.0, 0.1, 2.0)
+    assert sab.abandon(first)[0] == -1 and ours.abandon(first)[0] != -1
+    # abandoning to rung 0 makes rung 0 BOLA's last choice (the next up-switch limit counts from it)
+    low = _policy(BOLA, ctx, variant="u")
+    low.act(_obs(10, 0.5, 3, thr=100.0))
+    assert low.abandon(_progress(10, 3, size[3], 100e3, 1.0, 0.1, 0.5))[0] == 0
+    assert low.last.tolist() == [0]
