@@ -316,3 +316,24 @@ def test_bola_abandonment_under_sabre_and_its_effect_on_the_last_choice():
     low.act(_obs(10, 0.5, 3, thr=100.0))
     assert low.abandon(_progress(10, 3, size[3], 100e3, 1.0, 0.1, 0.5))[0] == 0
     assert low.last.tolist() == [0]
+
+
+def test_bola_e_abandonment_lowers_the_placeholder_as_sabre_does():
+    # Sabre's report of an abandoned attempt: placeholder = min(placeholder, want - buffer), want the
+    # 10 s minimum buffer after abandoning to rung 0, else the lowest level at which BOLA picks the
+    # new rung; a download that goes on leaves the placeholder alone
+    ctx = _ctx(SMALL)
+    policy = _policy(BOLAE, ctx)
+    policy.act(_obs(0, 0.0, -1))
+    size = ctx.ladder.size_bytes[1]
+    rung1_from = policy._chunk(1)[3][1]
+    for ph, buf, got, to, after in [
+        (5.0, 6.0, 10e3, 0, 10.0 - 6.0),
+        (5.0, 9.0, 10e3, 1, rung1_from - 9.0),
+        (8.0, 6.0, 10e3, 1, rung1_from - 6.0),
+        (5.0, 6.0, 150e3, -1, 5.0),
+    ]:
+        policy.placeholder[:] = ph
+        assert policy.abandon(_progress(1, 2, size[2], got, 1.0, 0.0, buf))[0] == to
+        assert policy.placeholder[0] == pytest.approx(min(ph, after)), (ph, buf, got)
+    assert 6.0 < rung1_from < 14.0  # the cases above do lower the placeholder
