@@ -9,7 +9,14 @@ generated ``[tool.mutmut]`` that mutates only that file and selects only its tes
 (``[tool.mutation.modules]`` in pyproject.toml), so one module takes minutes, not hours.
 mutmut keeps its results there, so a rerun resumes: it first retests the mutants that
 survived last time (the tests may have changed), then runs any not yet checked.
-``--fresh`` starts the module from scratch.
+``--fresh`` starts the module from scratch. ``--only PATTERN`` runs the mutants whose names match
+a glob (``'codec.promptus.quant.xǁRunningQuantǁ*'``: one function or class of a large module).
+
+mutmut forks one child per mutant from a process that has already run the tests; a forked
+child that touches an OpenMP/BLAS thread pool the parent started can hang (torch does:
+equivalent mutants of codec/promptus/quant.py all "timed out"), so mutmut runs here with
+one thread per process (``OMP_NUM_THREADS=1`` and friends). ``--retest-timeouts`` reruns the
+mutants recorded as timed out (runs before this setting may hold such false catches).
 
 Score = caught / (mutants run - equivalent), where caught = killed or timed out, and
 equivalent = listed in ``tests/mutation_equivalent.txt`` (``name | reason``, one a line:
@@ -22,6 +29,7 @@ so run it before merging changes to these modules, not on every CI run.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import shutil
 import subprocess
@@ -33,6 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENT = ROOT / "tests" / "mutation_equivalent.txt"
 PACKAGES = ("abr", "codec", "policies", "sim", "traces")
 CAUGHT = {"killed", "timeout", "segfault", "caught by type check"}
+#: one thread per process: forked mutant processes must not inherit a started thread pool
+SINGLE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")}
 
 
 def load_modules() -> dict[str, list[str]]:
@@ -167,6 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-only", action="store_true", help="score the last run without running mutmut")
     ap.add_argument("--no-diffs", action="store_true", help="list survivors without their diffs (faster)")
     ap.add_argument("--fresh", action="store_true", help="discard earlier results of the modules run")
+    ap.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="run only mutants whose names match this glob (repeatable), e.g. 'sim.oracle.x_solve*'",
+    )
+    ap.add_argument("--retest-timeouts", action="store_true", help="also rerun mutants recorded as timed out")
     ap.add_argument("--list", action="store_true", help="list the modules and their test files")
     args = ap.parse_args(argv)
     if args.list:
@@ -187,14 +205,20 @@ def main(argv: list[str] | None = None) -> int:
         wd = prepare(m, modules[m], args.workdir)
         if not args.report_only:
             run = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)]
+            env = {**os.environ, **SINGLE_THREAD}
             again = []
             if (wd / "mutants").is_dir():
-                again = [n for n, s in results(wd).items() if s not in CAUGHT and s != "not checked"]
+                retest = {"timeout"} if args.retest_timeouts else set()
+                again = [
+                    n for n, s in results(wd).items()
+                    if (s not in CAUGHT or s in retest) and s != "not checked"
+                    and (not args.only or any(fnmatch.fnmatchcase(n, p) for p in args.only))
+                ]  # fmt: skip
             if again:
                 print(f"== {m}: retesting {len(again)} earlier survivors in {wd}", flush=True)
-                subprocess.run(run + again, cwd=wd, check=False)
-            print(f"== {m}: mutmut run in {wd}", flush=True)
-            subprocess.run(run, cwd=wd, check=False)
+                subprocess.run(run + again, cwd=wd, check=False, env=env)
+            print(f"== {m}: mutmut run in {wd}" + (f" (only {' '.join(args.only)})" if args.only else ""), flush=True)
+            subprocess.run(run + args.only, cwd=wd, check=False, env=env)
         rows.append((m, report(m, wd, equivalent, with_diffs=not args.no_diffs)))
     print(
         "\n| module | mutants | not yet run | equivalent | caught | survived | score |\n|---|---|---|---|---|---|---|"

@@ -244,3 +244,146 @@ def test_files_name_themselves_in_errors(tmp_path):
         read_stream(tmp_path / "none")
     with pytest.raises(InputError, match=f"^{tmp_path}: cannot read stream \\(Is a directory\\)$"):
         read_stream(tmp_path)
+
+
+def _error(data: bytes) -> str:
+    """The message decoding ``data`` gives ('' if it decodes)."""
+    try:
+        decode_stream_bytes(data)
+    except InputError as e:
+        return str(e)
+    return ""
+
+
+HEADER = "<stream>: corrupt Promptus stream: header record: "
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(w=16384), dict(h=16384), dict(c=4, lh=1024, lw=1024), dict(pl=2048, pd=2048), dict(rank=4096),
+     dict(fps=1000.0), dict(n_frames=1 << 24)],
+)  # fmt: skip
+def test_header_fields_exactly_at_their_limits_pass_the_header_check(kw):
+    # LIMITS: side 16384, latent and prompt 2**22 elements, rank 4096, 1000 fps, 2**24 frames; the
+    # stream may fail later (its records do not match such a header), but not on the header
+    assert not _error(build(header=header_payload(**kw))).startswith(HEADER)
+
+
+@pytest.mark.parametrize(
+    "kw, what",
+    [
+        (dict(w=16385), "frame size 16385x8 (limit 16384 per side)"),
+        (dict(h=16385), "frame size 16x16385 (limit 16384 per side)"),
+        (dict(c=4, lh=1024, lw=1025), "latent of 4198400 elements (limit 4194304)"),
+        (dict(pl=4096, pd=2048), "prompt 4096x2048 (limit 4194304 elements)"),
+        (dict(rank=4097), "rank 4097 (limit 4096)"),
+        (dict(fps=1000.5), "fps 1000.5 (limit 1000)"),
+        (dict(fps=float("inf")), "fps inf (limit 1000)"),
+        (dict(n_frames=(1 << 24) + 1), "16777217 frames (limit 16777216)"),
+        (dict(n_kf=4), "4 keyframes for 3 frames"),
+    ],
+)
+def test_header_fields_over_their_limits_are_named_with_the_limit(kw, what):
+    assert _error(build(header=header_payload(**kw))) == HEADER + what
+
+
+def test_keyframe_count_must_fit_in_the_stream():
+    # a keyframe record holds at least 5 (tag, length) + 24 (frame u32, length u16, rank u16, four
+    # f32) + 1 (coder) + 4 (CRC) = 34 bytes; pad a stream to exactly k * 34 bytes
+    base = len(build(header=header_payload(n_frames=1000, n_kf=2)))
+    k = -(-base // 34)
+    pad = b"\0" * (k * 34 - base)
+    fits = build(header=header_payload(n_frames=1000, n_kf=k), tail=pad)
+    assert len(fits) == k * 34 and not _error(fits).startswith(HEADER)
+    over = build(header=header_payload(n_frames=1000, n_kf=k + 1), tail=pad)
+    assert _error(over) == HEADER + f"{k + 1} keyframes cannot fit in {k * 34} bytes"
+
+
+def test_an_unknown_coder_is_named_with_its_id():
+    # coder ids are unsigned bytes: 200 is named as 200
+    kf = kf_payload(2, 2, data=b"")[:-1] + b"\xc8" + bytes(L + D)
+    msg = _error(build(kfs=[kf_payload(0, 1), kf]))
+    assert msg == "<stream>: corrupt Promptus stream: keyframe record 2 of 2: unknown entropy coder id 200"
+
+
+def test_writer_edges():
+    s = decode_stream_bytes(build())
+    header = StreamHeader("g", "0001020304050607", "promptus", 16, 8, (C, LH, LW), (L, D), 1, 2, 30.0, 7, 3, 2)
+    lat3 = LatentRecord(s.latent.q[0], s.latent.qp)  # codes without the batch axis: written as batch 1
+    data, _ = encode_stream(header, lat3, list(s.keyframes), coder="raw")
+    assert data == build()
+    # a receiver name longer than 32767 bytes still fits its u16 length field
+    long = encode_stream(replace(header, receiver="r" * 40000), lat3, list(s.keyframes), coder="raw")[0]
+    assert decode_stream_bytes(long).header.receiver == "r" * 40000
+    # every coder round-trips the latent and the factors
+    for coder in ("zlib", "lzma", "ac"):
+        back = decode_stream_bytes(encode_stream(header, lat3, list(s.keyframes), coder=coder)[0])
+        assert back.latent.q.tolist() == s.latent.q.tolist()
+        assert [k.v.tolist() for k in back.keyframes] == [k.v.tolist() for k in s.keyframes]
+    # the error names the first 40 characters of a string too long
+    with pytest.raises(ValueError, match=r"\(300 > 255 bytes\): '" + "x" * 40 + r"'\.\.\.$"):
+        encode_stream(replace(header, generator="x" * 300), lat3, list(s.keyframes), coder="raw")
+
+
+def test_a_stream_cut_after_a_record_head_names_the_record_as_truncated():
+    data = build()
+    cut = data[: len(data) - 8]  # the end record's 5 head bytes remain, its payload and CRC do not
+    assert _error(cut) == (
+        f"<stream>: corrupt Promptus stream: end record: record of 4 bytes at byte {len(data) - 13} is truncated "
+        f"(stream has {len(cut)})"
+    )
+
+
+CORRUPT = "<stream>: corrupt Promptus stream: "
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(version=65535), "<stream>: Promptus stream version 65535; this promptabr reads version 1"),
+        (dict(latent=latent_payload()[:5]), CORRUPT + "latent record: record shorter than its fields"),
+        (dict(latent=latent_payload(shape=(1, C, LH, LW + 1))),
+         CORRUPT + "latent record: latent shape (1, 1, 2, 3) does not match the header (1, 1, 2, 2)"),
+        (dict(kfs=[kf_payload(0, 1), kf_payload(2, 2, us=0.0)]),
+         CORRUPT + "keyframe record 2 of 2: invalid quantization parameters scale=0.0 zero_point=1.0"),
+        (dict(end=struct.pack("<I", 2**32 - 1)), CORRUPT + "end record: counts 4294967295 keyframes, the header 2"),
+        # a keyframe rank over 4096 with tiny prompts (5 x 4097 factor bytes) is still over the limit
+        (dict(kfs=[kf_payload(0, 1, rank=4097, data=b""), kf_payload(2, 2)]),
+         CORRUPT + "keyframe record 1 of 2: rank 4097 exceeds the limits (rank <= 4096, "
+         "(L + D) x rank <= 4194304 bytes)"),
+    ],
+)  # fmt: skip
+def test_full_messages(kwargs, message):
+    assert _error(build(**kwargs)) == message
+
+
+def test_bad_magic_and_long_generator():
+    assert _error(b"PRMX" + build()[4:]) == CORRUPT + "file header: bad magic b'PRMX' (not a Promptus stream)"
+    # a generator name of 200 bytes: its u8 length is unsigned
+    s = decode_stream_bytes(build(header=header_payload(gen=b"g" * 200)))
+    assert s.header.generator == "g" * 200
+
+
+@pytest.mark.parametrize(
+    "pl, pd, rank, over",
+    [
+        (L, D, 4096, False),  # the rank limit itself
+        (2048, 2048, 1024, False),  # (L + D) x rank = 4096 x 1024 = 2**22 factor bytes: the limit itself
+        (2048, 2048, 1025, True),  # 4096 x 1025 = 4198400 > 2**22
+    ],
+)
+def test_keyframe_factor_limits(pl, pd, rank, over):
+    hdr = header_payload(pl=pl, pd=pd)
+    msg = _error(build(header=hdr, kfs=[kf_payload(0, 1, rank=rank, data=b""), kf_payload(2, 2)]))
+    assert ("exceeds the limits" in msg) == over, msg
+    if over:
+        assert msg.startswith(CORRUPT + f"keyframe record 1 of 2: rank {rank} exceeds the limits")
+
+
+def test_writer_refuses_factors_whose_ranks_disagree():
+    s = decode_stream_bytes(build())
+    header = StreamHeader("g", "0001020304050607", "promptus", 16, 8, (C, LH, LW), (L, D), 1, 2, 30.0, 7, 3, 2)
+    bad = KeyframeRecord(np.zeros((L, 2), np.uint8), np.zeros((1, D), np.uint8), QParams(1, 0), QParams(1, 0),
+                         frame=2, length=2)  # fmt: skip
+    with pytest.raises(ValueError, match=r"keyframe 2: factor shapes \(2, 2\), \(1, 3\) do not fit prompts 2x3"):
+        encode_stream(header, LatentRecord(s.latent.q, s.latent.qp), [s.keyframes[0], bad], coder="raw")

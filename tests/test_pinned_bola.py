@@ -14,6 +14,7 @@ replayed from the buffer level it printed.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from collections import defaultdict
@@ -269,3 +270,70 @@ def test_bola_e_starts_at_the_lowest_rung_and_jumps_to_the_throughput_rung():
     assert policy.act(_obs(1, 2.0, 0, thr=1.0))[0] == 1
     _, _, _, min_level, _, _ = policy._chunk(1)
     assert policy.placeholder[0] == pytest.approx(max(min_level[1] - 2.0, 0.0))
+
+
+def test_sabre_mode_reasons_with_nominal_bitrates_only():
+    # On a ladder whose sizes are the nominal bitrates and whose LOG qualities are ln(R / R_0),
+    # our own inputs are Sabre's (the golden replay above relies on it): peer=sabre must decide the
+    # same. On a ladder with other sizes and qualities but the same nominal bitrates, peer=sabre
+    # must still decide the same, as it only sees the nominal bitrates.
+    kbps = [250, 500, 1000, 2000]
+    ctx = _ctx(kbps, n_chunks=6)
+    other = [[k * 1000 / 8 * 2.0 * (1.5 + 0.5 * j) for j, k in enumerate(kbps)]] * 6
+    lad2 = make_ladder(other, chunk_s=2.0, kbps=[float(k) for k in kbps])
+    ctx2 = PolicyContext(lad2, LOG, LOG.chunk_quality(lad2) * 0.5, np.zeros(lad2.size_bytes.shape), 25.0)
+    bl = np.linspace(0.0, 25.0, 101)
+    for last in range(4):
+        for k in (1, 4):
+            ours = _policy(BOLA, ctx, n=len(bl), variant="u", peer="none")
+            ours.last = np.full(len(bl), last)
+            want = ours.act(_obs(k, bl, last, thr=np.full(len(bl), 1e-9)))
+            for c in (ctx, ctx2):
+                sab = _policy(BOLA, c, n=len(bl), variant="u", peer="sabre")
+                sab.last = np.full(len(bl), last)
+                obs = _obs(k, bl, last, thr=np.full(len(bl), 1e-9))
+                got = sab.act(dataclasses.replace(obs, latency_s=np.zeros_like(obs.delay_s)))
+                assert got.tolist() == want.tolist(), (last, k)
+    assert len(set(want.tolist())) > 1  # the grid spans several rungs
+
+
+def test_bola_abandonment_under_sabre_and_its_effect_on_the_last_choice():
+    ctx = _ctx(KBPS)
+    lat = lambda o: dataclasses.replace(o, latency_s=np.zeros_like(o.delay_s))  # noqa: E731
+    ours = _policy(BOLA, ctx, variant="u", peer="none")
+    sab = _policy(BOLA, ctx, variant="u", peer="sabre")
+    for p in (ours, sab):
+        p.act(lat(_obs(10, 2.0, 3, thr=100.0)))
+    size = ctx.ladder.size_bytes[10]
+    # the ladder's sizes are the nominal ones, so Sabre's scaled sizes are the same: same decision
+    prog = _progress(10, 3, size[3], 100e3, 1.0, 0.1, 2.0)
+    assert sab.abandon(prog)[0] == ours.abandon(prog)[0] != -1
+    # Sabre never checks the first segment; our rule does
+    first = _progress(0, 3, size[3], 100e3, 1.0, 0.1, 2.0)
+    assert sab.abandon(first)[0] == -1 and ours.abandon(first)[0] != -1
+    # abandoning to rung 0 makes rung 0 BOLA's last choice (the next up-switch limit counts from it)
+    low = _policy(BOLA, ctx, variant="u")
+    low.act(_obs(10, 0.5, 3, thr=100.0))
+    assert low.abandon(_progress(10, 3, size[3], 100e3, 1.0, 0.1, 0.5))[0] == 0
+    assert low.last.tolist() == [0]
+
+
+def test_bola_e_abandonment_lowers_the_placeholder_as_sabre_does():
+    # Sabre's report of an abandoned attempt: placeholder = min(placeholder, want - buffer), want the
+    # 10 s minimum buffer after abandoning to rung 0, else the lowest level at which BOLA picks the
+    # new rung; a download that goes on leaves the placeholder alone
+    ctx = _ctx(SMALL)
+    policy = _policy(BOLAE, ctx)
+    policy.act(_obs(0, 0.0, -1))
+    size = ctx.ladder.size_bytes[1]
+    rung1_from = policy._chunk(1)[3][1]
+    for ph, buf, got, to, after in [
+        (5.0, 6.0, 10e3, 0, 10.0 - 6.0),
+        (5.0, 9.0, 10e3, 1, rung1_from - 9.0),
+        (8.0, 6.0, 10e3, 1, rung1_from - 6.0),
+        (5.0, 6.0, 150e3, -1, 5.0),
+    ]:
+        policy.placeholder[:] = ph
+        assert policy.abandon(_progress(1, 2, size[2], got, 1.0, 0.0, buf))[0] == to
+        assert policy.placeholder[0] == pytest.approx(min(ph, after)), (ph, buf, got)
+    assert 6.0 < rung1_from < 14.0  # the cases above do lower the placeholder
