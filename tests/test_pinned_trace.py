@@ -212,3 +212,11 @@ def test_from_samples_by_hand():
         Trace.from_samples([0.0, math.nan, 2.0], [1.0] * 3, name="g")
     with pytest.raises(InputError, match="at sample 4"):
         Trace.from_samples([0.0, 1.0, 2.0, 1.5], [1.0] * 4)
+
+
+def test_from_samples_names_the_sample_whose_time_is_not_finite():
+    """An infinite or NaN time stamp is named where it is (it once read as 'not increasing at
+    sample 2' wherever it was)."""
+    for bad, at in (([0, 1, 2, np.inf], 4), ([np.nan, 1, 2], 1), ([0, np.inf, 2], 2)):
+        with pytest.raises(InputError, match=rf"^f:{at}: time at sample {at} is not a finite number"):
+            Trace.from_samples(bad, [1.0] * len(bad), source="f")

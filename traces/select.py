@@ -72,26 +72,6 @@ class TraceSelection:
         hi = f" < {self.below_mbps:g} Mbit/s" if math.isfinite(self.below_mbps) else " (all files)"
         return f"files of {', '.join(self.sets)} with {lo}{self.stat}{hi}"
 
-    def load(self, part: str | None = None, **options) -> list[Trace]:
-        """The selected traces of ``part`` (``train``, ``test`` or None = all); ``options`` go to
-        :func:`traces.sets.load_traces` (format, unit, test fraction, split seed).
-
-        :raises InputError: the shared trace folder is missing, or nothing passes the rule.
-        """
-        from traces.catalog import default_trace_root
-        from traces.sets import load_traces
-
-        root = default_trace_root()
-        missing = [s for s in self.sets if not (root / s).is_dir()]
-        if missing:
-            raise InputError(f"trace selection {self.name!r} needs {', '.join(missing)} under {root}")
-        suffix = f"@{part}" if part else ""
-        loaded = [t for s in self.sets for t in load_traces(f"{root / s}{suffix}", **options)]
-        kept = select_traces(loaded, self.stat, self.below_mbps, self.at_least_mbps)
-        if not kept:
-            raise InputError(f"trace selection {self.name}{suffix}: no file passes the rule ({self.rule})")
-        return kept
-
 
 _NORWAY = "norway-hsdpa-3g-pensieve-cooked"
 _MAHIMAHI = "mahimahi-us-cellular"

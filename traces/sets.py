@@ -26,6 +26,7 @@ from pathlib import Path
 from abr.errors import InputError
 from traces.formats import read_trace
 from traces.models import NETWORK_MODELS, get_model, model_rngs, parse_model_spec
+from traces.select import SELECTIONS, TraceSelection, select_traces
 from traces.split import SPLITS, split_files
 from traces.trace import Trace
 
@@ -106,10 +107,9 @@ def load_traces(
         name = source.partition(":")[0]
         label = f"{name}{'@' + part if part else ''}-s{seed}"
         return get_model(source).generate(model_rngs(name, seed, count, stream=part or ""), label=label)
-    from traces.select import SELECTIONS
-
     if source in SELECTIONS:
-        return SELECTIONS[source].load(part, fmt=fmt, unit=unit, test_fraction=test_fraction, split_seed=split_seed)
+        return _load_selection(SELECTIONS[source], part, fmt=fmt, unit=unit, test_fraction=test_fraction,
+                               split_seed=split_seed)  # fmt: skip
     files = list_trace_files(source)
     if part is not None:
         if not 0.0 < test_fraction < 1.0:
@@ -122,3 +122,23 @@ def load_traces(
                 f"test fraction {test_fraction}, split seed {split_seed}); use more files or another fraction"
             )
     return [read_trace(p, fmt, unit=unit) for p in files]
+
+
+def _load_selection(sel: TraceSelection, part: str | None, **options) -> list[Trace]:
+    """The traces of selection ``sel`` in ``part`` (``train``, ``test`` or None = all): every set's
+    files split as usual, then the rule of :mod:`traces.select` applied to each file.
+
+    :raises InputError: the shared trace folder is missing, or nothing passes the rule.
+    """
+    from traces.catalog import default_trace_root
+
+    root = default_trace_root()
+    missing = [s for s in sel.sets if not (root / s).is_dir()]
+    if missing:
+        raise InputError(f"trace selection {sel.name!r} needs {', '.join(missing)} under {root}")
+    suffix = f"@{part}" if part else ""
+    loaded = [t for s in sel.sets for t in load_traces(f"{root / s}{suffix}", **options)]
+    kept = select_traces(loaded, sel.stat, sel.below_mbps, sel.at_least_mbps)
+    if not kept:
+        raise InputError(f"trace selection {sel.name}{suffix}: no file passes the rule ({sel.rule})")
+    return kept

@@ -192,9 +192,12 @@ class Trace:
         where = source or name
         if t.size < 2:
             raise InputError(f"trace needs at least 2 samples, got {t.size}", path=where)
+        if not np.all(np.isfinite(t)):
+            j = int(np.argmax(~np.isfinite(t)))
+            raise InputError(f"time at sample {j + 1} is not a finite number", path=where, line=j + 1)
         d = np.diff(t)
-        if np.any(~np.isfinite(d)) or np.any(d <= 0):
-            i = int(np.argmax(~(d > 0))) if np.any(~(d > 0)) else 0
+        if np.any(d <= 0):
+            i = int(np.argmax(d <= 0))
             raise InputError(f"time is not strictly increasing at sample {i + 2}", path=where, line=i + 2)
         lat = None if latency_ms is None else np.asarray(latency_ms, dtype=np.float64)[1:]
         return cls(d, b[1:], lat, name=name, source=source, t0_s=max(float(t[0]), 0.0))
