@@ -29,18 +29,25 @@ class CloneResult:
     agreement: float
 
 
-def collect_expert(expert, env, venv, episodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def collect_expert(
+    expert, env, venv, episodes: int, *, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run ``expert`` for ``episodes`` episodes of every environment of ``venv``.
 
     :param expert: a :class:`policies.base.Policy` (acts on raw observations).
     :param env: the :class:`sim.vecenv.BatchVecEnv` at the bottom of ``venv``.
     :param venv: the (wrapped) env the model trains on; a ``VecNormalize`` in it updates its
         statistics as in training.
+    :param progress: show a progress bar (chunks of every environment played).
     :returns: shaped ``(episode, step, env, ...)``: the model's inputs before normalisation,
         the expert's actions and the rewards before normalisation.
     """
+    from abr.flags import progress_bar
+
     obs_out, act_out, rew_out = [], [], []
     obs = venv.reset()
+    bar = progress_bar(episodes * env.sim.ladder.n_chunks, desc=f"expert {getattr(expert, 'label', expert.name)}",
+                       unit="chunk", enabled=progress)  # fmt: skip
     for _ in range(episodes):
         expert.reset(env.sim.context, env.num_envs)
         ep_obs, ep_act, ep_rew = [], [], []
@@ -52,9 +59,11 @@ def collect_expert(expert, env, venv, episodes: int) -> tuple[np.ndarray, np.nda
             obs, rewards, dones, _ = venv.step(actions)
             ep_rew.append(venv.get_original_reward() if _is_normalizer(venv) else rewards)
             done = bool(dones.all())
+            bar.update(1)
         obs_out.append(ep_obs)
         act_out.append(ep_act)
         rew_out.append(ep_rew)
+    bar.close()
     return np.array(obs_out, dtype=np.float32), np.array(act_out, dtype=np.int64), np.array(rew_out, dtype=np.float64)
 
 
@@ -90,6 +99,7 @@ def clone_expert(
     batch_size: int = 1024,
     learning_rate: float = 1e-3,
     seed: int = 0,
+    progress: bool = False,
 ) -> CloneResult:
     """Fit ``model``'s actor to ``expert``'s decisions and its critic to their returns.
 
@@ -99,7 +109,7 @@ def clone_expert(
     """
     import torch
 
-    obs, actions, rewards = collect_expert(expert, env, venv, episodes)
+    obs, actions, rewards = collect_expert(expert, env, venv, episodes, progress=progress)
     if _is_normalizer(venv):  # with the statistics as they stand after the whole collection
         obs, rewards = venv.normalize_obs(obs), venv.normalize_reward(rewards)
     returns = discounted_returns(rewards, float(getattr(model, "gamma", 0.99)))

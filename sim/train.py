@@ -74,7 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", dest="trace_format", help="force the trace file format")
     p.add_argument("--trace-unit", dest="trace_unit", help="value unit of cooked files (default: from the data)")
     p.add_argument("--transform", metavar="K=V,...",
-                   help="what-if transforms of the training and validation traces, e.g. scale=0.03125,cap=3")
+                   help="what-if transforms of the training and validation traces as one spec, e.g. "
+                        "scale=0.03125,cap=3 (the flags below say the same, as in sim.run)")
+    from traces.cli import add_whatif_arguments
+
+    add_whatif_arguments(p, p.add_argument_group("what-if (training and validation traces, in order)"))
     p.add_argument("--ladder", help=f"ladder name or file (default: {d.ladder})")
     p.add_argument("--device", help=f"device profile (default: {d.device})")
     p.add_argument("--qoe", help=f"QoE preset, the reward (default: {d.qoe})")
@@ -147,8 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     base = load_config(args.pop("config")).to_dict() if "config" in args else {}
     if resume and not base and (out / "config.json").is_file():
         base = load_config(out / "config.json").to_dict()
+    flags = args.pop("trace_transforms", [])
     base.update(scenario_config(args.pop("scenario", None)))
     base.update(args)
+    if flags:  # a what-if flag replaces the transform of the same key (of --transform or the scenario)
+        from sim.scenarios import merge_transforms
+
+        given = [(k, v or None) for k, _, v in (x.partition("=") for x in base.get("transform", "").split(",") if x)]
+        base["transform"] = ",".join(k if v is None else f"{k}={v}" for k, v in merge_transforms(tuple(given), flags))
     try:
         cfg = TrainConfig.from_dict(base, where="command line")
     except InputError as exc:  # name the flag, not the field: "TrainConfig.learning_rate" -> "--lr"

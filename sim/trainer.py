@@ -343,6 +343,9 @@ class _Trainer:
 
         cfg = self.cfg
         if self.curriculum_base is None:
+            if self.progress:
+                print(f"curriculum: scoring {cfg.curriculum} on {len(self.s.train_traces)} training traces",
+                      file=sys.stderr, flush=True)  # fmt: skip
             self.curriculum_base = self._train_session_qoe(get_policy(cfg.curriculum))
         gap = self.curriculum_base - self._train_session_qoe(self.policy(model))
         n, pos = len(gap), np.maximum(gap, 0.0)
@@ -605,7 +608,7 @@ def _train_locked(cfg, out, s, meta, expert, resume, progress, time_limit_s, ten
         from sim.imitation import clone_expert
 
         cloned = clone_expert(model, expert, env, venv, episodes=cfg.imitate_episodes, epochs=cfg.imitate_epochs,
-                              seed=cfg.seed)  # fmt: skip
+                              seed=cfg.seed, progress=progress)  # fmt: skip
         trainer.imitation = {"expert": cfg.imitate, **asdict(cloned), "wall_s": round(trainer.wall_s(), 3)}
         trainer.evaluate_and_checkpoint(model, 0)  # the cloned policy is the first candidate
         clone = out / CLONE_DIR  # kept as a policy folder of its own: --policy rl:OUT/clone

@@ -539,3 +539,29 @@ def test_validation_traces_depend_on_the_split_seed_not_the_model_seed(trace_dir
 
     assert held_out(seed=1) == held_out(seed=2)
     assert any(held_out(split_seed=s) != held_out(split_seed=0) for s in (1, 2, 3))
+
+
+def test_train_cli_takes_the_whatif_flags_of_sim_run(trace_dir, tmp_path, monkeypatch):
+    """--scale/--cap/... as in sim.run: in order, replacing the same key of --transform or a scenario."""
+    import sim.trainer
+
+    seen = []
+
+    def fake_train(cfg, out, **kw):
+        seen.append(cfg.transform)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(sim.trainer, "train", fake_train)
+    base = ["--trace", str(trace_dir), "--out", str(tmp_path / "o")]
+    for argv, want in (
+        (["--scale", "0.5", "--cap", "3"], "scale=0.5,cap=3"),
+        (["--transform", "cap=2,scale=4", "--scale", "0.5"], "cap=2,scale=0.5"),
+        (["--random-start"], "random_start"),
+        ([], ""),
+    ):
+        with pytest.raises(SystemExit):
+            main(base + argv)
+        assert seen[-1] == want, argv
+    with pytest.raises(SystemExit):
+        main(["--scenario", "congested-cell", "--cap", "1", "--out", str(tmp_path / "c")])
+    assert seen[-1] == "scale=0.03125,cap=1"  # the scenario's own transform is kept

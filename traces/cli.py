@@ -90,6 +90,13 @@ def add_trace_arguments(parser: argparse.ArgumentParser, *, default: str = "lte"
     g.add_argument("--split-seed", type=int, default=0, metavar="S", help="seed of the @train/@test split (default 0)")
     if "--force" not in parser._option_string_actions:
         g.add_argument("--force", action="store_true", help=FORCE_HELP)
+    add_whatif_arguments(parser, g)
+
+
+def add_whatif_arguments(parser: argparse.ArgumentParser, group=None) -> None:
+    """Add the what-if flags (``--scale`` ... ``--splice-at``) to ``group`` (default ``parser``); they
+    collect ``(key, value)`` pairs in command-line order (:func:`transform_pairs`)."""
+    g = parser if group is None else group
     for flags, key, metavar, help_ in _TRANSFORM_FLAGS:
         if metavar is None:
             g.add_argument(*flags, action=_Ordered, key=key, nargs=0, dest=_DEST, help=help_)
