@@ -32,7 +32,7 @@ from sim.provenance import run_metadata
 from sim.resolve import DEFAULT_DEVICE, DEFAULT_QOE, resolve_run, sim_preset
 from sim.runners import BOUNDS, resolve_runner
 from sim.scenarios import binding_note, describe_scenarios, merge_transforms, parse_explicit, resolve
-from sim.session import SUMMARY_COLUMNS, SessionResults
+from sim.session import SUMMARY_COLUMNS, SessionResults, aggregate
 from traces.cli import add_trace_arguments, traces_from_args
 
 __all__ = ["add_sim_arguments", "main", "build_parser", "sim_config_from_args", "summarize"]
@@ -151,10 +151,9 @@ def summarize(frames) -> object:
     import pandas as pd
 
     df = pd.concat(frames, ignore_index=True)
-    cols = list(SUMMARY_COLUMNS)
-    table = df.groupby("policy", sort=False)[cols].mean()
-    table.insert(1, "qoe_p10", df.groupby("policy", sort=False)["qoe_mean"].quantile(0.1))
-    return table
+    first, *rest = SUMMARY_COLUMNS
+    metrics = {first: (first, "mean"), "qoe_p10": ("qoe_mean", 0.1), **{c: (c, "mean") for c in rest}}
+    return aggregate(df.groupby("policy", sort=False), metrics)
 
 
 def _write(out: Path, sessions, chunks, meta: dict) -> None:

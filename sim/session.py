@@ -15,7 +15,7 @@ from sim.device import DeviceProfile
 from sim.rng import session_keys
 from traces.trace import Trace
 
-__all__ = ["SessionResults", "SUMMARY_COLUMNS", "run_sessions"]
+__all__ = ["SessionResults", "SUMMARY_COLUMNS", "aggregate", "run_sessions"]
 
 _CHUNK_FIELDS = (
     "rung", "size_bytes", "delay_s", "throughput_mbps", "decode_s", "stall_s",
@@ -118,6 +118,19 @@ class SessionResults:
         df = pd.DataFrame(data)
         df.insert(0, "policy", self.policy)
         return df.sort_values(["session", "chunk"], kind="stable").reset_index(drop=True)
+
+
+def aggregate(groups, metrics: dict[str, tuple[str, str | float]]):
+    """Sessions to one row per group: ``metrics`` maps an output name to ``(column, how)``, the mean
+    (``"mean"``) or a quantile (a number) of a per-session column of :meth:`SessionResults.sessions_frame`.
+
+    The one place session summaries are aggregated: ``sim.run``'s table, what-if summaries and
+    training validation all call it. ``groups`` is a pandas ``GroupBy``.
+    """
+    import pandas as pd
+
+    return pd.DataFrame({name: groups[col].mean() if how == "mean" else groups[col].quantile(how)
+                         for name, (col, how) in metrics.items()})  # fmt: skip
 
 
 def _chunk_sum(values: np.ndarray) -> np.ndarray:

@@ -228,16 +228,13 @@ def evaluate(policy, traces, ladder, device, qoe, config=None, *, sessions: int 
     Returns the mean and 10th percentile over sessions of the per-session mean QoE, the mean
     stall ratio and the mean LPIPS.
     """
-    from sim.session import run_sessions
+    from sim.session import aggregate, run_sessions
 
     res = run_sessions(policy, traces, ladder, device, qoe, config=config, sessions=sessions or None, seed=seed)
-    m = res.summary_arrays()
-    return {
-        "qoe_mean": float(m["qoe_mean"].mean()),
-        "qoe_p10": float(np.quantile(m["qoe_mean"], 0.1)),
-        "stall_ratio": float(m["stall_ratio"].mean()),
-        "lpips_mean": float(m["lpips_mean"].mean()),
-    }
+    df = res.sessions_frame().assign(run=0)
+    row = aggregate(df.groupby("run"), {"qoe_mean": ("qoe_mean", "mean"), "qoe_p10": ("qoe_mean", 0.1),
+                                        "stall_ratio": ("stall_ratio", "mean"), "lpips_mean": ("lpips_mean", "mean")})
+    return {k: float(v) for k, v in row.iloc[0].items()}
 
 
 # ---------------------------------------------------------------------------- callback

@@ -217,8 +217,9 @@ def finish_table(df):
 def summarize(table):
     """One row per grid point: session count and :data:`SUMMARY_METRICS`."""
     keys = [c for c in table.columns[: table.columns.get_loc("session")]]
+    import pandas as pd
+
+    from sim.session import aggregate
+
     groups = table.groupby(keys, sort=False, dropna=False)
-    out = groups.size().rename("sessions").to_frame()
-    for name, (col, how) in SUMMARY_METRICS.items():
-        out[name] = groups[col].mean() if how == "mean" else groups[col].quantile(how)
-    return out.reset_index()
+    return pd.concat([groups.size().rename("sessions"), aggregate(groups, SUMMARY_METRICS)], axis=1).reset_index()
