@@ -44,6 +44,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_scenarios import _ci, _mean_diff, _p10_diff  # noqa: E402  (the same paired bootstrap)
+
 from abr import DEFAULT_LADDER, get_ladder, get_qoe  # noqa: E402
 from abr.io import write_json_atomic  # noqa: E402
 from sim.core import SIM_PRESETS  # noqa: E402
@@ -220,6 +222,7 @@ def _policy_dir(scenario: str, variant: str = "") -> Path:
 def train_scenario(scenario: str, minutes: float = 30.0, seeds: tuple[int, ...] = (0, 1), variant: str = "") -> dict:
     """Train every seed for ``minutes / len(seeds)``; select the best by validation (see the module docstring)."""
     from sim.train import train
+    from sim.train_config import SELECT
 
     root = _policy_dir(scenario, variant)
     runs = {}
@@ -232,7 +235,7 @@ def train_scenario(scenario: str, minutes: float = 30.0, seeds: tuple[int, ...] 
                   time_limit_s=60.0 * minutes / len(seeds))  # fmt: skip
         runs[seed] = json.loads((out / "summary.json").read_text())
     key = train_config(scenario).select_by
-    score = {s: _select_score(r["best"], key) for s, r in runs.items()}
+    score = {s: float(SELECT[key](r["best"])) for s, r in runs.items()}
     best = max(score, key=score.get)
     doc = {
         "scenario": scenario,
@@ -245,12 +248,6 @@ def train_scenario(scenario: str, minutes: float = 30.0, seeds: tuple[int, ...] 
     write_json_atomic(root / "selected.json", doc)
     print(json.dumps({k: doc[k] for k in ("selected", "validation_score", "minutes_total")}, indent=1))
     return doc
-
-
-def _select_score(best: dict, key: str) -> float:
-    if key == "mean_p10":
-        return 0.5 * (best["qoe_mean"] + best["qoe_p10"])
-    return float(best[key])
 
 
 # ---------------------------------------------------------------------------- comparison
@@ -283,22 +280,6 @@ def _frame(policy: str, scenario: str, sessions: int, seed: int, traces: str | N
     WORK.mkdir(parents=True, exist_ok=True)
     write_text_atomic(cached, df.to_csv(index=False))
     return df
-
-
-def _ci(fn, *samples) -> tuple[float, float]:
-    from scipy.stats import bootstrap
-
-    res = bootstrap(samples, fn, paired=True, vectorized=True, confidence_level=0.95, n_resamples=2000,
-                    method="percentile", random_state=0)  # fmt: skip
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
-def _mean_diff(a, b, axis=-1):
-    return np.mean(a, axis=axis) - np.mean(b, axis=axis)
-
-
-def _p10_diff(a, b, axis=-1):
-    return np.percentile(a, 10, axis=axis) - np.percentile(b, 10, axis=axis)
 
 
 def _gap_closed(a, b, o, axis=-1):
@@ -343,7 +324,6 @@ def compare_scenario(scenario: str, sessions: int = 64, seed: int = 0, variant: 
         b, o = q[BASELINE], q["oracle"]
         for name, f in frames.items():
             a = q[name]
-            same = np.allclose(a, b)
             row = {
                 "scenario": scenario, "config": variant or "base", "traces": traces or f"{scenario} @test",
                 "set": where, "policy": name,
@@ -353,8 +333,8 @@ def compare_scenario(scenario: str, sessions: int = 64, seed: int = 0, variant: 
                 "d_mean": a.mean() - b.mean(), "d_mean_rel": (a.mean() - b.mean()) / abs(b.mean()),
                 "d_p10": np.percentile(a, 10) - np.percentile(b, 10),
             }  # fmt: skip
-            row["d_mean_lo"], row["d_mean_hi"] = (row["d_mean"],) * 2 if same else _ci(_mean_diff, a, b)
-            row["d_p10_lo"], row["d_p10_hi"] = (row["d_p10"],) * 2 if same else _ci(_p10_diff, a, b)
+            row["d_mean_lo"], row["d_mean_hi"] = _ci(_mean_diff, a, b)  # (0, 0) for the baseline itself
+            row["d_p10_lo"], row["d_p10_hi"] = _ci(_p10_diff, a, b)
             gap = o.mean() - b.mean()
             row["oracle_gap"] = gap
             row["gap_closed"] = (a.mean() - b.mean()) / gap if gap > 0 else float("nan")

@@ -100,7 +100,9 @@ class RunParams:
     @property
     def transform_spec(self) -> str:
         """The transforms as one ``traces.transforms`` spec string (``scale=0.03``; empty if none)."""
-        return ",".join(k if v is None else f"{k}={v}" for k, v in self.transforms)
+        from traces.transforms import format_pairs
+
+        return format_pairs(self.transforms)
 
 
 _PROMPT = "promptmobile-wide-model"

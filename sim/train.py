@@ -155,10 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     base.update(scenario_config(args.pop("scenario", None)))
     base.update(args)
     if flags:  # a what-if flag replaces the transform of the same key (of --transform or the scenario)
+        from abr.options import split_options
         from sim.scenarios import merge_transforms
+        from traces.transforms import format_pairs
 
-        given = [(k, v or None) for k, _, v in (x.partition("=") for x in base.get("transform", "").split(",") if x)]
-        base["transform"] = ",".join(k if v is None else f"{k}={v}" for k, v in merge_transforms(tuple(given), flags))
+        given = split_options(base.get("transform", ""), "--transform", bare=True)
+        base["transform"] = format_pairs(merge_transforms(tuple(given), flags))
     try:
         cfg = TrainConfig.from_dict(base, where="command line")
     except InputError as exc:  # name the flag, not the field: "TrainConfig.learning_rate" -> "--lr"

@@ -181,10 +181,10 @@ def _make_env(cfg: TrainConfig, s: _Setup):
     return env, venv
 
 
-def _find_wrapper(venv, name: str):
-    """The wrapper of class ``name`` in the ``venv`` chain, or None."""
+def _find_wrapper(venv, cls: type):
+    """The wrapper of class ``cls`` in the ``venv`` chain, or None."""
     while venv is not None:
-        if type(venv).__name__ == name:
+        if isinstance(venv, cls):
             return venv
         venv = getattr(venv, "venv", None)
     return None
@@ -547,7 +547,9 @@ def _train_locked(cfg, out, s, meta, expert, resume, progress, time_limit_s, ten
     trainer = _Trainer(cfg, out, s, meta, progress, time_limit_s)
     env, venv = _make_env(cfg, s)
     trainer.env, trainer.venv = env, venv
-    trainer.center = _find_wrapper(venv, "CenteredReward")
+    from sim.vecenv import CenteredReward
+
+    trainer.center = _find_wrapper(venv, CenteredReward)
     algo = algorithm_class(cfg.algo)
     progress_rows: list[dict[str, Any]] = []
     done_steps = 0

@@ -289,6 +289,11 @@ def parse_transforms(text: str) -> list[Transform]:
     return build_transforms([(key.replace("-", "_"), value) for key, value in pairs])
 
 
+def format_pairs(pairs: Sequence[tuple[str, str | None]]) -> str:
+    """``(key, value)`` pairs (value None for a flag) as the spec string :func:`parse_transforms` reads."""
+    return ",".join(k if v is None else f"{k}={v}" for k, v in pairs)
+
+
 def format_transforms(transforms: Sequence[Transform]) -> str:
     """The string :func:`parse_transforms` reads back into ``transforms``."""
     parts: list[str] = []
