@@ -183,7 +183,7 @@ UNSEEN = {
 
 
 #: Named changes to :func:`train_config` ("" = none). ``long``: a longer horizon and stacked
-#: observations, two of the issue's suggestions, for the stall-driven ``congested-cell``.
+#: observations, two of the issue's suggestions (trained for ``congested-cell``, ``hybrid``, ``generative-fallback``).
 VARIANTS: dict[str, dict] = {"": {}, "long": {"gamma": 0.995, "frame_stack": 4}}
 
 
