@@ -1,0 +1,133 @@
+"""PromptMobile's lossy parts measured on the tiny learned generator (the generator that exists here).
+
+    nice -n 10 python bench/bench_promptmobile_tiny.py [--parts reuse fit_through] [--iters 200]
+
+The generator is :mod:`codec.promptus.train_tiny`'s (``codec/data/tiny-generator``: 32x32 frames,
+77 x 32 prompts, trained on three shared clips); the frames are the first 21 of the held-out
+``carphone_pristine.mp4`` (frame 0 + two 10-frame segments), fitted at rank 8 (MSE loss, ``--iters``
+batched Adam steps per keyframe) through the exact ``promptus`` receiver. Every figure is about
+that tiny model, never SD-Turbo quality. Writes ``bench/results/promptmobile_tiny.json``:
+
+- ``reuse``: deep-feature reuse by threshold (threshold mode, ``full_every=0``) and by budget (one
+  full frame in F, threshold 1.0; the default receiver is F = 5): share of frames reusing features,
+  MACs per frame counted on the tiny generator while decoding, PSNR to the source and to the
+  exact decode (:func:`codec.promptmobile.tradeoff.reuse_tradeoff`); next to each, the UNet
+  compute the same share of reusing frames skips on the SD-Turbo architecture (x2 two-stage and
+  full resolution, from MAC counts on the meta device).
+- ``fit_through``: the same clip fitted through the default lossy receiver instead (the paper fits
+  prompts through the accelerated receiver so they compensate), decoded by it: PSNR to the source
+  next to the exact-fitted prompts decoded by the same receiver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from abr.io import read_json, write_json_atomic  # noqa: E402
+
+OUT = ROOT / "bench" / "results" / "promptmobile_tiny.json"
+THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
+BUDGETS = (2, 3, 5, 10)
+
+
+def _fit(gen, clip, spec: str, iters: int, cache: Path):
+    from codec.promptus.bitstream import Stream
+    from codec.promptus.fit import FitConfig, LossConfig, fit_video
+    from codec.promptus.pipeline import stream_from_fit
+    from codec.promptus.receiver import get_receiver
+
+    cfg = FitConfig(rank=8, interval=10, iters_first=iters, iters=iters, patience=20, patience_first=50,
+                    loss=LossConfig(mse=1.0, perceptual=0.0, l1_prompt=0.0))
+    t0 = time.time()
+    fit = fit_video(get_receiver(spec, gen), clip, cfg, checkpoint_dir=cache / spec.replace(":", "_"),
+                    progress=False)
+    header, latent, kfs = stream_from_fit(fit, gen, 25.0)
+    return Stream(header, latent, tuple(kfs)), round(time.time() - t0, 1)
+
+
+def reuse_part(gen, clip, stream) -> dict:
+    from bench_promptmobile import per_frame_costs
+
+    from codec.promptmobile.cost import meta_generator
+    from codec.promptmobile.tradeoff import reuse_tradeoff
+
+    meta = meta_generator()
+    costs = {"lowres": per_frame_costs(meta, "promptmobile", 10),
+             "full_res": per_frame_costs(meta, "promptmobile-lossy", 10)}
+
+    def row(p) -> dict:
+        d = p.to_dict()
+        for k, (full, reuse) in costs.items():
+            d[f"sd_turbo_unet_compute_skipped_{k}"] = round(p.reuse_fraction * (full - reuse) / full, 4)
+        return d
+
+    pts = reuse_tradeoff(stream, gen, clip, THRESHOLDS)
+    out = {"threshold_mode": [row(p) for p in pts], "budget_mode": []}
+    for every in BUDGETS:
+        out["budget_mode"].append(row(reuse_tradeoff(stream, gen, clip, [1.0], full_every=every)[-1]))
+    return out
+
+
+def fit_through_part(gen, clip, stream_exact, iters: int, cache: Path) -> dict:
+    from codec.promptmobile.receivers import DEFAULT_FULL_EVERY, DEFAULT_THRESHOLD
+    from codec.promptmobile.tradeoff import _psnr, decode_with
+
+    spec = "promptmobile-lossy"
+    stream_lossy, secs = _fit(gen, clip, spec, iters, cache)
+    rows = {}
+    for label, st in (("fitted through promptus", stream_exact), (f"fitted through {spec}", stream_lossy)):
+        frames, frac, macs = decode_with(st, gen, spec)
+        rows[label] = {"decoded_by": spec, "psnr_db": round(_psnr(frames, clip), 3), "reuse_fraction": round(frac, 3),
+                       "macs_per_frame": int(macs)}
+    exact, _, _ = decode_with(stream_exact, gen, "promptus")
+    rows["fitted through promptus, decoded by promptus"] = {"psnr_db": round(_psnr(exact, clip), 3)}
+    return {"receiver": spec, "threshold": DEFAULT_THRESHOLD, "full_every": DEFAULT_FULL_EVERY,
+            "fit_seconds": secs, "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from codec.promptus.train_tiny import HELD_OUT, TINY_LEARNED, load_clip, load_tiny_learned
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--parts", nargs="+", default=["reuse", "fit_through"], choices=["reuse", "fit_through"],
+                    help="parts to run; results merge into the existing JSON")
+    ap.add_argument("--iters", type=int, default=200, help="fitting steps per keyframe")
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "promptmobile_tiny_fits",
+                    help="fit checkpoints (a rerun with the same settings resumes from them)")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    t0 = time.time()
+    gen = load_tiny_learned()
+    clip = load_clip(HELD_OUT, gen.config.resolution, max_frames=21)
+    res = read_json(args.out, "bench results") if args.out.is_file() else {}
+    res["label"] = ("tiny learned generator (codec/data/tiny-generator, 32x32), held-out clip; figures about "
+                    "that model, not PromptMobile/SD-Turbo quality")
+    res["clip"], res["frames"], res["rank"], res["iters"] = HELD_OUT, len(clip), 8, args.iters
+    res["generator_fingerprint"] = gen.fingerprint()
+    res["model"] = str(TINY_LEARNED.relative_to(ROOT))
+    stream, secs = _fit(gen, clip, "promptus", args.iters, args.cache)
+    res["fit_seconds_promptus"] = secs
+    if "reuse" in args.parts:
+        res["reuse"] = reuse_part(gen, clip, stream)
+    if "fit_through" in args.parts:
+        res["fit_through"] = fit_through_part(gen, clip, stream, args.iters, args.cache)
+    res["seconds_last_run"] = round(time.time() - t0, 1)
+    write_json_atomic(args.out, res)
+    for p in res.get("reuse", {}).get("threshold_mode", []):
+        print(f"threshold {p['threshold']:<5} reuse {p['reuse_fraction']:.2f}  MACs/frame {p['macs_per_frame']:>9,}  "
+              f"PSNR {p['psnr_db']} dB (vs exact {p['psnr_db_vs_exact']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
