@@ -14,6 +14,9 @@ that tiny model, never SD-Turbo quality. Writes ``bench/results/promptmobile_tin
   exact decode (:func:`codec.promptmobile.tradeoff.reuse_tradeoff`); next to each, the UNet
   compute the same share of reusing frames skips on the SD-Turbo architecture (x2 two-stage and
   full resolution, from MAC counts on the meta device).
+- ``residual``: the residual stream (:mod:`codec.promptmobile.residual`) on top of the stream decoded
+  by the default lossy receiver: PSNR to the source and bytes per coding setting, next to the
+  prompt stream's own bytes (every record, entropy-coded).
 - ``fit_through``: the same clip fitted through the default lossy receiver instead (the paper fits
   prompts through the accelerated receiver so they compensate), decoded by it: PSNR to the source
   next to the exact-fitted prompts decoded by the same receiver.
@@ -75,6 +78,26 @@ def reuse_part(gen, clip, stream) -> dict:
     return out
 
 
+RESIDUALS = ((8, 16.0), (4, 16.0), (4, 8.0), (2, 8.0), (1, 4.0))
+
+
+def residual_part(gen, clip, stream) -> dict:
+    from codec.promptmobile.residual import ResidualConfig, apply_residual, encode_residual
+    from codec.promptmobile.tradeoff import _psnr, decode_with
+    from codec.promptus.bitstream import encode_stream
+
+    spec = "promptmobile-lossy"
+    data, _ = encode_stream(stream.header, stream.latent, stream.keyframes)
+    decoded, _, _ = decode_with(stream, gen, spec)
+    out = {"decoded_by": spec, "prompt_stream_bytes": len(data),
+           "psnr_db_without_residual": round(_psnr(decoded, clip), 3), "rows": []}
+    for scale, step in RESIDUALS:
+        rec = encode_residual(clip, decoded, ResidualConfig(scale=scale, step=step))
+        out["rows"].append({"scale": scale, "step": step, "residual_bytes": rec.nbytes,
+                            "psnr_db": round(_psnr(apply_residual(decoded, rec), clip), 3)})
+    return out
+
+
 def fit_through_part(gen, clip, stream_exact, iters: int, cache: Path) -> dict:
     from codec.promptmobile.receivers import DEFAULT_FULL_EVERY, DEFAULT_THRESHOLD
     from codec.promptmobile.tradeoff import _psnr, decode_with
@@ -98,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     from codec.promptus.train_tiny import HELD_OUT, TINY_LEARNED, load_clip, load_tiny_learned
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--parts", nargs="+", default=["reuse", "fit_through"], choices=["reuse", "fit_through"],
+    ap.add_argument("--parts", nargs="+", default=["reuse", "residual", "fit_through"],
+                    choices=["reuse", "residual", "fit_through"],
                     help="parts to run; results merge into the existing JSON")
     ap.add_argument("--iters", type=int, default=200, help="fitting steps per keyframe")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "promptmobile_tiny_fits",
@@ -119,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     res["fit_seconds_promptus"] = secs
     if "reuse" in args.parts:
         res["reuse"] = reuse_part(gen, clip, stream)
+    if "residual" in args.parts:
+        res["residual"] = residual_part(gen, clip, stream)
     if "fit_through" in args.parts:
         res["fit_through"] = fit_through_part(gen, clip, stream, args.iters, args.cache)
     res["seconds_last_run"] = round(time.time() - t0, 1)
