@@ -17,6 +17,12 @@ that tiny model, never SD-Turbo quality. Writes ``bench/results/promptmobile_tin
 - ``residual``: the residual stream (:mod:`codec.promptmobile.residual`) on top of the stream decoded
   by the default lossy receiver: PSNR to the source and bytes per coding setting, next to the
   prompt stream's own bytes (every record, entropy-coded).
+- ``joint``: the upsampler trained on the tiny generator's own low-resolution frames
+  (:mod:`codec.promptmobile.joint`): prompts of 11 frames of each training clip fitted through
+  ``promptmobile-lowres`` with the committed upsampler (trained on area-downsampled real frames),
+  the upsampler fine-tuned on the recorded (TAESD low-resolution output, source) pairs, then the
+  held-out clip fitted and decoded with the committed upsampler, decoded with the new one
+  (same prompts), and refitted through the new one (one round of alternation).
 - ``fit_through``: the same clip fitted through the default lossy receiver instead (the paper fits
   prompts through the accelerated receiver so they compensate), decoded by it: PSNR to the source
   next to the exact-fitted prompts decoded by the same receiver.
@@ -40,19 +46,25 @@ THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
 BUDGETS = (2, 3, 5, 10)
 
 
-def _fit(gen, clip, spec: str, iters: int, cache: Path):
+def _fit(gen, clip, spec: str, iters: int, cache: Path, rank: int = 8):
     from codec.promptus.bitstream import Stream
     from codec.promptus.fit import FitConfig, LossConfig, fit_video
     from codec.promptus.pipeline import stream_from_fit
     from codec.promptus.receiver import get_receiver
 
-    cfg = FitConfig(rank=8, interval=10, iters_first=iters, iters=iters, patience=20, patience_first=50,
+    cfg = FitConfig(rank=rank, interval=10, iters_first=iters, iters=iters, patience=20, patience_first=50,
                     loss=LossConfig(mse=1.0, perceptual=0.0, l1_prompt=0.0))
     t0 = time.time()
-    fit = fit_video(get_receiver(spec, gen), clip, cfg, checkpoint_dir=cache / spec.replace(":", "_"),
-                    progress=False)
+    rec = get_receiver(spec, gen)
+    fit = fit_video(rec, clip, cfg, checkpoint_dir=cache / spec.split(":")[0] / fit_key(spec), progress=False)
     header, latent, kfs = stream_from_fit(fit, gen, 25.0)
     return Stream(header, latent, tuple(kfs)), round(time.time() - t0, 1)
+
+
+def fit_key(spec: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
 
 def reuse_part(gen, clip, stream) -> dict:
@@ -98,6 +110,51 @@ def residual_part(gen, clip, stream) -> dict:
     return out
 
 
+def joint_part(gen, clip, iters: int, cache: Path) -> dict:
+    import copy
+
+    import torch
+
+    from codec.promptmobile.joint import JointConfig, generated_pairs, train_on_pairs
+    from codec.promptmobile.tradeoff import _psnr, decode_with
+    from codec.promptmobile.upsampler import load_upsampler, save_upsampler
+    from codec.promptus.receiver import get_receiver
+    from codec.promptus.train_tiny import TRAIN_CLIPS, load_clip
+
+    side = gen.config.resolution
+    base = get_receiver("promptmobile-lowres", gen)
+    lows, targets, t0 = [], [], time.time()
+    for name in TRAIN_CLIPS:
+        src = load_clip(name, side, max_frames=11)
+        st, _ = _fit(gen, src, "promptmobile-lowres", iters, cache / name, rank=8)
+        lo, hi = generated_pairs(st, gen, base, src)
+        lows.append(lo)
+        targets.append(hi)
+    low, target = torch.cat(lows), torch.cat(targets)
+    ups = copy.deepcopy(load_upsampler())
+    before = float(abs(ups(low) - target).mean())
+    losses = train_on_pairs(ups, low, target, JointConfig(steps=400))
+    path = cache / "upsampler-tiny-joint.pt"
+    save_upsampler(ups, path, {"trained_by": "bench/bench_promptmobile_tiny.py joint part"})
+    spec_new = f"promptmobile-lowres:upsampler={path}"
+    train_s = round(time.time() - t0, 1)
+    st_old, _ = _fit(gen, clip, "promptmobile-lowres", iters, cache / "heldout")
+    st_new, _ = _fit(gen, clip, spec_new, iters, cache / "heldout")
+    rows = {
+        "committed upsampler (area-downsampled real frames)": decode_with(st_old, gen, "promptmobile-lowres")[0],
+        "upsampler trained on generated frames, same prompts": decode_with(st_old, gen, spec_new)[0],
+        "upsampler trained on generated frames, prompts refitted through it": decode_with(st_new, gen, spec_new)[0],
+    }
+    exact, _ = _fit(gen, clip, "promptus", iters, cache)
+    return {
+        "train_pairs": int(low.shape[0]), "train_clips": list(TRAIN_CLIPS), "pair_sizes": [list(low.shape[2:]),
+                                                                                          list(target.shape[2:])],
+        "train_l1_before": round(before, 5), "train_l1_after": round(losses[-1], 5), "train_seconds": train_s,
+        "heldout_psnr_db": {k: round(_psnr(v, clip), 3) for k, v in rows.items()},
+        "heldout_psnr_db_full_resolution_promptus": round(_psnr(decode_with(exact, gen, "promptus")[0], clip), 3),
+    }
+
+
 def fit_through_part(gen, clip, stream_exact, iters: int, cache: Path) -> dict:
     from codec.promptmobile.receivers import DEFAULT_FULL_EVERY, DEFAULT_THRESHOLD
     from codec.promptmobile.tradeoff import _psnr, decode_with
@@ -121,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     from codec.promptus.train_tiny import HELD_OUT, TINY_LEARNED, load_clip, load_tiny_learned
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--parts", nargs="+", default=["reuse", "residual", "fit_through"],
-                    choices=["reuse", "residual", "fit_through"],
+    ap.add_argument("--parts", nargs="+", default=["reuse", "residual", "joint", "fit_through"],
+                    choices=["reuse", "residual", "joint", "fit_through"],
                     help="parts to run; results merge into the existing JSON")
     ap.add_argument("--iters", type=int, default=200, help="fitting steps per keyframe")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "promptmobile_tiny_fits",
@@ -145,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         res["reuse"] = reuse_part(gen, clip, stream)
     if "residual" in args.parts:
         res["residual"] = residual_part(gen, clip, stream)
+    if "joint" in args.parts:
+        res["joint"] = joint_part(gen, clip, args.iters, args.cache)
     if "fit_through" in args.parts:
         res["fit_through"] = fit_through_part(gen, clip, stream, args.iters, args.cache)
     res["seconds_last_run"] = round(time.time() - t0, 1)
