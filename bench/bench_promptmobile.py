@@ -8,6 +8,12 @@ Parts (all written to ``bench/results/promptmobile.json``, a markdown table prin
 1. Compute: MACs per frame of every receiver variant on the real SD-Turbo + TAESD architecture
    (:mod:`codec.promptmobile.cost`, meta device), segment of 10 frames, rank 8. Target: the
    fastest variant at least 8x below ``promptus``.
+1b. MAC split (``split``): two-stage generation vs caching (:class:`codec.promptmobile.cost.MacSplit`)
+   next to the paper's 8.1x / 16.6%, for the x2 upsampler and an x4 one, the stitched two-stage
+   receiver's MACs, and the share of reusing frames that would give the paper's 16.6%.
+1c. Phone scalings (``scalings``): each Snapdragon PromptMobile estimate scaled by MACs (what the
+   device profiles hold) and by the H200's measured time ratio
+   (:func:`codec.promptmobile.estimates.both_scalings`).
 2. Wall time on this CPU: taken from ``bench/results/device_profile_cpu.json`` (written by
    ``bench/device_profile.py``, which times the real architecture with random weights). Each
    measured speed-up is reported next to the compute ratio of the same segment length.
@@ -323,8 +329,8 @@ def markdown(res: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--parts", nargs="+", default=["compute", "split", "wall", "change", "sweep", "real"],
-                    choices=["compute", "split", "wall", "change", "sweep", "fit", "real"],
+    ap.add_argument("--parts", nargs="+", default=["compute", "split", "scalings", "wall", "change", "sweep", "real"],
+                    choices=["compute", "split", "scalings", "wall", "change", "sweep", "fit", "real"],
                     help="parts to run (default: all but fit); results merge into the existing JSON")
     ap.add_argument("--fit-iters", type=int, default=120, help="fitting iterations per keyframe")
     ap.add_argument("--segments", type=int, default=6, help="random segments per prompt model")
@@ -344,6 +350,13 @@ def main(argv: list[str] | None = None) -> int:
                      "required": TARGET_RATIO, "met": fastest[1]["compute_ratio_vs_promptus"] >= TARGET_RATIO}
     if "split" in parts:
         res["mac_split"] = split_table(gen_meta)
+    if "scalings" in parts:
+        from codec.promptmobile.estimates import both_scalings, component_macs
+
+        gpu = RESULTS / "receivers_gpu_fp16_channels_last.json"
+        gpu_ms = read_json(gpu, "GPU timings")["ms_per_frame"] if gpu.is_file() else {}
+        res["phone_scalings"] = {"source_gpu": gpu.name if gpu_ms else None,
+                                 "devices": both_scalings(component_macs(gen_meta), gpu_ms)}
     if "wall" in parts:
         res["wall_time"] = wall_time_table(res["compute"], gen_meta)
     if "change" in parts:

@@ -152,3 +152,19 @@ def test_mac_split_of_a_real_receiver_multiplies_out(tmp_path):
     # the two-stage ratio is the lowres receiver's own count
     low = variant_cost("promptmobile-lowres", gen, n_frames=10, rank=4, upsampler=str(ups)).total_per_frame
     assert s.two_stage == low
+
+
+def test_both_scalings_hand_case():
+    """Half the UNet and decoder MACs, GPU ratio 1.25: 8 Gen 3 (68.3 + 22.75 ms) -> 45.5 / 72.8 ms."""
+    from codec.promptmobile.estimates import MOBILE, both_scalings
+
+    p = {"unet": 100.0, "decode": 20.0, "upsampler": 0.0}
+    macs = {"promptus": p, **{v: {"unet": 50.0, "decode": 10.0, "upsampler": 0.0} for v in MOBILE}}
+    out = both_scalings(macs, {"promptus": 5.0, "promptmobile": 4.0})
+    row = out["snapdragon-8gen3"]["promptmobile"]
+    assert row["promptus_ms"] == pytest.approx(91.05)
+    assert row["mac_scaled_ms"] == pytest.approx(91.05 / 2, abs=0.01)
+    assert row["mac_scaled_speedup"] == pytest.approx(2.0, abs=1e-3)
+    assert row["gpu_ratio_scaled_ms"] == pytest.approx(91.05 / 1.25, abs=0.01)
+    assert row["gpu_speedup"] == pytest.approx(1.25)
+    assert "gpu_ratio_scaled_ms" not in out["snapdragon-8gen3"]["promptmobile-lossy"]  # no GPU figure given
