@@ -54,12 +54,25 @@ def test_training_on_pairs_lowers_the_loss(setup):
     ups = Upsampler(UpsamplerConfig(width=8, body_layers=1))
     with torch.no_grad():
         before = float((ups(low) - target).abs().mean())
-    losses = train_on_pairs(ups, low, target, JointConfig(steps=60, lr=5e-3))
+    log = train_on_pairs(ups, low, target, JointConfig(steps=60, lr=5e-3))
     with torch.no_grad():
         after = float((ups(low) - target).abs().mean())
-    assert losses[0] == pytest.approx(before, rel=1e-5)
+    assert log["train"][0] == pytest.approx(before, rel=1e-5) and log["best_step"] == 60
     assert after < 0.9 * before
     assert not any(p.requires_grad for p in ups.parameters())
+
+
+def test_early_stopping_keeps_the_best_validation_step(setup):
+    """Validating on the training pairs themselves: the kept weights score the smallest validation L1 seen."""
+    gen, rec, stream, src = setup
+    low, target = generated_pairs(stream, gen, rec, src)
+    ups = Upsampler(UpsamplerConfig(width=8, body_layers=1))
+    log = train_on_pairs(ups, low, target, JointConfig(steps=30, lr=5e-3), val=(low[:1], target[:1]))
+    assert len(log["val"]) == 31
+    with torch.no_grad():
+        kept = float((ups(low[:1]) - target[:1]).abs().mean())
+    assert kept == pytest.approx(min(log["val"]), rel=1e-5)
+    assert log["val"][log["best_step"]] == min(log["val"])
 
 
 def test_not_two_stage_is_refused(setup):
