@@ -99,18 +99,18 @@ RESIDUALS = ((8, 16.0), (4, 16.0), (4, 8.0), (2, 8.0), (1, 4.0))
 
 def residual_part(gen, clip, stream) -> dict:
     from codec.promptmobile.residual import ResidualConfig, apply_residual, encode_residual
-    from codec.promptmobile.tradeoff import _psnr, decode_with
+    from codec.promptmobile.tradeoff import decode_with, psnr_u8
     from codec.promptus.bitstream import encode_stream
 
     spec = "promptmobile-lossy"
     data, _ = encode_stream(stream.header, stream.latent, stream.keyframes)
     decoded, _, _ = decode_with(stream, gen, spec)
     out = {"decoded_by": spec, "prompt_stream_bytes": len(data),
-           "psnr_db_without_residual": round(_psnr(decoded, clip), 3), "rows": []}
+           "psnr_db_without_residual": round(psnr_u8(decoded, clip), 3), "rows": []}
     for scale, step in RESIDUALS:
         rec = encode_residual(clip, decoded, ResidualConfig(scale=scale, step=step))
         out["rows"].append({"scale": scale, "step": step, "residual_bytes": rec.nbytes,
-                            "psnr_db": round(_psnr(apply_residual(decoded, rec), clip), 3)})
+                            "psnr_db": round(psnr_u8(apply_residual(decoded, rec), clip), 3)})
     return out
 
 
@@ -120,7 +120,7 @@ def joint_part(gen, clip, iters: int, cache: Path) -> dict:
     import torch
 
     from codec.promptmobile.joint import JointConfig, generated_pairs, train_on_pairs
-    from codec.promptmobile.tradeoff import _psnr, decode_with
+    from codec.promptmobile.tradeoff import decode_with, psnr_u8
     from codec.promptmobile.upsampler import load_upsampler, save_upsampler
     from codec.promptus.receiver import get_receiver
     from codec.promptus.train_tiny import TRAIN_CLIPS, load_clip
@@ -160,35 +160,35 @@ def joint_part(gen, clip, iters: int, cache: Path) -> dict:
         "train_l1_before": round(before, 5), "train_l1_last": round(log["train"][-1], 5),
         "validation_l1_before": round(log["val"][0], 5), "validation_l1_best": round(min(log["val"]), 5),
         "best_step": log["best_step"], "seconds": train_s,
-        "heldout_psnr_db": {k: round(_psnr(v, clip), 3) for k, v in rows.items()},
-        "heldout_psnr_db_full_resolution_promptus": round(_psnr(decode_with(exact, gen, "promptus")[0], clip), 3),
+        "heldout_psnr_db": {k: round(psnr_u8(v, clip), 3) for k, v in rows.items()},
+        "heldout_psnr_db_full_resolution_promptus": round(psnr_u8(decode_with(exact, gen, "promptus")[0], clip), 3),
     }
 
 
 def stitch_part(gen, clip, iters: int, cache: Path) -> dict:
-    from codec.promptmobile.tradeoff import _psnr, decode_with
+    from codec.promptmobile.tradeoff import decode_with, psnr_u8
 
     rows = {}
     for spec in ("promptmobile-lowres", "promptmobile-lowres:stitch=2"):
         st, _ = _fit(gen, clip, spec, iters, cache / "heldout")  # (seconds are 0 when resumed from the cache)
         frames, _, macs = decode_with(st, gen, spec)
-        rows[spec] = {"psnr_db": round(_psnr(frames, clip), 3), "macs_per_frame": int(macs)}
+        rows[spec] = {"psnr_db": round(psnr_u8(frames, clip), 3), "macs_per_frame": int(macs)}
     return {"rows": rows}
 
 
 def fit_through_part(gen, clip, stream_exact, iters: int, cache: Path) -> dict:
     from codec.promptmobile.receivers import DEFAULT_FULL_EVERY, DEFAULT_THRESHOLD
-    from codec.promptmobile.tradeoff import _psnr, decode_with
+    from codec.promptmobile.tradeoff import decode_with, psnr_u8
 
     spec = "promptmobile-lossy"
     stream_lossy, secs = _fit(gen, clip, spec, iters, cache)
     rows = {}
     for label, st in (("fitted through promptus", stream_exact), (f"fitted through {spec}", stream_lossy)):
         frames, frac, macs = decode_with(st, gen, spec)
-        rows[label] = {"decoded_by": spec, "psnr_db": round(_psnr(frames, clip), 3), "reuse_fraction": round(frac, 3),
+        rows[label] = {"decoded_by": spec, "psnr_db": round(psnr_u8(frames, clip), 3), "reuse_fraction": round(frac, 3),
                        "macs_per_frame": int(macs)}
     exact, _, _ = decode_with(stream_exact, gen, "promptus")
-    rows["fitted through promptus, decoded by promptus"] = {"psnr_db": round(_psnr(exact, clip), 3)}
+    rows["fitted through promptus, decoded by promptus"] = {"psnr_db": round(psnr_u8(exact, clip), 3)}
     return {"receiver": spec, "threshold": DEFAULT_THRESHOLD, "full_every": DEFAULT_FULL_EVERY,
             "fit_seconds": secs, "rows": rows}
 

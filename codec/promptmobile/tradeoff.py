@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["ReusePoint", "decode_with", "reuse_tradeoff"]
+__all__ = ["ReusePoint", "decode_with", "psnr_u8", "reuse_tradeoff"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ class ReusePoint:
         return d
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+def psnr_u8(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR (dB) of uint8 frames."""
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
@@ -88,5 +88,5 @@ def reuse_tradeoff(stream, generator, source: np.ndarray, thresholds: Sequence[f
     for t in sorted({0.0, *map(float, thresholds)}):
         spec = f"{base}:threshold={t:g},full_every={int(full_every)}"
         frames, frac, macs = decode_with(stream, generator, spec)
-        points.append(ReusePoint(spec, t, int(full_every), frac, macs, _psnr(frames, source), _psnr(frames, exact)))
+        points.append(ReusePoint(spec, t, int(full_every), frac, macs, psnr_u8(frames, source), psnr_u8(frames, exact)))
     return points
