@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,57 @@ def test_builtin_promptmobile_entries_are_what_the_script_computes(meta):
             assert prof["decode_ms_per_frame"][variant] == pytest.approx(ms, abs=0.011)
             assert prof["sources"][variant] == src and "scaled estimate" in src and "MAC ratio" in src
         assert prof["decode_ms_per_frame"]["promptmobile"] < prof["decode_ms_per_frame"]["promptus"]
+
+
+def test_mac_split_hand_case():
+    """Promptus 100, two-stage 25, + lossless 24, + lossy 20 MACs: 4x, 4% lossless, 20% caching, 5x in all."""
+    from codec.promptmobile.cost import PAPER, MacSplit
+
+    s = MacSplit(promptus=100.0, two_stage=25.0, lossless=24.0, full=20.0)
+    assert s.two_stage_ratio == pytest.approx(4.0)
+    assert s.lossless_reduction == pytest.approx(0.04)
+    assert s.lossy_reduction == pytest.approx(1 - 20 / 24)
+    assert s.caching_reduction == pytest.approx(0.20)
+    assert s.total_ratio == pytest.approx(5.0)
+    r = s.report()
+    assert r["total_ratio_with_paper_caching"] == pytest.approx(4.0 / (1 - 0.166), abs=0.01)
+    # the paper's two figures multiply to 8.1 / 0.834 = 9.71x
+    assert r["paper_total_ratio_from_its_two_figures"] == pytest.approx(9.71, abs=0.005)
+    assert r["paper_two_stage_ratio"] == PAPER["two_stage_ratio"] == 8.1
+    assert r["share_of_log_ratio_from_two_stage"] == pytest.approx(math.log(4) / math.log(5), abs=1e-3)
+    with pytest.raises(ValueError, match="full"):
+        MacSplit(100.0, 25.0, 24.0, float("nan"))
+
+
+def test_mac_split_of_a_real_receiver_multiplies_out(tmp_path):
+    """On the tiny generator: each stage removes compute, and the total is the product of the two contributions."""
+    from codec.promptmobile.cost import mac_split
+    from codec.promptmobile.upsampler import Upsampler, UpsamplerConfig, save_upsampler
+    from codec.promptus.testing import tiny_generator
+
+    gen = tiny_generator(seed=0, sample_size=8, prompt_len=77)
+    ups = tmp_path / "u.pt"
+    # a small upsampler: the default one (32 channels) costs more than this tiny UNet saves
+    save_upsampler(Upsampler(UpsamplerConfig(width=4, body_layers=0)), ups)
+    s = mac_split(gen, n_frames=4, rank=4, upsampler=str(ups))
+    assert s.promptus > s.two_stage > s.lossless > s.full
+    assert s.total_ratio == pytest.approx(s.two_stage_ratio / (1 - s.caching_reduction), rel=1e-9)
+    # the two-stage ratio is the lowres receiver's own count
+    low = variant_cost("promptmobile-lowres", gen, n_frames=4, rank=4, upsampler=str(ups)).total_per_frame
+    assert s.two_stage == low
+
+
+def test_both_scalings_hand_case():
+    """Half the UNet and decoder MACs, GPU ratio 1.25: 8 Gen 3 (68.3 + 22.75 ms) -> 45.5 / 72.8 ms."""
+    from codec.promptmobile.estimates import MOBILE, both_scalings
+
+    p = {"unet": 100.0, "decode": 20.0, "upsampler": 0.0}
+    macs = {"promptus": p, **{v: {"unet": 50.0, "decode": 10.0, "upsampler": 0.0} for v in MOBILE}}
+    out = both_scalings(macs, {"promptus": 5.0, "promptmobile": 4.0})
+    row = out["snapdragon-8gen3"]["promptmobile"]
+    assert row["promptus_ms"] == pytest.approx(91.05)
+    assert row["mac_scaled_ms"] == pytest.approx(91.05 / 2, abs=0.01)
+    assert row["mac_scaled_speedup"] == pytest.approx(2.0, abs=1e-3)
+    assert row["gpu_ratio_scaled_ms"] == pytest.approx(91.05 / 1.25, abs=0.01)
+    assert row["gpu_speedup"] == pytest.approx(1.25)
+    assert "gpu_ratio_scaled_ms" not in out["snapdragon-8gen3"]["promptmobile-lossy"]  # no GPU figure given

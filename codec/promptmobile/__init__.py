@@ -10,9 +10,15 @@ Receiver variants of the Promptus codec, each registered by name in
   projections of the keyframe factors, and the prompt-independent head of the UNet once per segment;
 - lossy caching (:mod:`.caching`): deep UNet features of a neighbouring frame reused when the
   prompt changed by less than a threshold;
+- image stitching (:mod:`.stitching`, receiver option ``stitch=k``): k x k low-resolution frames
+  generated as one full-size canvas with per-tile cross-attention;
 - system level: bf16/fp16, channels-last, fused attention, ``torch.compile``.
 
-:mod:`.cost` counts multiply-accumulates of every variant on the real SD-Turbo architecture.
+Around the receivers: :mod:`.residual` (an optional residual stream the sender adds),
+:mod:`.joint` (the upsampler trained on the generator's own low-resolution frames),
+:mod:`.tradeoff` (deep-feature reuse measured by threshold: quality, reuse share, MACs).
+:mod:`.cost` counts multiply-accumulates of every variant on the real SD-Turbo architecture and
+splits PromptMobile's ratio into its two-stage and caching parts (:class:`.cost.MacSplit`).
 torch and diffusers are imported only by the submodules.
 """
 

@@ -13,7 +13,7 @@ from codec.promptmobile.cost import default_plan, meta_generator, variant_cost
 from codec.promptus.receiver import get_receiver
 from codec.receivers import RECEIVER_MODULES
 
-__all__ = ["COMPONENTS", "MOBILE", "component_macs", "scaled_entries"]
+__all__ = ["COMPONENTS", "MOBILE", "component_macs", "scaled_entries", "both_scalings"]
 
 #: Per-component Promptus figures of the built-in devices (SPEC section 3), the base the
 #: PromptMobile entries are scaled from. ``base`` says which UNet/TAESD resolution the ms are for.
@@ -72,4 +72,35 @@ def component_macs(gen=None) -> dict[str, dict[str, float]]:
     for v in ("promptus", *MOBILE):
         c = variant_cost(v, gen, n_frames=10, rank=8, plan=default_plan(get_receiver(v, gen), 10))
         out[v] = {"unet": c.unet_per_frame, "decode": c.decode_per_frame, "upsampler": c.upsampler_per_frame}
+    return out
+
+
+def both_scalings(macs: dict[str, dict[str, float]], gpu_ms: dict[str, float]) -> dict[str, dict[str, dict]]:
+    """Phone ms per frame of every PromptMobile variant scaled two ways, with the ratio each uses.
+
+    - ``mac_scaled``: :func:`scaled_entries` (what ``sim/data/devices.json`` holds): each component's
+      published/derived Promptus time x its MAC ratio. Chosen for the profiles because a phone NPU
+      at batch 1 runs a 512x512 UNet compute-bound (68 ms for 402 GMAC, about 6 TMAC/s), so fewer
+      MACs turn into time; an upper bound on the speed-up (it ignores memory traffic and launch overhead).
+    - ``gpu_ratio_scaled``: the phone's Promptus time (UNet + TAESD) x the H200's measured
+      ``variant / promptus`` time ratio in one run (same precision, batch and segment). A lower bound:
+      the H200 at this size is not compute-bound, so it turns few of the saved MACs into time.
+
+    :param macs: as for :func:`scaled_entries`.
+    :param gpu_ms: ms per frame measured in one run on a GPU, ``promptus`` and the variants
+        (``bench/results/receivers_gpu_fp16_channels_last.json``'s ``ms_per_frame``).
+    """
+    mac = scaled_entries(macs)
+    out: dict[str, dict[str, dict]] = {}
+    for device, c in COMPONENTS.items():
+        base = c["unet64_ms"] + c["taesd64_ms"]
+        rows = {}
+        for v in MOBILE:
+            ms = mac[device][v][0]
+            row = {"promptus_ms": round(base, 2), "mac_scaled_ms": ms, "mac_scaled_speedup": round(base / ms, 3)}
+            if v in gpu_ms and "promptus" in gpu_ms:
+                ratio = gpu_ms["promptus"] / gpu_ms[v]
+                row.update({"gpu_ratio_scaled_ms": round(base / ratio, 2), "gpu_speedup": round(ratio, 3)})
+            rows[v] = row
+        out[device] = rows
     return out

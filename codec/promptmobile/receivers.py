@@ -13,7 +13,9 @@ Every variant takes the options ``lowres``, ``kv_cache``, ``threshold`` (relativ
 below which a frame may reuse a reference frame's deep features; 0 = never), ``full_every``
 (0: as few full frames as the threshold allows; F: ``ceil(N / F)`` reference frames per segment
 placed to minimise the prompt change, frames beyond the threshold still run in full),
-``depth`` (shallow levels recomputed by a reusing frame) and ``upsampler`` (weights file). So
+``depth`` (shallow levels recomputed by a reusing frame), ``upsampler`` (weights file) and ``stitch``
+(k > 1: two-stage generation with k x k low-resolution frames generated as one canvas,
+:mod:`.stitching`; without the caches, so ``promptmobile-lowres:stitch=2``). So
 ``promptmobile:threshold=0`` is two-stage generation with lossless caching only, and
 ``promptmobile:full_every=0,threshold=0.2`` is pure threshold-driven reuse. The default lossy
 setting (``full_every=5``, ``threshold=1.0``) fixes the compute per segment, so decode time is
@@ -88,6 +90,8 @@ class PromptMobileReceiver(Receiver):
         reference frames per segment (fixed budget), see :func:`~codec.promptmobile.caching.plan_reuse`.
     :param depth: shallow levels a reusing frame recomputes (1 .. levels - 1).
     :param upsampler: upsampler weights file (default: the committed ``codec/data/upsampler-x2.pt``).
+    :param stitch: 1: off; k > 1: generate the low-resolution frames k x k to a canvas
+        (:mod:`~codec.promptmobile.stitching`); needs ``lowres`` and no caches (not implemented together).
     """
 
     def __init__(
@@ -100,8 +104,14 @@ class PromptMobileReceiver(Receiver):
         full_every: int = DEFAULT_FULL_EVERY,
         depth: int = 1,
         upsampler: str | None = None,
+        stitch: int = 1,
     ):
         super().__init__(generator)
+        if stitch < 1:
+            raise ValueError(f"stitch must be >= 1, got {stitch}")
+        if stitch > 1 and (not lowres or kv_cache or threshold > 0):
+            raise ValueError("stitch > 1 needs lowres=True, kv_cache=False and threshold=0 (stitching with the "
+                             "caches is not implemented)")
         if threshold < 0:
             raise ValueError(f"threshold must be >= 0, got {threshold}")
         if full_every < 0:
@@ -111,6 +121,7 @@ class PromptMobileReceiver(Receiver):
             raise ValueError(f"depth must be in 1..{levels - 1} for this UNet, got {depth}")
         self.lowres, self.kv_cache = bool(lowres), bool(kv_cache)
         self.threshold, self.full_every, self.depth = float(threshold), int(full_every), int(depth)
+        self.stitch = int(stitch)
         self.runner = SegmentUNet(generator.unet) if (self.kv_cache or self.threshold > 0) else None
         self.two_stage: TwoStage | None = None
         if self.lowres:
@@ -153,6 +164,14 @@ class PromptMobileReceiver(Receiver):
         if tuple(z.shape[1:]) != expected:
             raise ValueError(f"{self.name}: start latent must be (1, {', '.join(map(str, expected))}), "
                              f"got {tuple(z.shape)}")
+        if self.stitch > 1:
+            from codec.promptmobile.stitching import stitched_eps
+
+            self.last_plan = None
+            sigma = cfg.sigma
+            x_in = z * math.sqrt(1.0 + sigma**2)
+            eps = stitched_eps(gen, x_in * cfg.c_in, seg.prompts().to(gen.device, gen.dtype), self.stitch)
+            return x_in - sigma * eps
         if self.runner is None:
             self.last_plan = None
             return gen.generate_latents(seg.prompts(), z)
@@ -188,9 +207,10 @@ class LowResReceiver(PromptMobileReceiver):
     """Two-stage generation only (no caches)."""
 
     def __init__(self, generator: PromptusGenerator, *, lowres: bool = True, kv_cache: bool = False,
-                 threshold: float = 0.0, full_every: int = 0, depth: int = 1, upsampler: str | None = None):
+                 threshold: float = 0.0, full_every: int = 0, depth: int = 1, upsampler: str | None = None,
+                 stitch: int = 1):
         super().__init__(generator, lowres=lowres, kv_cache=kv_cache, threshold=threshold,
-                         full_every=full_every, depth=depth, upsampler=upsampler)
+                         full_every=full_every, depth=depth, upsampler=upsampler, stitch=stitch)
 
 
 @register_receiver("promptmobile-lossless")
