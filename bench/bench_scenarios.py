@@ -31,7 +31,8 @@ from abr.io import write_text_atomic  # noqa: E402
 #: Policies compared on every scenario; decode-aware variants are one entry each, e.g.
 #: ``"robustmpc:decode_aware=1"``, ``"mpc:decode_aware=1"``, ``"bola:decode_aware=1"``.
 POLICIES: tuple[str, ...] = (
-    "bba", "bola", "rate", "dynamic", "mpc", "robustmpc", "bola:decode_aware=1", "robustmpc:decode_aware=1", "oracle",
+    "bba", "bola", "rate", "dynamic", "mpc", "robustmpc", "bola:decode_aware=1", "mpc:decode_aware=1",
+    "robustmpc:decode_aware=1", "oracle",
 )
 #: The reference every interval is taken against.
 REFERENCE = "robustmpc"
@@ -118,6 +119,9 @@ def summarize(frames: dict[str, object], scenario: str, qoe: str) -> tuple[list[
                      f"largest per-session excess of a policy over the oracle: {max(excess, 0.0):.4f}")  # fmt: skip
     stalling = [r["policy"] for r in rows if r["policy"] in heur and r["stall_ratio"] > 1e-3]
     notes.append(f"heuristics with stall ratio > 0.1%: {', '.join(stalling) if stalling else 'none'}")
+    n = len(frames[REFERENCE])
+    notes.append("sessions with a stall (> 10 ms), of " + str(n) + ": "
+                 + ", ".join(f"{r['policy']} {round(r['stalled_sessions'] * n)}" for r in rows))  # fmt: skip
     return rows, notes
 
 
@@ -144,6 +148,46 @@ def _markdown(rows: list[dict], notes: dict, sessions: int) -> str:
     return "\n".join(out)
 
 
+def readme_tables(paths: list[Path]) -> str:
+    """The README's two summary tables (all policies; decode-aware against unaware) from result CSVs."""
+    import pandas as pd
+
+    df = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    by = {(r.scenario, r.qoe, r.policy): r for r in df.itertuples()}
+    keys = list(dict.fromkeys(zip(df.scenario, df.qoe)))
+    keys.sort(key=lambda k: (k[1] != QOES[0], k[1]))  # calibrated first, scenario order kept
+
+    def ci(r, k):
+        return f"{getattr(r, k):+.4f} [{getattr(r, k + '_lo'):+.4f}, {getattr(r, k + '_hi'):+.4f}]"
+
+    heur = ("bba", "bola", "rate", "dynamic", "mpc")
+    out = ["| scenario | QoE | sessions | RobustMPC mean (p10) | BBA / BOLA / rate / dynamic / MPC minus RobustMPC "
+           "| oracle minus best heuristic [95%] | stall ratio of the heuristics (most) | sessions stalled, best "
+           "heuristic / oracle | startup, oracle / RobustMPC |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for sc, qoe in keys:
+        ref, orc = by[(sc, qoe, REFERENCE)], by[(sc, qoe, "oracle")]
+        best = by[(sc, qoe, ref.best_heuristic)]
+        stalls = df[(df.scenario == sc) & (df.qoe == qoe) & (df.policy != "oracle")]
+        worst = stalls.loc[stalls.stall_ratio.idxmax()]
+        out.append(
+            f"| `{sc}` | `{qoe}` | {ref.sessions} | {ref.qoe_mean:.4f} ({ref.qoe_p10:.4f}) | "
+            + " / ".join(f"{by[(sc, qoe, h)].d_mean:+.4f}" for h in heur)
+            + f" | {ci(ref, 'oracle_gap')} ({ref.best_heuristic}) | {100 * stalls.stall_ratio.min():.2f}-"
+            f"{100 * worst.stall_ratio:.2f}% ({worst.policy}) | {round(best.stalled_sessions * best.sessions)} / "
+            f"{round(orc.stalled_sessions * orc.sessions)} | {orc.startup_s:.2f} / {ref.startup_s:.2f} s |"
+        )  # fmt: skip
+    out += ["", "| scenario | QoE | RobustMPC mean | decode-aware RobustMPC mean | aware minus unaware, mean [95%] "
+            "| p10 [95%] | decode-aware BOLA minus BOLA, mean | startup, unaware / aware | largest policy excess "
+            "over the oracle |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for sc, qoe in keys:
+        ref, aw = by[(sc, qoe, REFERENCE)], by[(sc, qoe, "robustmpc:decode_aware=1")]
+        bola, bola_aw = by[(sc, qoe, "bola")], by[(sc, qoe, "bola:decode_aware=1")]
+        out.append(f"| `{sc}` | `{qoe}` | {ref.qoe_mean:.4f} | {aw.qoe_mean:.4f} | {ci(aw, 'd_mean')} | "
+                   f"{ci(aw, 'd_p10')} | {bola_aw.qoe_mean - bola.qoe_mean:+.4f} | {ref.startup_s:.2f} / "
+                   f"{aw.startup_s:.2f} s | {ref.oracle_max_excess:.4f} |")  # fmt: skip
+    return "\n".join(out)
+
+
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     from sim.scenarios import SCENARIOS
@@ -156,7 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=Path("/tmp/promptabr-bench-scenarios"), help="per-cell results")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scenarios", help="OUT.csv and OUT.md")
+    ap.add_argument("--readme", nargs="+", type=Path, metavar="CSV",
+                    help="only print the README's summary tables from these result CSVs")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.readme:
+        print(readme_tables(args.readme))
+        return 0
     import pandas as pd
 
     scenarios = args.scenario or list(SCENARIOS)
