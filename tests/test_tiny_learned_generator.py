@@ -41,4 +41,4 @@ def test_learned_generator_represents_a_held_out_frame():
     x = torch.from_numpy(clip[10:11]).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
     res = rank_sweep(gen, x, ranks=(8,), iters=40)
     grey = float(10 * np.log10(4.0 / float(x.square().mean())))
-    assert res[8][0] > grey + 1.5
+    assert res["psnr_db"][8][0] > grey + 1.5

@@ -41,7 +41,7 @@ from abr.flags import add_progress_flag
 from abr.io import sha256_file
 from codec.promptus.generator import CONFIG_NAME, SD_TURBO, PromptusGenerator
 
-__all__ = ["TrainConfig", "TINY_LEARNED", "load_tiny_learned", "load_clip", "train", "rank_sweep",
+__all__ = ["TrainConfig", "TINY_LEARNED", "SCHEDULES", "load_tiny_learned", "load_clip", "train", "rank_sweep",
            "interpolation_vs_independent"]
 
 #: Where the shipped model lives.
@@ -187,12 +187,13 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     return (10 * torch.log10(4.0 / mse)).double().cpu().numpy()
 
 
-def _fit(receiver, targets, prev, z_start, rank: int, iters: int, key: int):
+def _fit(receiver, targets, prev, z_start, rank: int, iters: int, key: int, init=None):
     from codec.promptus.fit import FitConfig, LossConfig, PromptLoss, _init_factors, fit_segment
 
     cfg = FitConfig(rank=rank, interval=len(targets), iters=iters, patience=20,
                     loss=LossConfig(mse=1.0, perceptual=0.0, l1_prompt=0.0))
-    init = _init_factors(cfg, receiver.generator.config.prompt_shape, key, receiver.generator.device)
+    if init is None:
+        init = _init_factors(cfg, receiver.generator.config.prompt_shape, key, receiver.generator.device)
     q, _, _ = fit_segment(receiver, targets, prev, z_start, cfg, init=init, iters=iters, patience=20,
                           loss_fn=PromptLoss(cfg.loss))
     return q.factors()
@@ -205,28 +206,50 @@ def _play(receiver, prev, nxt, length: int, z_start) -> torch.Tensor:
     return receiver(Segment(prev, nxt, length, z_start))[0]
 
 
-def rank_sweep(gen: PromptusGenerator, frames: torch.Tensor, ranks=(1, 2, 4, 8), iters: int = 150) -> dict:
-    """PSNR of each frame fitted alone (a frame-0 segment, MSE loss) at each rank; frames ``(n, 3, H, W)``."""
+#: Rank schedules of :func:`rank_sweep`.
+SCHEDULES = ("independent", "nested", "control")
+
+
+def rank_sweep(gen: PromptusGenerator, frames: torch.Tensor, ranks=(1, 2, 4, 8), iters: int = 150,
+               schedule: str = "independent", scorer=None) -> dict:
+    """Quality of each frame fitted alone (a frame-0 segment, MSE loss, ``iters`` steps per rank) at each rank.
+
+    ``schedule``: ``independent`` fits every rank from the reference's uniform initialisation; ``nested``
+    starts rank ``ranks[k]`` from rank ``ranks[k-1]``'s solution (:func:`~codec.promptus.fit.grow_rank`),
+    so rank ``ranks[k]`` has had ``(k + 1) iters`` steps in all; ``control`` is the nested chain with the
+    rank held at ``ranks[0]`` (same steps, same restarts): the difference nested - control is what rank
+    buys beyond the extra steps. Frames ``(n, 3, H, W)`` in [-1, 1]. Returns ``{"psnr_db": {rank: [per
+    frame]}, "lpips": {...}}`` (LPIPS with ``scorer``, a :class:`~codec.promptus.pipeline.FrameScorer`, if given).
+    """
+    from codec.promptus.fit import grow_rank
     from codec.promptus.receiver import get_receiver
 
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     rec = get_receiver("promptus:noise=numpy", gen)
     noise = rec.noise(88)
-    out = {}
-    for r in ranks:
-        psnr = []
-        for i in range(len(frames)):
-            x = frames[i : i + 1]
-            z = rec.start_latent(rec.initial_latent(x), noise)
-            fac = _fit(rec, x, None, z, r, iters, key=i)
-            psnr.append(float(_psnr(_play(rec, None, fac, 1, z), x)[0]))
-        out[r] = psnr
-    return out
+    psnr: dict[int, list[float]] = {r: [] for r in ranks}
+    lp: dict[int, list[float]] = {r: [] for r in ranks}
+    for i in range(len(frames)):
+        x = frames[i : i + 1]
+        z = rec.start_latent(rec.initial_latent(x), noise)
+        fac = None
+        for r in ranks:
+            fit_rank = ranks[0] if schedule == "control" else r
+            init = None if fac is None or schedule == "independent" else grow_rank(fac, fit_rank, seed=i)
+            fac = _fit(rec, x, None, z, fit_rank, iters, key=i, init=init)
+            y = _play(rec, None, fac, 1, z)
+            psnr[r].append(float(_psnr(y, x)[0]))
+            if scorer is not None:
+                lp[r].append(float(scorer.tensors(y.clamp(-1, 1), x)[0]))
+    return {"psnr_db": psnr, "lpips": lp if scorer is not None else {}}
 
 
 def interpolation_vs_independent(gen: PromptusGenerator, frames: torch.Tensor, rank: int = 4,
-                                 iters: int = 150) -> dict:
+                                 iters: int = 150, scorer=None) -> dict:
     """One segment ``frames[0..N]``: keyframe N fitted over the whole interpolated segment (the codec's
-    interpolation-aware fit) vs fitted to frame N alone; same keyframes, same bytes. PSNR of frames 1..N."""
+    interpolation-aware fit) vs fitted to frame N alone; same keyframes, same bytes. PSNR (and LPIPS with
+    ``scorer``) of frames 1..N as played."""
     from codec.promptus.receiver import Segment, get_receiver
 
     rec = get_receiver("promptus:noise=numpy", gen)
@@ -241,9 +264,13 @@ def interpolation_vs_independent(gen: PromptusGenerator, frames: torch.Tensor, r
     seg = frames[1:]
     aware = _fit(rec, seg, k0, z1, rank, iters, key=1)
     alone = _fit(rec, seg[-1:], None, z1, rank, iters, key=1)
-    return {"segment_frames": n, "rank": rank,
-            "psnr_interpolation_aware": _psnr(_play(rec, k0, aware, n, z1), seg).tolist(),
-            "psnr_independent": _psnr(_play(rec, k0, alone, n, z1), seg).tolist()}
+    out = {"segment_frames": n, "rank": rank}
+    for name, fac in (("interpolation_aware", aware), ("independent", alone)):
+        y = _play(rec, k0, fac, n, z1)
+        out[f"psnr_{name}"] = _psnr(y, seg).tolist()
+        if scorer is not None:
+            out[f"lpips_{name}"] = scorer.tensors(y.clamp(-1, 1), seg).tolist()
+    return out
 
 
 @cli_main
