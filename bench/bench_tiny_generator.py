@@ -13,6 +13,7 @@ patches) and PSNR at 32x32. Writes ``bench/results/tiny_generator.json``:
   ``independent`` (every rank from the reference's uniform initialisation), ``nested`` (rank r+1 from
   rank r's solution, so rank r has had r x iters steps) and ``control`` (the nested chain at rank 1:
   same steps, no extra rank);
+- ``--lpips-weight W`` fits with MSE + W x that LPIPS instead (``tiny_generator_lpips_loss.json``);
 - ``interpolation``: a 10-frame segment after keyframe 0 at rank 4; keyframe 10 fitted over all
   interpolated frames (the codec's interpolation-aware fit) vs to frame 10 alone. Same keyframes,
   same bytes; quality of frames 1..10 as played.
@@ -55,8 +56,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--iters", type=int, default=100, help="fitting steps per keyframe and rank")
     ap.add_argument("--model", type=Path, default=TINY_LEARNED, help="tiny generator folder")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "tiny_generator.json")
+    ap.add_argument("--lpips-weight", type=float, default=0.0,
+                    help="fitting loss = MSE + this x LPIPS (the measured one); default 0: MSE only")
+    ap.add_argument("--schedules", default=",".join(SCHEDULES), help="rank schedules to run (default: all)")
+    ap.add_argument("--out", type=Path, help="results file (default bench/results/tiny_generator.json, "
+                                             "tiny_generator_lpips_loss.json with --lpips-weight)")
     args = ap.parse_args(argv)
+    if args.out is None:
+        name = "tiny_generator_lpips_loss.json" if args.lpips_weight > 0 else "tiny_generator.json"
+        args.out = ROOT / "bench" / "results" / name
+    schedules = [s for s in args.schedules.split(",") if s]
+    if not set(schedules) <= set(SCHEDULES) or not args.lpips_weight >= 0:
+        ap.error(f"--schedules takes {','.join(SCHEDULES)}; --lpips-weight must be >= 0")
     torch.set_num_threads(1)
     gen = load_tiny_learned(args.model)
     scorer = FrameScorer("alex", None)
@@ -66,18 +77,21 @@ def main(argv: list[str] | None = None) -> int:
     ranks = tuple(range(1, 9))
     t0 = time.time()
     sweeps = {}
-    for sched in SCHEDULES:
-        res = rank_sweep(gen, x[[0, 10, 20]], ranks=ranks, iters=args.iters, schedule=sched, scorer=scorer)
+    for sched in schedules:
+        res = rank_sweep(gen, x[[0, 10, 20]], ranks=ranks, iters=args.iters, schedule=sched, scorer=scorer,
+                         lpips_weight=args.lpips_weight)
         sweeps[sched] = {"psnr_db": {str(r): v for r, v in res["psnr_db"].items()},
                          "lpips": {str(r): v for r, v in res["lpips"].items()},
                          "mean_psnr_db": _means(res["psnr_db"]), "mean_lpips": _means(res["lpips"])}
         print(sched, json.dumps(sweeps[sched]["mean_lpips"]), flush=True)
-    inter = interpolation_vs_independent(gen, x[:11], rank=4, iters=args.iters, scorer=scorer)
+    inter = interpolation_vs_independent(gen, x[:11], rank=4, iters=args.iters, scorer=scorer,
+                                         lpips_weight=args.lpips_weight)
     grey = float((10 * torch.log10(4.0 / x[[0, 10, 20]].square().mean(dim=(1, 2, 3)))).mean())
     flat = torch.zeros_like(x[[0, 10, 20]])
     res = {
         "label": "tiny learned generator (codec/data/tiny-generator), not Promptus/SD-Turbo quality",
         "held_out_clip": HELD_OUT, "resolution": side, "iters": args.iters, "frames": [0, 10, 20],
+        "fitting_loss": f"MSE + {args.lpips_weight:g} x LPIPS" if args.lpips_weight > 0 else "MSE",
         "quality_metric": scorer.name,
         "rank_sweep": sweeps,
         "flat_grey_psnr_db": round(grey, 2),

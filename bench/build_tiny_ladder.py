@@ -1,9 +1,9 @@
 """Build the shipped measured rank ladder of the tiny learned generator (``codec/data/tiny-ladder``).
 
-    nice -n 10 python bench/build_tiny_ladder.py [--iters 40] [--work out/tiny-ladder-work]
+    nice -n 10 python bench/build_tiny_ladder.py [--iters 20] [--work out/tiny-ladder-work]
 
-Encodes the held-out clip ``../shared/data/videos/carphone_pristine.mp4`` (120 frames, 29.97 fps, centre
-square at 32x32) with ``codec.encode`` through ``codec/data/tiny-generator`` at ranks 1..8, keyframe
+Encodes the first ``--max-frames`` frames of the held-out clip ``../shared/data/videos/carphone_pristine.mp4``
+(29.97 fps, centre square at 32x32) with ``codec.encode`` through ``codec/data/tiny-generator`` at ranks 1..8, keyframe
 interval 10, nested ranks (rank r+1 starts from rank r's keyframes), the ``reference`` preset with its
 perceptual term off (0.8 MSE + 0.1 prompt L1), ``--iters`` iterations per keyframe (``--iters-first``
 for rank 1's frame 0), 1-s chunks. Every byte of every stream is counted in the ladder and every chunk's
@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     from codec.promptus.train_tiny import HELD_OUT, TINY_LEARNED, VIDEOS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--iters", type=int, default=40, help="iterations per keyframe and rank (default 40)")
-    ap.add_argument("--iters-first", type=int, default=200, help="iterations for rank 1's frame 0 (default 200)")
+    ap.add_argument("--iters", type=int, default=20, help="iterations per keyframe and rank (default 20, as shipped)")
+    ap.add_argument("--iters-first", type=int, default=100, help="iterations for rank 1's frame 0 (default 100)")
+    ap.add_argument("--max-frames", type=int, default=60, help="frames of the clip to encode (default 60: 2 chunks)")
     ap.add_argument("--work", type=Path, default=ROOT / "out" / "tiny-ladder-work", help="encode folder")
     ap.add_argument("--out", type=Path, default=ROOT / "codec" / "data" / "tiny-ladder", help="package folder")
     args = ap.parse_args(argv)
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     rc = encode([str(VIDEOS / HELD_OUT), "--model", str(TINY_LEARNED), "--ranks", "1,2,3,4,5,6,7,8",
                  "--interval", "10", "--nested", "--preset", "reference", "--perceptual", "off",
                  "--iters", str(args.iters), "--iters-first", str(args.iters_first), "--chunk-s", "1",
+                 "--max-frames", str(args.max_frames),
                  "--lpips", "alex", "--device", "cpu", "--quiet", "--out", str(args.work)])
     if rc:
         return rc

@@ -280,21 +280,24 @@ class FrameScorer:
         return f"lpips-{self.net}" + (f" ({up}x{up} frames upsampled bilinearly to {LPIPS_MIN_SIDE}x"
                                       f"{LPIPS_MIN_SIDE})" if up else "")
 
+    def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Differentiable LPIPS ``(N,)`` of float frames ``(N, 3, H, W)`` in [-1, 1], upsampled when small."""
+        assert self.model is not None
+        side = min(x.shape[-2:])
+        if side < LPIPS_MIN_SIDE:
+            self.upsampled_from = int(side)
+            size = (LPIPS_MIN_SIDE * x.shape[-2] // side, LPIPS_MIN_SIDE * x.shape[-1] // side)
+            x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
+            y = torch.nn.functional.interpolate(y, size=size, mode="bilinear", align_corners=False)
+        return self.model(x, y)
+
     @torch.no_grad()
     def tensors(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 16) -> np.ndarray:
-        """LPIPS of float frames ``(N, 3, H, W)`` in [-1, 1] (upsampled when small), float64 ``(N,)``."""
+        """:meth:`distance` in batches, float64 ``(N,)``."""
         assert self.model is not None
         dev = next(self.model.parameters()).device
-        side = min(x.shape[-2:])
-        out = []
-        for i in range(0, x.shape[0], batch_size):
-            a, b = x[i : i + batch_size].to(dev, torch.float32), y[i : i + batch_size].to(dev, torch.float32)
-            if side < LPIPS_MIN_SIDE:
-                self.upsampled_from = int(side)
-                size = (LPIPS_MIN_SIDE * x.shape[-2] // side, LPIPS_MIN_SIDE * x.shape[-1] // side)
-                a = torch.nn.functional.interpolate(a, size=size, mode="bilinear", align_corners=False)
-                b = torch.nn.functional.interpolate(b, size=size, mode="bilinear", align_corners=False)
-            out.append(self.model(a, b).double().cpu())
+        out = [self.distance(x[i : i + batch_size].to(dev, torch.float32), y[i : i + batch_size].to(dev, torch.float32))
+               .double().cpu() for i in range(0, x.shape[0], batch_size)]
         return torch.cat(out).numpy()
 
     def __call__(self, ref: np.ndarray, dist: np.ndarray) -> np.ndarray:
