@@ -145,8 +145,9 @@ class FitConfig:
         ``worst_extra`` more on the previous iteration's worst frame; iteration 0 has no extra steps).
     :param quantizer: ``range`` (:func:`~codec.promptus.quant.fake_quant`, the current tensor's range) or
         ``running`` (official :class:`~codec.promptus.quant.RunningQuant`, a range that only grows).
-    :param first_latent: ``uint8`` (frame 0's anchor latent is fitted as the stream carries it) or
-        ``float32`` (official: the encoder anchors on the unquantized latent).
+    :param first_latent: ``uint8`` (frame 0's anchor latent, quantized, in an ``L`` record) or ``float32``
+        (official: the unquantized latent, in an ``F`` record, 4 bytes per element); either way the encoder
+        anchors on exactly what the stream carries.
     :param precision: ``fp32``; ``fp16`` (fp16 compute, fp32 master factors, dynamic loss scaling);
         ``bf16`` (bf16 compute, fp32 master factors, no scaling needed); ``fp16-noscale`` (the official
         code: autocast fp16 without a GradScaler, whose small gradients underflow to zero).
@@ -241,13 +242,17 @@ class KeyframeFit:
 
 @dataclass(frozen=True, eq=False)
 class VideoFit:
-    """All keyframes of one rank, plus frame 0's side information and summary figures."""
+    """All keyframes of one rank, plus frame 0's side information and summary figures.
+
+    ``first_latent`` is uint8 with ``first_latent_q``, or float32 with ``first_latent_q = None`` when
+    ``config.first_latent == "float32"`` (the stream then carries it as a float32 record, like upstream).
+    """
 
     config: FitConfig
     receiver: str
     n_frames: int
     first_latent: np.ndarray
-    first_latent_q: QParams
+    first_latent_q: QParams | None
     keyframes: tuple[KeyframeFit, ...]
 
     @property
@@ -661,10 +666,12 @@ def fit_video(
 
     with torch.no_grad():
         z0 = receiver.initial_latent(_as_float(x[:1]).to(gen.device))
-    q0, q0p = quantize_latent(z0)
-    # official: anchor frame 0 on the float32 latent. Our bitstream still carries it as uint8 (a float32
-    # latent record is a bitstream change), so a decoder's frame-0 anchor differs by <= scale/2 x 0.05.
-    z_prev = z0.float() if cfg.first_latent == "float32" else dequantize_latent(q0, q0p, gen.device)
+    if cfg.first_latent == "float32":  # official: frame 0 anchors on the float32 latent, which the stream carries
+        q0, q0p = z0.detach().float().cpu().numpy(), None
+        z_prev = z0.float()
+    else:
+        q0, q0p = quantize_latent(z0)
+        z_prev = dequantize_latent(q0, q0p, gen.device)
     noise = receiver.noise(cfg.noise_seed)
     prev: Factors | None = None
     fits: list[KeyframeFit] = []

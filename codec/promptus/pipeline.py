@@ -204,7 +204,9 @@ def decode_frames(
     if receiver is None or isinstance(receiver, str):
         receiver = get_receiver(receiver or stream.header.receiver, generator)
     dev = generator.device
-    z_prev = dequantize_latent(stream.latent.q, stream.latent.qp, dev)
+    lat = stream.latent
+    z_prev = (torch.from_numpy(np.array(lat.q, dtype=np.float32)).to(dev) if lat.qp is None
+              else dequantize_latent(lat.q, lat.qp, dev))
     if tuple(z_prev.shape) != tuple(receiver.latent_shape(1)):
         raise InputError(f"stream latent {tuple(z_prev.shape)} does not fit receiver {receiver.spec!r} "
                          f"({tuple(receiver.latent_shape(1))})", path=source)
