@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     grey = float((10 * torch.log10(4.0 / x[[0, 10, 20]].square().mean(dim=(1, 2, 3)))).mean())
     flat = torch.zeros_like(x[[0, 10, 20]])
     res = {
-        "label": "tiny learned generator (codec/data/tiny-generator), not Promptus/SD-Turbo quality",
+        "label": "tiny learned generator, not Promptus/SD-Turbo quality", "model": str(args.model),
         "held_out_clip": HELD_OUT, "resolution": side, "iters": args.iters, "frames": [0, 10, 20],
         "fitting_loss": f"MSE + {args.lpips_weight:g} x LPIPS" if args.lpips_weight > 0 else "MSE",
         "quality_metric": scorer.name,

@@ -85,3 +85,19 @@ def test_small_frames_are_upsampled_for_lpips():
     assert np.allclose(scorer(a, a), 0.0, atol=1e-6)
     # 64x64 and larger frames go to LPIPS as they are
     assert np.allclose(big, scorer.model.distance_frames(a.repeat(2, 1).repeat(2, 2), b.repeat(2, 1).repeat(2, 2)))
+
+
+def test_rank_dropout_encoder_makes_prompts_of_rank_at_most_r():
+    """``train_tiny --rank-dropout R``: the training encoder's prompt keeps only the first r components."""
+    from codec.promptus.train_tiny import _RankedPromptEncoder
+
+    torch.manual_seed(0)
+    enc = _RankedPromptEncoder(side=32, L=77, D=32, R=8)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    for r in (1, 3, 8):
+        c = enc(x, r)
+        assert c.shape == (2, 77, 32)
+        assert all(int(torch.linalg.matrix_rank(c[i])) == r for i in range(2))
+    # the first r components are shared: rank r's prompt is rank r+1's minus one component
+    d = enc(x, 4) - enc(x, 3)
+    assert int(torch.linalg.matrix_rank(d[0])) == 1

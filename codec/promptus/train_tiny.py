@@ -61,6 +61,11 @@ class TrainConfig:
     :param timestep: the single UNet timestep.
     :param minutes: wall-clock training budget; ``batch``: frames per step; ``lr``: AdamW rate.
     :param seed: torch seed of weights and batches; ``noise_seed``: NumPy seed of the start noise.
+    :param rank_dropout: 0, or R: the encoder's prompt is a rank-R product ``A B`` (``A``: R coefficients
+        per token, ``B``: a learned R x D basis), and each step keeps only the first r ~ U{1..R} coefficients
+        (nested dropout), so the generator learns prompts whose first components matter most: rank buys
+        detail by construction of the training.
+    :param init_from: model folder to start the UNet and decoder from (None: random weights).
     """
 
     side: int = 32
@@ -75,6 +80,8 @@ class TrainConfig:
     seed: int = 0
     noise_seed: int = 88
     clips: tuple[str, ...] = TRAIN_CLIPS
+    rank_dropout: int = 0
+    init_from: str | None = None
 
 
 def load_clip(name: str, side: int = 64, max_frames: int | None = None, folder: Path = VIDEOS) -> np.ndarray:
@@ -99,6 +106,30 @@ def _build(cfg: TrainConfig) -> PromptusGenerator:
     gcfg = replace(SD_TURBO, name="tiny-learned", prompt_len=cfg.prompt_len, prompt_dim=cfg.prompt_dim,
                    sample_size=cfg.side // 8, timestep=cfg.timestep)
     return PromptusGenerator(unet, vae, gcfg)
+
+
+class _RankedPromptEncoder(torch.nn.Module):
+    """Frame -> rank-R prompt ``A B / sqrt(R)`` (training only): per 4x4 patch token R coefficients (a linear map
+    of its pixels plus a learned position), the other tokens learned coefficients; ``B`` a learned R x D basis.
+    ``forward(x, r)`` zeroes coefficients r+1..R (nested dropout): the prompt has rank <= r."""
+
+    def __init__(self, side: int, L: int, D: int, R: int, patch: int = 4):
+        super().__init__()
+        self.patch, self.R = patch, R
+        n = (side // patch) ** 2
+        if n > L:
+            raise ValueError(f"{n} patches do not fit in {L} prompt tokens")
+        self.embed = torch.nn.Linear(3 * patch * patch, R)
+        self.pos = torch.nn.Parameter(torch.randn(n, R) * 0.1)
+        self.rest = torch.nn.Parameter(torch.randn(L - n, R) * 0.1)
+        self.basis = torch.nn.Parameter(torch.randn(R, D))
+
+    def forward(self, x: torch.Tensor, r: int | None = None) -> torch.Tensor:
+        p = torch.nn.functional.unfold(x, self.patch, stride=self.patch).transpose(1, 2)
+        a = torch.cat([self.embed(p) + self.pos, self.rest.expand(x.shape[0], -1, -1)], dim=1)  # (B, L, R)
+        if r is not None and r < self.R:
+            a = torch.cat([a[..., :r], torch.zeros_like(a[..., r:])], dim=-1)
+        return a @ self.basis / self.R**0.5
 
 
 class _PromptEncoder(torch.nn.Module):
@@ -129,10 +160,16 @@ def train(cfg: TrainConfig, out: Path, *, progress: bool = True) -> dict:
     frames = np.concatenate([load_clip(c, cfg.side) for c in cfg.clips])
     x_all = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
     gen = _build(cfg)
+    if cfg.init_from:
+        start = load_tiny_learned(cfg.init_from)
+        gen.unet.load_state_dict(start.unet.state_dict())
+        gen.vae.load_state_dict(start.vae.state_dict())
     gen.unet.requires_grad_(True)
     gen.vae.decoder.requires_grad_(True)
     gen.train()
-    enc = _PromptEncoder(cfg.side, cfg.prompt_len, cfg.prompt_dim)
+    R = cfg.rank_dropout
+    enc = (_RankedPromptEncoder(cfg.side, cfg.prompt_len, cfg.prompt_dim, R) if R
+           else _PromptEncoder(cfg.side, cfg.prompt_len, cfg.prompt_dim))
     params = [*gen.unet.parameters(), *gen.vae.decoder.parameters(), *enc.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
     noise = gen.noise(cfg.noise_seed, kind="numpy")
@@ -146,7 +183,8 @@ def train(cfg: TrainConfig, out: Path, *, progress: bool = True) -> dict:
         if torch.rand((), generator=g) < 0.5:
             x = x.flip(-1)
         z = 0.95 * noise + 0.05 * torch.randn((cfg.batch, *noise.shape[1:]), generator=g)
-        frames_hat, _ = gen(enc(x), z, clamp=False)
+        c = enc(x, int(torch.randint(1, R + 1, (), generator=g))) if R else enc(x)
+        frames_hat, _ = gen(c, z, clamp=False)
         loss = (frames_hat - x).square().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -301,15 +339,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=d.batch, help=f"frames per step (default {d.batch})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"AdamW learning rate (default {d.lr})")
     p.add_argument("--seed", type=int, default=d.seed, help="torch seed")
+    p.add_argument("--rank-dropout", type=int, default=0, metavar="R",
+                   help="train on rank-R prompts with nested dropout over their components (0: off, default)")
+    p.add_argument("--init-from", type=Path, help="model folder to start the UNet and decoder from")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--out", type=Path, default=TINY_LEARNED, help="model folder to write")
     add_progress_flag(p, dest="quiet")
     args = p.parse_args(argv)
-    if not (args.minutes > 0 and args.batch >= 1 and args.lr > 0):
-        raise InputError("--minutes and --lr must be > 0 and --batch >= 1")
+    if not (args.minutes > 0 and args.batch >= 1 and args.lr > 0 and 0 <= args.rank_dropout <= 32):
+        raise InputError("--minutes and --lr must be > 0, --batch >= 1 and --rank-dropout in 0..32")
     torch.set_num_threads(args.threads)
-    rec = train(replace(d, minutes=args.minutes, batch=args.batch, lr=args.lr, seed=args.seed), args.out,
-                progress=not args.quiet)
+    rec = train(replace(d, minutes=args.minutes, batch=args.batch, lr=args.lr, seed=args.seed,
+                        rank_dropout=args.rank_dropout, init_from=str(args.init_from) if args.init_from else None),
+                args.out, progress=not args.quiet)
     print(json.dumps({k: rec[k] for k in ("steps", "train_frames", "final_train_psnr_db")}))
     return 0
 
