@@ -58,16 +58,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, default=TINY_LEARNED, help="tiny generator folder")
     ap.add_argument("--lpips-weight", type=float, default=0.0,
                     help="fitting loss = MSE + this x LPIPS (the measured one); default 0: MSE only")
+    ap.add_argument("--mse-weight", type=float, default=1.0, help="weight of the MSE in the fitting loss (default 1)")
     ap.add_argument("--schedules", default=",".join(SCHEDULES), help="rank schedules to run (default: all)")
     ap.add_argument("--out", type=Path, help="results file (default bench/results/tiny_generator.json, "
                                              "tiny_generator_lpips_loss.json with --lpips-weight)")
     args = ap.parse_args(argv)
     if args.out is None:
-        name = "tiny_generator_lpips_loss.json" if args.lpips_weight > 0 else "tiny_generator.json"
+        name = ("tiny_generator_lpips_only.json" if args.mse_weight == 0 else "tiny_generator_lpips_loss.json"
+                if args.lpips_weight > 0 else "tiny_generator.json")
         args.out = ROOT / "bench" / "results" / name
     schedules = [s for s in args.schedules.split(",") if s]
-    if not set(schedules) <= set(SCHEDULES) or not args.lpips_weight >= 0:
-        ap.error(f"--schedules takes {','.join(SCHEDULES)}; --lpips-weight must be >= 0")
+    if not set(schedules) <= set(SCHEDULES) or not (args.lpips_weight >= 0 and args.mse_weight >= 0):
+        ap.error(f"--schedules takes {','.join(SCHEDULES)}; --lpips-weight and --mse-weight must be >= 0")
+    if not (args.lpips_weight > 0 or args.mse_weight > 0):
+        ap.error("the fitting loss needs a positive --mse-weight or --lpips-weight")
     torch.set_num_threads(1)
     gen = load_tiny_learned(args.model)
     scorer = FrameScorer("alex", None)
@@ -79,19 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     sweeps = {}
     for sched in schedules:
         res = rank_sweep(gen, x[[0, 10, 20]], ranks=ranks, iters=args.iters, schedule=sched, scorer=scorer,
-                         lpips_weight=args.lpips_weight)
+                         lpips_weight=args.lpips_weight, mse_weight=args.mse_weight)
         sweeps[sched] = {"psnr_db": {str(r): v for r, v in res["psnr_db"].items()},
                          "lpips": {str(r): v for r, v in res["lpips"].items()},
                          "mean_psnr_db": _means(res["psnr_db"]), "mean_lpips": _means(res["lpips"])}
         print(sched, json.dumps(sweeps[sched]["mean_lpips"]), flush=True)
     inter = interpolation_vs_independent(gen, x[:11], rank=4, iters=args.iters, scorer=scorer,
-                                         lpips_weight=args.lpips_weight)
+                                         lpips_weight=args.lpips_weight, mse_weight=args.mse_weight)
     grey = float((10 * torch.log10(4.0 / x[[0, 10, 20]].square().mean(dim=(1, 2, 3)))).mean())
     flat = torch.zeros_like(x[[0, 10, 20]])
     res = {
         "label": "tiny learned generator, not Promptus/SD-Turbo quality", "model": str(args.model),
         "held_out_clip": HELD_OUT, "resolution": side, "iters": args.iters, "frames": [0, 10, 20],
-        "fitting_loss": f"MSE + {args.lpips_weight:g} x LPIPS" if args.lpips_weight > 0 else "MSE",
+        "fitting_loss": f"{args.mse_weight:g} x MSE + {args.lpips_weight:g} x LPIPS",
         "quality_metric": scorer.name,
         "rank_sweep": sweeps,
         "flat_grey_psnr_db": round(grey, 2),

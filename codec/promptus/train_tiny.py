@@ -237,12 +237,14 @@ class _ScorerNet(torch.nn.Module):
         return self.scorer.distance(x, y)
 
 
-def _fit(receiver, targets, prev, z_start, rank: int, iters: int, key: int, init=None, lpips_loss=None):
-    """``iters`` steps of MSE (plus ``lpips_loss = (weight, scorer)``: that weight times the scorer's LPIPS)."""
+def _fit(receiver, targets, prev, z_start, rank: int, iters: int, key: int, init=None, lpips_loss=None,
+         mse_weight: float = 1.0):
+    """``iters`` steps of ``mse_weight`` x MSE plus, with ``lpips_loss = (weight, scorer)``, that weight times
+    the scorer's LPIPS."""
     from codec.promptus.fit import FitConfig, LossConfig, PromptLoss, _init_factors, fit_segment
 
     w, scorer = lpips_loss if lpips_loss is not None else (0.0, None)
-    loss = LossConfig(mse=1.0, perceptual=w, perceptual_kind="lpips-alex", l1_prompt=0.0)
+    loss = LossConfig(mse=mse_weight, perceptual=w, perceptual_kind="lpips-alex", l1_prompt=0.0)
     cfg = FitConfig(rank=rank, interval=len(targets), iters=iters, patience=20, loss=loss)
     if init is None:
         init = _init_factors(cfg, receiver.generator.config.prompt_shape, key, receiver.generator.device)
@@ -264,7 +266,8 @@ SCHEDULES = ("independent", "nested", "control")
 
 
 def rank_sweep(gen: PromptusGenerator, frames: torch.Tensor, ranks=(1, 2, 4, 8), iters: int = 150,
-               schedule: str = "independent", scorer=None, lpips_weight: float = 0.0) -> dict:
+               schedule: str = "independent", scorer=None, lpips_weight: float = 0.0,
+               mse_weight: float = 1.0) -> dict:
     """Quality of each frame fitted alone (a frame-0 segment, MSE loss, ``iters`` steps per rank) at each rank.
 
     ``schedule``: ``independent`` fits every rank from the reference's uniform initialisation; ``nested``
@@ -273,7 +276,7 @@ def rank_sweep(gen: PromptusGenerator, frames: torch.Tensor, ranks=(1, 2, 4, 8),
     rank held at ``ranks[0]`` (same steps, same restarts): the difference nested - control is what rank
     buys beyond the extra steps. Frames ``(n, 3, H, W)`` in [-1, 1]. Returns ``{"psnr_db": {rank: [per
     frame]}, "lpips": {...}}`` (LPIPS with ``scorer``, a :class:`~codec.promptus.pipeline.FrameScorer`, if given).
-    The fitting loss is the MSE, plus ``lpips_weight`` times the scorer's LPIPS when that is positive.
+    The fitting loss is ``mse_weight`` x MSE plus ``lpips_weight`` x the scorer's LPIPS.
     """
     from codec.promptus.fit import grow_rank
     from codec.promptus.receiver import get_receiver
@@ -282,6 +285,8 @@ def rank_sweep(gen: PromptusGenerator, frames: torch.Tensor, ranks=(1, 2, 4, 8),
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     if lpips_weight > 0 and scorer is None:
         raise ValueError("lpips_weight > 0 needs a scorer")
+    if not (mse_weight > 0 or lpips_weight > 0):
+        raise ValueError("the fitting loss needs a positive MSE or LPIPS weight")
     rec = get_receiver("promptus:noise=numpy", gen)
     noise = rec.noise(88)
     psnr: dict[int, list[float]] = {r: [] for r in ranks}
@@ -293,7 +298,7 @@ def rank_sweep(gen: PromptusGenerator, frames: torch.Tensor, ranks=(1, 2, 4, 8),
         for r in ranks:
             fit_rank = ranks[0] if schedule == "control" else r
             init = None if fac is None or schedule == "independent" else grow_rank(fac, fit_rank, seed=i)
-            fac = _fit(rec, x, None, z, fit_rank, iters, key=i, init=init,
+            fac = _fit(rec, x, None, z, fit_rank, iters, key=i, init=init, mse_weight=mse_weight,
                        lpips_loss=(lpips_weight, scorer) if lpips_weight > 0 else None)
             y = _play(rec, None, fac, 1, z)
             psnr[r].append(float(_psnr(y, x)[0]))
@@ -303,7 +308,8 @@ def rank_sweep(gen: PromptusGenerator, frames: torch.Tensor, ranks=(1, 2, 4, 8),
 
 
 def interpolation_vs_independent(gen: PromptusGenerator, frames: torch.Tensor, rank: int = 4,
-                                 iters: int = 150, scorer=None, lpips_weight: float = 0.0) -> dict:
+                                 iters: int = 150, scorer=None, lpips_weight: float = 0.0,
+                                 mse_weight: float = 1.0) -> dict:
     """One segment ``frames[0..N]``: keyframe N fitted over the whole interpolated segment (the codec's
     interpolation-aware fit) vs fitted to frame N alone; same keyframes, same bytes. PSNR (and LPIPS with
     ``scorer``) of frames 1..N as played. Fitting loss as in :func:`rank_sweep`."""
@@ -315,13 +321,13 @@ def interpolation_vs_independent(gen: PromptusGenerator, frames: torch.Tensor, r
     x0 = frames[:1]
     z0 = rec.start_latent(rec.initial_latent(x0), noise)
     lp = (lpips_weight, scorer) if lpips_weight > 0 else None
-    k0 = _fit(rec, x0, None, z0, rank, iters, key=0, lpips_loss=lp)
+    k0 = _fit(rec, x0, None, z0, rank, iters, key=0, lpips_loss=lp, mse_weight=mse_weight)
     with torch.no_grad():
         _, lat = rec(Segment(None, k0, 1, z0))
     z1 = rec.start_latent(lat[-1:].detach(), noise)
     seg = frames[1:]
-    aware = _fit(rec, seg, k0, z1, rank, iters, key=1, lpips_loss=lp)
-    alone = _fit(rec, seg[-1:], None, z1, rank, iters, key=1, lpips_loss=lp)
+    aware = _fit(rec, seg, k0, z1, rank, iters, key=1, lpips_loss=lp, mse_weight=mse_weight)
+    alone = _fit(rec, seg[-1:], None, z1, rank, iters, key=1, lpips_loss=lp, mse_weight=mse_weight)
     out = {"segment_frames": n, "rank": rank}
     for name, fac in (("interpolation_aware", aware), ("independent", alone)):
         y = _play(rec, k0, fac, n, z1)
