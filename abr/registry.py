@@ -18,13 +18,25 @@ __all__ = ["DEFAULT_LADDER", "available_ladders", "embedded_ladder_file", "get_l
 DEFAULT_LADDER = "promptus-paper-model*4"
 
 
+#: Measured ladders shipped with their streams in another package: name -> (package, path in it).
+_PACKAGED = {
+    # rank 1..8 prompt streams of the held-out clip through the tiny learned generator (bench/build_tiny_ladder.py);
+    # labelled in its metadata: tiny generator, not Promptus quality
+    "tiny-promptus-measured": ("codec", "data/tiny-ladder/ladder.json"),
+}
+
+
 def _embedded() -> dict[str, Path]:
-    """Ladders shipped as package data (``abr/data/<name>.json``)."""
+    """Ladders shipped as package data (``abr/data/<name>.json``, and :data:`_PACKAGED` where present)."""
     root = resources.files("abr") / "data"
     out = {}
     for entry in root.iterdir():
         if entry.name.endswith(".json"):
             out[entry.name[: -len(".json")]] = Path(str(entry))
+    for name, (package, rel) in _PACKAGED.items():
+        path = Path(str(resources.files(package).joinpath(rel)))
+        if path.is_file():
+            out[name] = path
     return out
 
 

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-loss", type=float, help="stop a keyframe once its loss reaches this")
     p.add_argument("--derive", action="store_true",
                    help="fit only the highest rank; derive lower ranks by truncated SVD + short fine-tune")
+    p.add_argument("--nested", action="store_true",
+                   help="fit the ranks in ascending order, each from the previous rank's keyframes grown by one "
+                        "tiny component (--iters per keyframe, frame 0 included); excludes --derive")
     p.add_argument("--derive-iters", type=int, default=200, help="fine-tune iterations per derived keyframe")
     p.add_argument("--receiver", default="promptus", help="receiver to fit through (e.g. promptus, promptmobile-...)")
     p.add_argument("--fps", type=float, help="convert the video to this frame rate first")
@@ -127,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         fit = replace(fit, loss=loss, **over)
         options = EncodeOptions(
             ranks=args.ranks, interval=args.interval, fit=fit, derive=args.derive, derive_iters=args.derive_iters,
+            nested=args.nested,
             receiver=receiver, fps=args.fps, max_frames=args.max_frames, chunk_s=args.chunk_s,
             lpips_net=args.lpips, coder=args.coder, lpips_weights=args.lpips_weights, vgg_weights=args.vgg_weights,
         )

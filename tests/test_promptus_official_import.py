@@ -59,8 +59,8 @@ def test_import_keeps_codes_and_decodes_like_the_official_receiver(tmp_path):
         f2, _ = gen((deq[1][0] @ deq[1][1] / math.sqrt(3)).unsqueeze(0), 0.05 * z0 + 0.95 * noise)
     out = dict(decode_frames(s, gen, strict=False))
     want = ((f2[0].clamp(-1, 1) + 1) * 127.5).round().permute(1, 2, 0).numpy()
-    # the latent record is uint8: frame 0's anchor differs by <= half a step x 0.05
-    assert np.abs(out[1][1].astype(float) - want).max() <= 2
+    # the latent record is float32 (init.pth bit-exact): the frames agree up to float rounding
+    assert np.abs(out[1][1].astype(float) - want).max() <= 1
 
 
 def test_import_refuses_bad_files_with_one_line(tmp_path):

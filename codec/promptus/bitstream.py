@@ -13,7 +13,10 @@ Records, in this order:
     UTF-8), width u16, height u16, latent channels u8, latent height u16, latent width u16,
     prompt length u16, prompt width u16, nominal rank u16, interval u16, fps f64, noise seed u64,
     frame count u32, keyframe count u32.
-``L`` first-frame latent (once): shape 4 x u16, scale f32, zero point f32, coder u8, coded uint8 latent.
+``L`` first-frame latent (once): shape 4 x u16, scale f32, zero point f32, coder u8, coded uint8 latent;
+    or, in its place, ``F``: the float32 latent as the official code sends it (``init.pth``), shape
+    4 x u16, coder u8, coded little-endian float32 values. Readers before ``F`` existed stop at it with
+    "expected record 'L'"; streams with ``L`` are unchanged.
 ``K`` keyframe (one per keyframe, in frame order): frame u32, segment length u16, rank u16,
     U scale f32, U zero point f32, V scale f32, V zero point f32 (the 16 bytes of SPEC's payload),
     coder u8, coded bytes of ``U`` (L x r, row-major) followed by ``V`` (r x D).
@@ -70,6 +73,7 @@ _CRC = struct.Struct("<I")
 _HDR_FIXED = struct.Struct("<HHBHHHHHHdQII")
 _KF_FIXED = struct.Struct("<IHHffff")
 _LAT_FIXED = struct.Struct("<HHHHff")
+_LATF_FIXED = struct.Struct("<HHHH")
 #: Bounds of the header fields a reader accepts (a stream beyond them is refused before any
 #: allocation): frame side, latent and prompt elements, rank, frames, fps.
 LIMITS = {
@@ -116,10 +120,15 @@ class StreamHeader:
 
 @dataclass(frozen=True, eq=False)
 class LatentRecord:
-    """Frame 0's latent, uint8 ``(1, C, h, w)`` with its quantization parameters."""
+    """Frame 0's latent: uint8 ``(1, C, h, w)`` with its quantization parameters, or float32 with ``qp=None``
+    (record ``F``: the official code's float32 ``init.pth``, 4 bytes per element)."""
 
     q: np.ndarray
-    qp: QParams
+    qp: QParams | None
+
+    @property
+    def is_float32(self) -> bool:
+        return self.qp is None
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -204,10 +213,17 @@ def encode_stream(
     if len(keyframes) != header.n_keyframes:
         raise ValueError(f"header announces {header.n_keyframes} keyframes, got {len(keyframes)}")
     parts = [_record(b"H", _header_payload(header))]
-    q = np.ascontiguousarray(latent.q, dtype=np.uint8)
-    shape = tuple(q.shape) if q.ndim == 4 else (1, *q.shape)
-    parts.append(_record(b"L", _LAT_FIXED.pack(*shape, latent.qp.scale, latent.qp.zero_point)
-                         + _coded(q.tobytes(), coder, "latent")))
+    if latent.qp is None:
+        f = np.ascontiguousarray(latent.q, dtype="<f4")
+        if not np.isfinite(f).all():
+            raise ValueError("the float32 first-frame latent holds non-finite values")
+        shape = tuple(f.shape) if f.ndim == 4 else (1, *f.shape)
+        parts.append(_record(b"F", _LATF_FIXED.pack(*shape) + _coded(f.tobytes(), coder, "latent-f32")))
+    else:
+        q = np.ascontiguousarray(latent.q, dtype=np.uint8)
+        shape = tuple(q.shape) if q.ndim == 4 else (1, *q.shape)
+        parts.append(_record(b"L", _LAT_FIXED.pack(*shape, latent.qp.scale, latent.qp.zero_point)
+                             + _coded(q.tobytes(), coder, "latent")))
     L, D = header.prompt_shape
     for kf in keyframes:
         if kf.u.shape[0] != L or kf.v.shape[1] != D or kf.u.shape[1] != kf.v.shape[0]:
@@ -238,16 +254,20 @@ class _Reader:
         self.data = data
         self.pos = 0
         self.source = source
+        self.tag = b""  # tag of the last record read
 
     def fail(self, what: str, msg: str) -> InputError:
         return InputError(f"corrupt Promptus stream: {what}: {msg}", path=self.source)
 
-    def record(self, expect: bytes, what: str) -> bytes:
+    def record(self, expect: bytes, what: str, alternative: bytes = b"") -> bytes:
+        """The payload of the next record, whose tag must be ``expect`` (or ``alternative``); see :attr:`tag`."""
         if self.pos + _REC_HEAD.size > len(self.data):
             raise self.fail(what, f"stream ends at byte {len(self.data)} (truncated before this record)")
         tag, n = _REC_HEAD.unpack_from(self.data, self.pos)
-        if bytes([tag]) != expect:
-            raise self.fail(what, f"expected record {expect.decode()!r}, found tag {tag:#04x} at byte {self.pos}")
+        if bytes([tag]) not in (expect, alternative or expect):
+            alt = f" (or {alternative.decode()!r})" if alternative else ""
+            raise self.fail(what, f"expected record {expect.decode()!r}, found tag {tag:#04x} at byte {self.pos}{alt}")
+        self.tag = bytes([tag])
         end = self.pos + _REC_HEAD.size + n
         if end + _CRC.size > len(self.data):
             raise self.fail(what, f"record of {n} bytes at byte {self.pos} is truncated (stream has {len(self.data)})")
@@ -348,13 +368,23 @@ def decode_stream_bytes(data: bytes, source: object = "<stream>") -> Stream:
     header = StreamHeader(gen, fp, rec, w, h, (c, lh, lw), (pl, pd), rank, interval, fps, seed, n_frames, n_kf)
 
     start = r.pos
-    p = _Payload(r.record(b"L", "latent record"), r, "latent record")
+    p = _Payload(r.record(b"L", "latent record", alternative=b"F"), r, "latent record")
     sizes.append(r.pos - start)
-    b, lc, llh, llw, scale, zp = p.unpack(_LAT_FIXED)
+    f32 = r.tag == b"F"
+    if f32:
+        b, lc, llh, llw = p.unpack(_LATF_FIXED)
+    else:
+        b, lc, llh, llw, scale, zp = p.unpack(_LAT_FIXED)
     if (b, lc, llh, llw) != (1, c, lh, lw):
         raise r.fail("latent record", f"latent shape {(b, lc, llh, llw)} does not match the header {(1, c, lh, lw)}")
-    q = _decoded(p, c * lh * lw, "latent").reshape(1, c, lh, lw)
-    latent = LatentRecord(q, _qparams(scale, zp, r, "latent record"))
+    if f32:
+        z = _decoded(p, 4 * c * lh * lw, "latent-f32").view("<f4").astype(np.float32).reshape(1, c, lh, lw)
+        if not np.isfinite(z).all():
+            raise r.fail("latent record", "float32 latent holds non-finite values")
+        latent = LatentRecord(z, None)
+    else:
+        q = _decoded(p, c * lh * lw, "latent").reshape(1, c, lh, lw)
+        latent = LatentRecord(q, _qparams(scale, zp, r, "latent record"))
 
     kfs: list[KeyframeRecord] = []
     coded: list[int] = []

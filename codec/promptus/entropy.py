@@ -14,7 +14,7 @@ Registry :data:`CODERS` (name -> id on the wire):
   design popularised by LZMA (32-bit range, renormalise below 2^24).
 
 ``encode_bytes(data, "best", model)`` tries every coder and keeps the smallest output.
-``model`` names the layout (``factors:L:r:D`` or ``latent``) so ``ac`` can pick contexts.
+``model`` names the layout (``factors:L:r:D``, ``latent`` or ``latent-f32``) so ``ac`` can pick contexts.
 
 Decoding is bounded for hostile input: the expected size ``n`` is known before decoding (the
 bitstream checks it against its limits), zlib and LZMA stop after ``n + 1`` output bytes and
@@ -63,6 +63,8 @@ def _contexts(model: str, n: int) -> np.ndarray:
         L, r, D = (int(p) for p in parts[1:])
         if L * r + r * D == n:
             return np.concatenate([np.zeros(L * r, np.int64), 1 + np.repeat(np.arange(r), D)])
+    if parts[0] == "latent-f32":  # little-endian float32: one context per byte lane (sign/exponent vs mantissa)
+        return np.arange(n, dtype=np.int64) % 4
     return np.zeros(n, np.int64)
 
 

@@ -29,7 +29,10 @@ Improvements over the reference schedule, all off in :data:`REFERENCE` and on in
 - ``target_loss``: stop a keyframe once its best loss reaches this value;
 - ``stall_stop``: stop when the rate is at its floor and a whole patience window brought nothing;
 - :func:`derive_rank`: lower rungs of the ladder from one high-rank fit (truncated SVD of the
-  product, then ``FitConfig.iters`` of fine-tuning) instead of fitting each rank from scratch.
+  product, then ``FitConfig.iters`` of fine-tuning) instead of fitting each rank from scratch;
+- :func:`nested_init` (``codec.encode --nested``): the other direction, rank ``r'`` starts from rank
+  ``r``'s fitted keyframes grown by :func:`grow_rank` (same prompt, plus a tiny new component), so the
+  higher rung starts where the lower one ended instead of from uniform noise.
 
 Checkpoints: with ``checkpoint_dir`` every fitted keyframe is written atomically
 (``kf_000010.pt``) together with the fit configuration; a rerun with the same configuration
@@ -77,6 +80,8 @@ __all__ = [
     "fit_video",
     "derive_rank",
     "svd_factors",
+    "grow_rank",
+    "nested_init",
 ]
 
 
@@ -140,8 +145,9 @@ class FitConfig:
         ``worst_extra`` more on the previous iteration's worst frame; iteration 0 has no extra steps).
     :param quantizer: ``range`` (:func:`~codec.promptus.quant.fake_quant`, the current tensor's range) or
         ``running`` (official :class:`~codec.promptus.quant.RunningQuant`, a range that only grows).
-    :param first_latent: ``uint8`` (frame 0's anchor latent is fitted as the stream carries it) or
-        ``float32`` (official: the encoder anchors on the unquantized latent).
+    :param first_latent: ``uint8`` (frame 0's anchor latent, quantized, in an ``L`` record) or ``float32``
+        (official: the unquantized latent, in an ``F`` record, 4 bytes per element); either way the encoder
+        anchors on exactly what the stream carries.
     :param precision: ``fp32``; ``fp16`` (fp16 compute, fp32 master factors, dynamic loss scaling);
         ``bf16`` (bf16 compute, fp32 master factors, no scaling needed); ``fp16-noscale`` (the official
         code: autocast fp16 without a GradScaler, whose small gradients underflow to zero).
@@ -236,13 +242,17 @@ class KeyframeFit:
 
 @dataclass(frozen=True, eq=False)
 class VideoFit:
-    """All keyframes of one rank, plus frame 0's side information and summary figures."""
+    """All keyframes of one rank, plus frame 0's side information and summary figures.
+
+    ``first_latent`` is uint8 with ``first_latent_q``, or float32 with ``first_latent_q = None`` when
+    ``config.first_latent == "float32"`` (the stream then carries it as a float32 record, like upstream).
+    """
 
     config: FitConfig
     receiver: str
     n_frames: int
     first_latent: np.ndarray
-    first_latent_q: QParams
+    first_latent_q: QParams | None
     keyframes: tuple[KeyframeFit, ...]
 
     @property
@@ -656,10 +666,12 @@ def fit_video(
 
     with torch.no_grad():
         z0 = receiver.initial_latent(_as_float(x[:1]).to(gen.device))
-    q0, q0p = quantize_latent(z0)
-    # official: anchor frame 0 on the float32 latent. Our bitstream still carries it as uint8 (a float32
-    # latent record is a bitstream change), so a decoder's frame-0 anchor differs by <= scale/2 x 0.05.
-    z_prev = z0.float() if cfg.first_latent == "float32" else dequantize_latent(q0, q0p, gen.device)
+    if cfg.first_latent == "float32":  # official: frame 0 anchors on the float32 latent, which the stream carries
+        q0, q0p = z0.detach().float().cpu().numpy(), None
+        z_prev = z0.float()
+    else:
+        q0, q0p = quantize_latent(z0)
+        z_prev = dequantize_latent(q0, q0p, gen.device)
     noise = receiver.noise(cfg.noise_seed)
     prev: Factors | None = None
     fits: list[KeyframeFit] = []
@@ -745,3 +757,40 @@ def derive_rank(
     cfg = replace(high.config, rank=rank, iters=high.config.iters if iters is None else iters)
     return fit_video(receiver, frames, cfg, init=init, checkpoint_dir=checkpoint_dir,
                      lpips_weights=lpips_weights, vgg_weights=vgg_weights, progress=progress)
+
+
+# ---------------------------------------------------------------------------- nested (growing) ranks
+def grow_rank(fac: Factors, rank: int, *, eps: float = 1e-3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rank-``rank`` factors whose prompt ``U V / sqrt(rank)`` equals ``fac``'s prompt plus ``O(eps^2)``.
+
+    The old components are scaled by ``(rank / r)^(1/4)`` (which undoes the change of the ``1/sqrt(r)``
+    normalisation); the new ones are ``eps`` times a seeded standard normal, times the old factors' RMS. They
+    must not be zero: a zero column of ``U`` and a zero row of ``V`` have zero gradient (a saddle), so the
+    new rank would never be used.
+    """
+    r = fac.rank
+    if rank < r:
+        raise ValueError(f"grow_rank: target rank {rank} is below the factors' rank {r}")
+    s = (rank / r) ** 0.25
+    u, v = fac.u.detach().float() * s, fac.v.detach().float() * s
+    if rank == r:
+        return u, v
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    L, D = u.shape[0], v.shape[1]
+    new_u = torch.randn((L, rank - r), generator=g).to(u.device) * (eps * float(u.square().mean().sqrt()))
+    new_v = torch.randn((rank - r, D), generator=g).to(v.device) * (eps * float(v.square().mean().sqrt()))
+    return torch.cat([u, new_u], dim=1), torch.cat([v, new_v], dim=0)
+
+
+def nested_init(low: VideoFit, rank: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Initial factors per keyframe for a fit at ``rank`` from a lower rank's fit (:func:`grow_rank`).
+
+    Pass to :func:`fit_video` as ``init``: every keyframe, frame 0 included, then runs ``FitConfig.iters``
+    iterations from the lower rank's (dequantized) solution. The fit keeps its best iterate, and the first
+    iterate is (up to re-quantization) the lower rank's prompt, so frame 0's fitting loss can only fall as
+    the rank grows, and a later keyframe's nearly so (its segment opens on this rank's own previous
+    keyframe, which differs slightly from the lower rank's). What the extra rank buys beyond the extra
+    iterations is a separate question (``bench/bench_tiny_generator.py`` measures it against a control
+    that keeps the rank).
+    """
+    return [grow_rank(kf.factors.factors(), rank, seed=kf.frame) for kf in low.keyframes]

@@ -13,10 +13,11 @@ The official encoder (pku-netvideo/Promptus, ``inversion.py``) writes, per clip 
 Files are read with ``torch.load(weights_only=True)`` only (tensors and plain containers; no code
 runs) and validated before use. The result is one of our streams (:mod:`codec.promptus.bitstream`)
 whose receiver is ``promptus:noise=numpy`` (upstream's ``RandomState(seed)`` noise), so with the
-SD-Turbo + TAESD weights it decodes with ``python -m codec.decode``. Two differences, both stated:
+SD-Turbo + TAESD weights it decodes with ``python -m codec.decode``. ``init.pth`` is kept as float32
+(a bitstream ``F`` record, bit-exact); ``--latent uint8`` quantizes it into our smaller ``L`` record
+instead (its error, at most half a step of ~0.04, reaches the start latent damped 20x by the 0.05
+anchor). One difference, stated:
 
-- our latent record is uint8 with a per-tensor scale, so ``init.pth`` is quantized (its error,
-  at most half a step of ~0.04, reaches the start latent damped 20x by the 0.05 anchor);
 - the header's weight fingerprint is that of ``--model`` when given, else zeros (decode then needs
   ``--allow-mismatch``, since nothing here can vouch for which weights the prompts were fitted with).
 
@@ -147,13 +148,16 @@ def load_official_folder(folder: str | os.PathLike[str]) -> OfficialClip:
 
 def import_official(
     folder: str | os.PathLike[str], out: str | os.PathLike[str], *, fps: float = 30.0, seed: int = 88,
-    generator: str = "sd-turbo", fingerprint: str = "0" * 16, coder: str = "best",
+    generator: str = "sd-turbo", fingerprint: str = "0" * 16, coder: str = "best", latent: str = "float32",
 ) -> tuple[OfficialClip, int]:
     """Write an official results folder as one of our streams; returns the clip and the stream's size in bytes.
 
     Segment lengths are the gaps between keyframe indices (like the official ``realtime_demo``); the
     header's interval is the most common gap. Frames after the last keyframe were never coded upstream.
+    ``latent``: ``float32`` (``init.pth`` bit-exact) or ``uint8`` (quantized, 4x smaller).
     """
+    if latent not in ("float32", "uint8"):
+        raise InputError(f"latent must be float32 or uint8, got {latent!r}")
     if not (np.isfinite(fps) and fps > 0):
         raise InputError(f"fps must be a positive number, got {fps}")
     clip = load_official_folder(folder)
@@ -168,10 +172,10 @@ def import_official(
         width=w * _VAE_FACTOR, height=h * _VAE_FACTOR, latent_shape=(c, h, w), prompt_shape=(L, D), rank=r,
         interval=interval, fps=float(fps), seed=int(seed), n_frames=frames[-1] + 1, n_keyframes=len(frames),
     )  # fmt: skip
-    q, qp = quantize_latent(clip.init)
+    lat = LatentRecord(clip.init.numpy(), None) if latent == "float32" else LatentRecord(*quantize_latent(clip.init))
     kfs = [KeyframeRecord(k.u, k.v, k.u_q, k.v_q, frame=f, length=1 if i == 0 else f - frames[i - 1])
            for i, (f, k) in enumerate(zip(frames, clip.keyframes))]
-    write_stream(out, header, LatentRecord(q, qp), kfs, coder=coder)
+    write_stream(out, header, lat, kfs, coder=coder)
     return clip, Path(out).stat().st_size
 
 
@@ -186,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--allow-mismatch")
     p.add_argument("--taesd", default="madebyollin/taesd", help="TAESD folder or hub id (with --model)")
     p.add_argument("--coder", choices=("best", "ac", "lzma", "zlib", "raw"), default="best", help="entropy coder")
+    p.add_argument("--latent", choices=("float32", "uint8"), default="float32",
+                   help="frame 0's latent: float32 as upstream sends it (default) or quantized to uint8 (4x smaller)")
     return p
 
 
@@ -199,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         gen = PromptusGenerator.from_pretrained(args.model, args.taesd, device="cpu", dtype=torch.float32)
         name, fp = gen.identity(), gen.fingerprint()
     clip, size = import_official(args.folder, args.out, fps=args.fps, seed=args.seed, generator=name,
-                                 fingerprint=fp, coder=args.coder)
+                                 fingerprint=fp, coder=args.coder, latent=args.latent)
     files = sum(clip.prompt_file_bytes) + clip.init_file_bytes
     print(f"{len(clip.frames)} keyframes, rank {clip.rank}: official files {files} B "
           f"(payload {sum(clip.payload_bytes)} B + init {clip.init_file_bytes} B) -> {args.out} {size} B")

@@ -42,7 +42,15 @@ from codec.promptus.bitstream import (
     read_stream,
     write_stream,
 )
-from codec.promptus.fit import FIT_PRESETS, FitConfig, VideoFit, dequantize_latent, derive_rank, fit_video
+from codec.promptus.fit import (
+    FIT_PRESETS,
+    FitConfig,
+    VideoFit,
+    dequantize_latent,
+    derive_rank,
+    fit_video,
+    nested_init,
+)
 from codec.promptus.generator import PromptusGenerator
 from codec.promptus.prompt import Factors
 from codec.promptus.receiver import Receiver, Segment, get_receiver
@@ -57,6 +65,8 @@ __all__ = [
     "load_video",
     "chunk_bytes",
     "write_video",
+    "FrameScorer",
+    "LPIPS_MIN_SIDE",
 ]
 
 
@@ -69,6 +79,8 @@ class EncodeOptions:
     :param fit: fitting schedule (``rank`` and ``interval`` are overridden per rung).
     :param derive: fit only the highest rank; derive the others by truncated SVD + ``derive_iters`` fine-tuning.
     :param derive_iters: fine-tuning iterations per keyframe of a derived rank.
+    :param nested: fit the ranks in ascending order, each starting from the previous rank's keyframes
+        (:func:`~codec.promptus.fit.nested_init`; ``fit.iters`` iterations per keyframe, frame 0 included).
     :param receiver: receiver spec the prompts are fitted through (``promptus``, ``promptmobile-...``).
     :param fps: frame rate to convert the video to (None: the source rate).
     :param max_frames: encode only the first frames (None: all).
@@ -85,6 +97,7 @@ class EncodeOptions:
     fit: FitConfig = FIT_PRESETS["reference"]
     derive: bool = False
     derive_iters: int = 200
+    nested: bool = False
     receiver: str = "promptus"
     fps: float | None = None
     max_frames: int | None = None
@@ -101,6 +114,8 @@ class EncodeOptions:
             raise InputError(f"interval must be >= 1, got {self.interval}")
         if not self.chunk_s > 0:
             raise InputError(f"chunk_s must be > 0, got {self.chunk_s}")
+        if self.derive and self.nested:
+            raise InputError("derive (from the top rank down) and nested (from the bottom rank up) exclude each other")
         if self.lpips_net not in ("alex", "vgg", "none"):
             raise InputError(f"lpips_net must be alex, vgg or none, got {self.lpips_net!r}")
         object.__setattr__(self, "ranks", tuple(sorted(set(int(r) for r in self.ranks))))
@@ -189,7 +204,9 @@ def decode_frames(
     if receiver is None or isinstance(receiver, str):
         receiver = get_receiver(receiver or stream.header.receiver, generator)
     dev = generator.device
-    z_prev = dequantize_latent(stream.latent.q, stream.latent.qp, dev)
+    lat = stream.latent
+    z_prev = (torch.from_numpy(np.array(lat.q, dtype=np.float32)).to(dev) if lat.qp is None
+              else dequantize_latent(lat.q, lat.qp, dev))
     if tuple(z_prev.shape) != tuple(receiver.latent_shape(1)):
         raise InputError(f"stream latent {tuple(z_prev.shape)} does not fit receiver {receiver.spec!r} "
                          f"({tuple(receiver.latent_shape(1))})", path=source)
@@ -236,12 +253,22 @@ def chunk_bytes(stream: Stream, frames_per_chunk: int, n_chunks: int) -> np.ndar
     return out
 
 
-class _Scorer:
-    """Per-frame distortion of decoded frames: LPIPS, or (1 - SSIM) / 2 when asked for ``none``."""
+#: Frames smaller than this are upsampled (bilinear) to it before LPIPS: LPIPS was calibrated on 64x64
+#: patches (BAPPS), and on 32x32 frames AlexNet's last three layers see a single 1x1 position.
+LPIPS_MIN_SIDE = 64
 
-    def __init__(self, net: str, weights: str | None, device: torch.device):
+
+class FrameScorer:
+    """Per-frame distortion of decoded frames: LPIPS, or (1 - SSIM) / 2 when asked for ``none``.
+
+    Frames under :data:`LPIPS_MIN_SIDE` pixels (the tiny generators') are scored after upsampling both the
+    reference and the decoded frame, as float in [-1, 1], bilinearly to that side (:attr:`name` says so).
+    """
+
+    def __init__(self, net: str, weights: str | None, device: torch.device | str = "cpu"):
         self.net = net
         self.model = None
+        self.upsampled_from: int | None = None
         if net != "none":
             from codec.metrics.lpips import LPIPS
 
@@ -249,11 +276,40 @@ class _Scorer:
 
     @property
     def name(self) -> str:
-        return f"lpips-{self.net}" if self.model is not None else "(1-ssim)/2 (no LPIPS weights requested)"
+        if self.model is None:
+            return "(1-ssim)/2 (no LPIPS weights requested)"
+        up = self.upsampled_from
+        return f"lpips-{self.net}" + (f" ({up}x{up} frames upsampled bilinearly to {LPIPS_MIN_SIDE}x"
+                                      f"{LPIPS_MIN_SIDE})" if up else "")
+
+    def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Differentiable LPIPS ``(N,)`` of float frames ``(N, 3, H, W)`` in [-1, 1], upsampled when small."""
+        assert self.model is not None
+        side = min(x.shape[-2:])
+        if side < LPIPS_MIN_SIDE:
+            self.upsampled_from = int(side)
+            size = (LPIPS_MIN_SIDE * x.shape[-2] // side, LPIPS_MIN_SIDE * x.shape[-1] // side)
+            x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
+            y = torch.nn.functional.interpolate(y, size=size, mode="bilinear", align_corners=False)
+        return self.model(x, y)
+
+    @torch.no_grad()
+    def tensors(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 16) -> np.ndarray:
+        """:meth:`distance` in batches, float64 ``(N,)``."""
+        assert self.model is not None
+        dev = next(self.model.parameters()).device
+        out = [self.distance(x[i : i + batch_size].to(dev, torch.float32), y[i : i + batch_size].to(dev, torch.float32))
+               .double().cpu() for i in range(0, x.shape[0], batch_size)]
+        return torch.cat(out).numpy()
 
     def __call__(self, ref: np.ndarray, dist: np.ndarray) -> np.ndarray:
+        """Per-frame score of uint8 ``(N, H, W, 3)`` frame pairs."""
         if self.model is not None:
-            return self.model.distance_frames(ref, dist)
+            if min(ref.shape[1:3]) >= LPIPS_MIN_SIDE:
+                return self.model.distance_frames(ref, dist)
+            from codec.metrics.lpips import to_lpips_input
+
+            return self.tensors(to_lpips_input(ref), to_lpips_input(dist))
         from codec.metrics.fidelity import ssim
 
         return (1.0 - np.asarray(ssim(ref, dist), dtype=np.float64)) / 2.0
@@ -292,9 +348,16 @@ def encode_video(
     derived: dict[int, bool] = {}
     base = replace(options.fit, interval=options.interval)
     order = sorted(ranks, reverse=True) if options.derive else list(ranks)
-    for r in order:
-        ck = out / "checkpoints" / f"rank{r}{'-derived' if options.derive and r != max(ranks) else ''}"
-        if options.derive and r != max(ranks):
+    for i, r in enumerate(order):
+        nest = options.nested and i > 0
+        tag = "-derived" if options.derive and r != max(ranks) else f"-nested{order[i - 1]}" if nest else ""
+        ck = out / "checkpoints" / f"rank{r}{tag}"
+        if nest:
+            fits[r] = fit_video(receiver, frames, replace(base, rank=r), init=nested_init(fits[order[i - 1]], r),
+                                checkpoint_dir=ck, lpips_weights=options.lpips_weights,
+                                vgg_weights=options.vgg_weights, progress=progress)
+            derived[r] = False
+        elif options.derive and r != max(ranks):
             fits[r] = derive_rank(receiver, frames, fits[max(ranks)], r, iters=options.derive_iters,
                                   checkpoint_dir=ck, lpips_weights=options.lpips_weights,
                                   vgg_weights=options.vgg_weights, progress=progress)
@@ -308,7 +371,7 @@ def encode_video(
     fpc = max(1, int(round(options.chunk_s * fps)))
     n_chunks = math.ceil(T / fpc)
     chunk_frames = np.array([min(fpc, T - j * fpc) for j in range(n_chunks)])
-    scorer = _Scorer(options.lpips_net, options.lpips_weights, generator.device)
+    scorer = FrameScorer(options.lpips_net, options.lpips_weights, generator.device)
     streams: dict[int, Path] = {}
     rungs, size, lp_mean, lp_p95, sev, summary = [], [], [], [], [], {}
     for r in ranks:
@@ -368,6 +431,7 @@ def encode_video(
             "frames": T,
             "fit": base.to_dict(),
             "derived_ranks": [r for r in ranks if derived[r]],
+            "nested_ranks": options.nested,
             "derive_iters": options.derive_iters if options.derive else None,
             "per_rank": {str(r): summary[r] for r in ranks},
             "note": "chunk bytes from the real bitstream records; kbps = measured average; rung switches "

@@ -41,7 +41,7 @@ from abr.flags import add_progress_flag
 from abr.io import sha256_file
 from codec.promptus.generator import CONFIG_NAME, SD_TURBO, PromptusGenerator
 
-__all__ = ["TrainConfig", "TINY_LEARNED", "load_tiny_learned", "load_clip", "train", "rank_sweep",
+__all__ = ["TrainConfig", "TINY_LEARNED", "SCHEDULES", "load_tiny_learned", "load_clip", "train", "rank_sweep",
            "interpolation_vs_independent"]
 
 #: Where the shipped model lives.
@@ -61,6 +61,11 @@ class TrainConfig:
     :param timestep: the single UNet timestep.
     :param minutes: wall-clock training budget; ``batch``: frames per step; ``lr``: AdamW rate.
     :param seed: torch seed of weights and batches; ``noise_seed``: NumPy seed of the start noise.
+    :param rank_dropout: 0, or R: the encoder's prompt is a rank-R product ``A B`` (``A``: R coefficients
+        per token, ``B``: a learned R x D basis), and each step keeps only the first r ~ U{1..R} coefficients
+        (nested dropout), so the generator learns prompts whose first components matter most: rank buys
+        detail by construction of the training.
+    :param init_from: model folder to start the UNet and decoder from (None: random weights).
     """
 
     side: int = 32
@@ -75,6 +80,8 @@ class TrainConfig:
     seed: int = 0
     noise_seed: int = 88
     clips: tuple[str, ...] = TRAIN_CLIPS
+    rank_dropout: int = 0
+    init_from: str | None = None
 
 
 def load_clip(name: str, side: int = 64, max_frames: int | None = None, folder: Path = VIDEOS) -> np.ndarray:
@@ -99,6 +106,30 @@ def _build(cfg: TrainConfig) -> PromptusGenerator:
     gcfg = replace(SD_TURBO, name="tiny-learned", prompt_len=cfg.prompt_len, prompt_dim=cfg.prompt_dim,
                    sample_size=cfg.side // 8, timestep=cfg.timestep)
     return PromptusGenerator(unet, vae, gcfg)
+
+
+class _RankedPromptEncoder(torch.nn.Module):
+    """Frame -> rank-R prompt ``A B / sqrt(R)`` (training only): per 4x4 patch token R coefficients (a linear map
+    of its pixels plus a learned position), the other tokens learned coefficients; ``B`` a learned R x D basis.
+    ``forward(x, r)`` zeroes coefficients r+1..R (nested dropout): the prompt has rank <= r."""
+
+    def __init__(self, side: int, L: int, D: int, R: int, patch: int = 4):
+        super().__init__()
+        self.patch, self.R = patch, R
+        n = (side // patch) ** 2
+        if n > L:
+            raise ValueError(f"{n} patches do not fit in {L} prompt tokens")
+        self.embed = torch.nn.Linear(3 * patch * patch, R)
+        self.pos = torch.nn.Parameter(torch.randn(n, R) * 0.1)
+        self.rest = torch.nn.Parameter(torch.randn(L - n, R) * 0.1)
+        self.basis = torch.nn.Parameter(torch.randn(R, D))
+
+    def forward(self, x: torch.Tensor, r: int | None = None) -> torch.Tensor:
+        p = torch.nn.functional.unfold(x, self.patch, stride=self.patch).transpose(1, 2)
+        a = torch.cat([self.embed(p) + self.pos, self.rest.expand(x.shape[0], -1, -1)], dim=1)  # (B, L, R)
+        if r is not None and r < self.R:
+            a = torch.cat([a[..., :r], torch.zeros_like(a[..., r:])], dim=-1)
+        return a @ self.basis / self.R**0.5
 
 
 class _PromptEncoder(torch.nn.Module):
@@ -129,10 +160,16 @@ def train(cfg: TrainConfig, out: Path, *, progress: bool = True) -> dict:
     frames = np.concatenate([load_clip(c, cfg.side) for c in cfg.clips])
     x_all = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
     gen = _build(cfg)
+    if cfg.init_from:
+        start = load_tiny_learned(cfg.init_from)
+        gen.unet.load_state_dict(start.unet.state_dict())
+        gen.vae.load_state_dict(start.vae.state_dict())
     gen.unet.requires_grad_(True)
     gen.vae.decoder.requires_grad_(True)
     gen.train()
-    enc = _PromptEncoder(cfg.side, cfg.prompt_len, cfg.prompt_dim)
+    R = cfg.rank_dropout
+    enc = (_RankedPromptEncoder(cfg.side, cfg.prompt_len, cfg.prompt_dim, R) if R
+           else _PromptEncoder(cfg.side, cfg.prompt_len, cfg.prompt_dim))
     params = [*gen.unet.parameters(), *gen.vae.decoder.parameters(), *enc.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
     noise = gen.noise(cfg.noise_seed, kind="numpy")
@@ -146,7 +183,8 @@ def train(cfg: TrainConfig, out: Path, *, progress: bool = True) -> dict:
         if torch.rand((), generator=g) < 0.5:
             x = x.flip(-1)
         z = 0.95 * noise + 0.05 * torch.randn((cfg.batch, *noise.shape[1:]), generator=g)
-        frames_hat, _ = gen(enc(x), z, clamp=False)
+        c = enc(x, int(torch.randint(1, R + 1, (), generator=g))) if R else enc(x)
+        frames_hat, _ = gen(c, z, clamp=False)
         loss = (frames_hat - x).square().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -187,14 +225,32 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     return (10 * torch.log10(4.0 / mse)).double().cpu().numpy()
 
 
-def _fit(receiver, targets, prev, z_start, rank: int, iters: int, key: int):
+class _ScorerNet(torch.nn.Module):
+    """A :class:`~codec.promptus.pipeline.FrameScorer` as a perceptual network for :class:`PromptLoss`."""
+
+    def __init__(self, scorer):
+        super().__init__()
+        self.scorer = scorer
+        self.lpips = scorer.model
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.scorer.distance(x, y)
+
+
+def _fit(receiver, targets, prev, z_start, rank: int, iters: int, key: int, init=None, lpips_loss=None,
+         mse_weight: float = 1.0):
+    """``iters`` steps of ``mse_weight`` x MSE plus, with ``lpips_loss = (weight, scorer)``, that weight times
+    the scorer's LPIPS."""
     from codec.promptus.fit import FitConfig, LossConfig, PromptLoss, _init_factors, fit_segment
 
-    cfg = FitConfig(rank=rank, interval=len(targets), iters=iters, patience=20,
-                    loss=LossConfig(mse=1.0, perceptual=0.0, l1_prompt=0.0))
-    init = _init_factors(cfg, receiver.generator.config.prompt_shape, key, receiver.generator.device)
+    w, scorer = lpips_loss if lpips_loss is not None else (0.0, None)
+    loss = LossConfig(mse=mse_weight, perceptual=w, perceptual_kind="lpips-alex", l1_prompt=0.0)
+    cfg = FitConfig(rank=rank, interval=len(targets), iters=iters, patience=20, loss=loss)
+    if init is None:
+        init = _init_factors(cfg, receiver.generator.config.prompt_shape, key, receiver.generator.device)
+    net = _ScorerNet(scorer) if scorer is not None else None
     q, _, _ = fit_segment(receiver, targets, prev, z_start, cfg, init=init, iters=iters, patience=20,
-                          loss_fn=PromptLoss(cfg.loss))
+                          loss_fn=PromptLoss(cfg.loss, perceptual_net=net))
     return q.factors()
 
 
@@ -205,28 +261,58 @@ def _play(receiver, prev, nxt, length: int, z_start) -> torch.Tensor:
     return receiver(Segment(prev, nxt, length, z_start))[0]
 
 
-def rank_sweep(gen: PromptusGenerator, frames: torch.Tensor, ranks=(1, 2, 4, 8), iters: int = 150) -> dict:
-    """PSNR of each frame fitted alone (a frame-0 segment, MSE loss) at each rank; frames ``(n, 3, H, W)``."""
+#: Rank schedules of :func:`rank_sweep`.
+SCHEDULES = ("independent", "nested", "control")
+
+
+def rank_sweep(gen: PromptusGenerator, frames: torch.Tensor, ranks=(1, 2, 4, 8), iters: int = 150,
+               schedule: str = "independent", scorer=None, lpips_weight: float = 0.0,
+               mse_weight: float = 1.0) -> dict:
+    """Quality of each frame fitted alone (a frame-0 segment, MSE loss, ``iters`` steps per rank) at each rank.
+
+    ``schedule``: ``independent`` fits every rank from the reference's uniform initialisation; ``nested``
+    starts rank ``ranks[k]`` from rank ``ranks[k-1]``'s solution (:func:`~codec.promptus.fit.grow_rank`),
+    so rank ``ranks[k]`` has had ``(k + 1) iters`` steps in all; ``control`` is the nested chain with the
+    rank held at ``ranks[0]`` (same steps, same restarts): the difference nested - control is what rank
+    buys beyond the extra steps. Frames ``(n, 3, H, W)`` in [-1, 1]. Returns ``{"psnr_db": {rank: [per
+    frame]}, "lpips": {...}}`` (LPIPS with ``scorer``, a :class:`~codec.promptus.pipeline.FrameScorer`, if given).
+    The fitting loss is ``mse_weight`` x MSE plus ``lpips_weight`` x the scorer's LPIPS.
+    """
+    from codec.promptus.fit import grow_rank
     from codec.promptus.receiver import get_receiver
 
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if lpips_weight > 0 and scorer is None:
+        raise ValueError("lpips_weight > 0 needs a scorer")
+    if not (mse_weight > 0 or lpips_weight > 0):
+        raise ValueError("the fitting loss needs a positive MSE or LPIPS weight")
     rec = get_receiver("promptus:noise=numpy", gen)
     noise = rec.noise(88)
-    out = {}
-    for r in ranks:
-        psnr = []
-        for i in range(len(frames)):
-            x = frames[i : i + 1]
-            z = rec.start_latent(rec.initial_latent(x), noise)
-            fac = _fit(rec, x, None, z, r, iters, key=i)
-            psnr.append(float(_psnr(_play(rec, None, fac, 1, z), x)[0]))
-        out[r] = psnr
-    return out
+    psnr: dict[int, list[float]] = {r: [] for r in ranks}
+    lp: dict[int, list[float]] = {r: [] for r in ranks}
+    for i in range(len(frames)):
+        x = frames[i : i + 1]
+        z = rec.start_latent(rec.initial_latent(x), noise)
+        fac = None
+        for r in ranks:
+            fit_rank = ranks[0] if schedule == "control" else r
+            init = None if fac is None or schedule == "independent" else grow_rank(fac, fit_rank, seed=i)
+            fac = _fit(rec, x, None, z, fit_rank, iters, key=i, init=init, mse_weight=mse_weight,
+                       lpips_loss=(lpips_weight, scorer) if lpips_weight > 0 else None)
+            y = _play(rec, None, fac, 1, z)
+            psnr[r].append(float(_psnr(y, x)[0]))
+            if scorer is not None:
+                lp[r].append(float(scorer.tensors(y.clamp(-1, 1), x)[0]))
+    return {"psnr_db": psnr, "lpips": lp if scorer is not None else {}}
 
 
 def interpolation_vs_independent(gen: PromptusGenerator, frames: torch.Tensor, rank: int = 4,
-                                 iters: int = 150) -> dict:
+                                 iters: int = 150, scorer=None, lpips_weight: float = 0.0,
+                                 mse_weight: float = 1.0) -> dict:
     """One segment ``frames[0..N]``: keyframe N fitted over the whole interpolated segment (the codec's
-    interpolation-aware fit) vs fitted to frame N alone; same keyframes, same bytes. PSNR of frames 1..N."""
+    interpolation-aware fit) vs fitted to frame N alone; same keyframes, same bytes. PSNR (and LPIPS with
+    ``scorer``) of frames 1..N as played. Fitting loss as in :func:`rank_sweep`."""
     from codec.promptus.receiver import Segment, get_receiver
 
     rec = get_receiver("promptus:noise=numpy", gen)
@@ -234,16 +320,21 @@ def interpolation_vs_independent(gen: PromptusGenerator, frames: torch.Tensor, r
     n = len(frames) - 1
     x0 = frames[:1]
     z0 = rec.start_latent(rec.initial_latent(x0), noise)
-    k0 = _fit(rec, x0, None, z0, rank, iters, key=0)
+    lp = (lpips_weight, scorer) if lpips_weight > 0 else None
+    k0 = _fit(rec, x0, None, z0, rank, iters, key=0, lpips_loss=lp, mse_weight=mse_weight)
     with torch.no_grad():
         _, lat = rec(Segment(None, k0, 1, z0))
     z1 = rec.start_latent(lat[-1:].detach(), noise)
     seg = frames[1:]
-    aware = _fit(rec, seg, k0, z1, rank, iters, key=1)
-    alone = _fit(rec, seg[-1:], None, z1, rank, iters, key=1)
-    return {"segment_frames": n, "rank": rank,
-            "psnr_interpolation_aware": _psnr(_play(rec, k0, aware, n, z1), seg).tolist(),
-            "psnr_independent": _psnr(_play(rec, k0, alone, n, z1), seg).tolist()}
+    aware = _fit(rec, seg, k0, z1, rank, iters, key=1, lpips_loss=lp, mse_weight=mse_weight)
+    alone = _fit(rec, seg[-1:], None, z1, rank, iters, key=1, lpips_loss=lp, mse_weight=mse_weight)
+    out = {"segment_frames": n, "rank": rank}
+    for name, fac in (("interpolation_aware", aware), ("independent", alone)):
+        y = _play(rec, k0, fac, n, z1)
+        out[f"psnr_{name}"] = _psnr(y, seg).tolist()
+        if scorer is not None:
+            out[f"lpips_{name}"] = scorer.tensors(y.clamp(-1, 1), seg).tolist()
+    return out
 
 
 @cli_main
@@ -254,15 +345,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=d.batch, help=f"frames per step (default {d.batch})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"AdamW learning rate (default {d.lr})")
     p.add_argument("--seed", type=int, default=d.seed, help="torch seed")
+    p.add_argument("--rank-dropout", type=int, default=0, metavar="R",
+                   help="train on rank-R prompts with nested dropout over their components (0: off, default)")
+    p.add_argument("--init-from", type=Path, help="model folder to start the UNet and decoder from")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--out", type=Path, default=TINY_LEARNED, help="model folder to write")
     add_progress_flag(p, dest="quiet")
     args = p.parse_args(argv)
-    if not (args.minutes > 0 and args.batch >= 1 and args.lr > 0):
-        raise InputError("--minutes and --lr must be > 0 and --batch >= 1")
+    if not (args.minutes > 0 and args.batch >= 1 and args.lr > 0 and 0 <= args.rank_dropout <= 32):
+        raise InputError("--minutes and --lr must be > 0, --batch >= 1 and --rank-dropout in 0..32")
     torch.set_num_threads(args.threads)
-    rec = train(replace(d, minutes=args.minutes, batch=args.batch, lr=args.lr, seed=args.seed), args.out,
-                progress=not args.quiet)
+    rec = train(replace(d, minutes=args.minutes, batch=args.batch, lr=args.lr, seed=args.seed,
+                        rank_dropout=args.rank_dropout, init_from=str(args.init_from) if args.init_from else None),
+                args.out, progress=not args.quiet)
     print(json.dumps({k: rec[k] for k in ("steps", "train_frames", "final_train_psnr_db")}))
     return 0
 
