@@ -6,6 +6,7 @@ Run from the repository root (needs ``../shared/data/traces``)::
     python bench/bench_rl.py throughput                          # -> bench/results/rl_throughput.json
     python bench/bench_rl.py train --scenario hybrid             # -> bench/results/rl-hybrid/seed{0,1}/
     python bench/bench_rl.py compare --scenario hybrid           # -> bench/results/rl_scenarios.{csv,md,json}
+    python bench/bench_rl.py compare --scenario hybrid --sessions 128   # -> bench/results/rl_scenarios_128.{csv,md}
 
 ``throughput`` compares :class:`sim.vecenv.BatchVecEnv` (one numpy step for all sessions)
 with SB3's ``DummyVecEnv`` over single :class:`sim.env.StreamingEnv` of the same simulator,
@@ -355,11 +356,13 @@ def _fmt_ci(r: dict, key: str) -> str:
 
 
 def write_report(rows: list[dict], sessions: int, seed: int) -> str:
+    """Write ``rl_scenarios.{csv,md}`` (64 sessions) or ``rl_scenarios_N`` (N sessions), keeping the
+    other scenarios' rows of the same session count."""
     import pandas as pd
 
     RESULTS.mkdir(exist_ok=True)
     df = pd.DataFrame(rows)
-    out = RESULTS / "rl_scenarios"
+    out = RESULTS / ("rl_scenarios" if sessions == 64 else f"rl_scenarios_{sessions}")
     old = out.with_suffix(".csv")
     if old.is_file():  # keep the other scenarios' rows
         prev = pd.read_csv(old)
