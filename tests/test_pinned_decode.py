@@ -56,6 +56,10 @@ def test_nothing_seen_predicts_the_nominal_table():
     ctx = ctx_of()
     est = estimate(ctx, n=2)
     assert est.ratio().tolist() == [[1.0, 1.0], [1.0, 1.0]]
+    # session 0 sees a ratio of 2 on rung 0: session 1, which has seen nothing, keeps 1
+    est.update(obs_of(1, [0, -1], [2.0 * ctx.decode_s[0, 0], np.nan]))
+    assert est.ratio().tolist() == [[2.0, 2.0], [1.0, 1.0]]
+    est = estimate(ctx, n=2)
     pred = est.predict(2, 5)
     assert pred.shape == (2, 3, 3)
     assert pred[1] == pytest.approx(ctx.decode_s[2:5])
@@ -121,5 +125,9 @@ def test_faster_rung_keeps_a_rung_that_fits_exactly_and_never_goes_larger():
     assert faster_rung(np.array([0]), np.array([[3.0, 1.0, 2.5]]), 2.0, q, size).tolist() == [1]
     # rung 2 too slow: rungs 0 and 1 fit and are smaller -> the best quality, rung 1
     assert faster_rung(np.array([2]), np.array([[1.0, 1.5, 2.5]]), 2.0, q, size).tolist() == [1]
-    # a rung of equal size fits too
-    assert faster_rung(np.array([1]), np.array([[3.0, 2.5, 1.0]]), 2.0, q, np.array([10.0, 20.0, 20.0])).tolist() == [2]
+    # a rung of equal size counts as no larger: rung 2 (q 0.3) rather than rung 0 (q 0.1)
+    got = faster_rung(np.array([1]), np.array([[1.5, 2.5, 1.9]]), 2.0, q, np.array([10.0, 20.0, 20.0]))
+    assert got.tolist() == [2] and got.dtype == np.int64
+    # per session: session 0 may take rungs 0-1 (best 1), session 1 only rung 0
+    pred = np.array([[1.0, 1.0, 3.0], [1.0, 3.0, 3.0]])
+    assert faster_rung(np.array([2, 1]), pred, 2.0, q, size).tolist() == [1, 0]
