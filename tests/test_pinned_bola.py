@@ -337,3 +337,141 @@ def test_bola_e_abandonment_lowers_the_placeholder_as_sabre_does():
         assert policy.abandon(_progress(1, 2, size[2], got, 1.0, 0.0, buf))[0] == to
         assert policy.placeholder[0] == pytest.approx(min(ph, after)), (ph, buf, got)
     assert 6.0 < rung1_from < 14.0  # the cases above do lower the placeholder
+
+
+# ----------------------------------------------------------------------------- decode-aware BOLA
+
+PERCEPTUAL = get_qoe("perceptual")
+
+
+def _tie_ctx(decode=None, n_chunks=3):
+    """2-s chunks of 12.5 kB and 25 kB at q = 0.5 and 0.75 (1 - LPIPS), decode times ``decode``
+    (chunks x rungs; zero by default). Planned from an empty buffer at w bytes/s, rung r is worth
+    q_r - S_r / w (the start-up is a stall): 0.5 - 12500 / w against 0.75 - 25000 / w, equal at
+    exactly w = 50 000 B/s = 0.4 Mbit/s (the first rung wins the tie) and rung 1 above."""
+    lad = make_ladder([[12500.0, 25000.0]] * n_chunks, lpips=[[0.5, 0.25]] * n_chunks)
+    dec = np.zeros(lad.size_bytes.shape) if decode is None else np.asarray(decode, dtype=float)
+    return PolicyContext(lad, PERCEPTUAL, PERCEPTUAL.chunk_quality(lad), dec, 25.0)
+
+
+@pytest.mark.parametrize("mbps, want", [(0.4, 0), (0.4 * (1 + 1e-9), 1), (0.42, 1), (0.38, 0)])
+def test_decode_aware_bola_plans_the_first_chunk_at_the_prior_throughput(mbps, want):
+    ctx = _tie_ctx()
+    policy = _policy(BOLA, ctx, n=2, decode_aware=True, startup_mbps=mbps)
+    assert policy.act(_obs(0, [0.0, 20.0], -1)).tolist() == [want, want]  # the plan ignores BOLA's choice
+
+
+def test_decode_aware_bola_checks_the_decode_time_of_the_chunk_it_fetches():
+    # nominal decode of rung 1: 0.1 s at chunks 0 and 1, 1.5 s at chunk 2 (real time: both rungs allowed)
+    ctx = _tie_ctx(decode=[[0.1, 0.1], [0.1, 0.1], [0.1, 1.5]])
+    assert _policy(BOLA, ctx).act(_obs(1, 20.0, 1))[0] == 1  # a full buffer: BOLA takes rung 1
+    # chunk 1: rung 1 fits and is kept (not the start-up plan, which would take rung 0 at 0.4 Mbit/s)
+    assert _policy(BOLA, ctx, decode_aware=True).act(_obs(1, 20.0, 1))[0] == 1
+    # chunk 1 took 0.2 s on rung 1, twice its nominal time: chunk 2 at rung 1 is predicted at
+    # 3 s, more than its 2 s of play, so decode-aware BOLA steps down; chunk 0 would have fitted
+    decode = np.full((1, 8), np.nan)
+    decode[0, -1] = 0.2
+    obs = dataclasses.replace(_obs(2, 20.0, 1), decode_s=decode)
+    assert _policy(BOLA, ctx).act(obs)[0] == 1
+    assert _policy(BOLA, ctx, decode_aware=True).act(obs)[0] == 0
+
+
+# ----------------------------------------------------------------------------- abandonment edges
+
+
+def test_bola_abandonment_edges():
+    ctx = _ctx(KBPS)
+    size = ctx.ladder.size_bytes[10]
+    # abandoning to rung 0 makes rung 0 BOLA's last choice, whatever it was before
+    low = _policy(BOLA, ctx, variant="u")
+    low.act(_obs(10, 0.5, 3, thr=100.0))
+    low.last[:] = 3
+    assert low.abandon(_progress(10, 3, size[3], 100e3, 1.0, 0.1, 0.5))[0] == 0
+    assert low.last.tolist() == [0]
+    # one byte received is enough to judge
+    assert low.abandon(_progress(10, 3, size[3], 1.0, 1.0, 0.1, 0.5))[0] == 0
+    # Sabre skips only the first segment: the second is checked
+    sab = _policy(BOLA, ctx, variant="u", peer="sabre")
+    sab.act(dataclasses.replace(_obs(1, 0.5, 3, thr=100.0), latency_s=np.zeros((1, 8))))
+    assert sab.abandon(_progress(1, 3, size[3], 100e3, 1.0, 0.1, 0.5))[0] == 0
+
+
+def test_abandon_rules_divide_quietly():
+    """A finished download (nothing left) and one with no transfer time yet divide by zero;
+    the rules answer -1 there without a numpy warning."""
+    import warnings
+
+    ctx = _ctx(KBPS)
+    size = ctx.ladder.size_bytes[10]
+    bola = _policy(BOLA, ctx, variant="u")
+    bola.act(_obs(10, 2.0, 3, thr=100.0))
+    v, V = bola._plan
+    top = V * (5.0 + v[3])  # the buffer level at which the current rung's score numerator is 0
+    bolae = _policy(BOLAE, ctx)
+    bolae.act(_obs(10, 2.0, 3, thr=100.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert bola.abandon_rule(_progress(10, 3, size[3], size[3], 1.0, 0.1, 2.0))[0] == -1  # x / 0
+        assert bola.abandon_rule(_progress(10, 3, size[3], size[3], 1.0, 0.1, top))[0] == -1  # 0 / 0
+        assert bolae.abandon_rule(_progress(10, 3, size[3], 100e3, 0.1, 0.1, 2.0))[0] == -1  # rate x / 0
+        assert bolae.abandon_rule(_progress(10, 3, size[3], 0.0, 0.1, 0.1, 2.0))[0] == -1  # rate 0 / 0
+
+
+def _bolae_decides(V, gp, v, S0, level, left):
+    """Sabre's BOLA-E abandonment by hand: rung 0's whole chunk against what is left of rung 2."""
+    return S0 < left and (V * (gp + v[0]) - level) / S0 > (V * (gp + v[2]) - level) / left
+
+
+@pytest.mark.parametrize("buffer_s, ttfb", [(1.0, 0.5), (0.5, 0.0), (0.0, 0.3)])
+def test_bola_e_abandonment_level_is_the_buffer_after_the_new_requests_latency(buffer_s, ttfb):
+    # level = max(buffer + placeholder - ttfb, 0); the bytes left are chosen so that the decision
+    # flips between that level and a level 1 s higher
+    ctx = _ctx(SMALL)
+    policy = _policy(BOLAE, ctx)
+    policy.act(_obs(0, 0.0, -1))
+    v, gp, V, *_ = policy._chunk(0)
+    size = ctx.ladder.size_bytes[0]
+    level = max(buffer_s - ttfb, 0.0)
+    # the smallest left (in whole kB) at which rung 0 wins at `level`: left* = S0 (gp + v2 - L/V) / (gp + v0 - L/V)
+    need = size[0] * (V * (gp + v[2]) - level) / (V * (gp + v[0]) - level)
+    left = math.ceil(need / 1e3 + 1e-9) * 1e3
+    assert _bolae_decides(V, gp, v, size[0], level, left)
+    assert not _bolae_decides(V, gp, v, size[0], level + 1.0, left)
+    assert not _bolae_decides(V, gp, v, size[0], level, left - 1e3)
+    dl_s = 1.0
+    got = 100e3
+    rate = got / dl_s
+    total = left + got + ttfb * rate  # left = total - got - ttfb x rate
+    prog = _progress(0, 2, total, got, ttfb + dl_s, ttfb, buffer_s)
+    assert policy.abandon_rule(prog)[0] == 0
+    short = _progress(0, 2, total - 1e3, got, ttfb + dl_s, ttfb, buffer_s)
+    assert policy.abandon_rule(short)[0] == -1
+
+
+def test_bola_e_abandonment_placeholder_edges():
+    ctx = _ctx(SMALL)
+    size = ctx.ladder.size_bytes[1]
+    # a buffer above the 10 s wanted after abandoning to rung 0: the placeholder drops to 0
+    policy = _policy(BOLAE, ctx)
+    policy.act(_obs(0, 0.0, -1))
+    policy.placeholder[:] = 0.5
+    assert policy.abandon(_progress(1, 2, size[2], 10e3, 1.0, 0.0, 10.5))[0] == 0
+    assert policy.placeholder[0] == 0.0
+    # under Sabre an abandoned attempt's time is remembered, one to rung 0 included
+    sab = _policy(BOLAE, ctx, peer="sabre")
+    sab.act(dataclasses.replace(_obs(0, 0.0, -1), latency_s=np.zeros((1, 8))))
+    assert sab.abandon(_progress(1, 2, size[2], 10e3, 1.5, 0.0, 6.0))[0] == 0
+    assert sab.abandoned_s[0] == 1.5
+
+
+def test_bola_abandons_at_a_zero_score_for_a_better_lower_rung():
+    # perceptual q = 1 - LPIPS: rung 0 is the best and the smallest. Fetching rung 3 with the buffer
+    # exactly at its top level V (gp + v_3) scores 0, which still counts; rung 0 scores above it
+    lad = make_ladder([[62.5e3, 125e3, 250e3, 500e3]] * 30, lpips=[[0.1, 0.3, 0.25, 0.2]] * 30)
+    ctx = PolicyContext(lad, PERCEPTUAL, PERCEPTUAL.chunk_quality(lad), np.zeros(lad.size_bytes.shape), 25.0)
+    policy = _policy(BOLA, ctx, variant="u")
+    policy.act(_obs(10, 2.0, 3, thr=100.0))
+    v, V = policy._plan
+    assert v[0] > v[3]
+    top = V * (5.0 + v[3])
+    assert policy.abandon(_progress(10, 3, 500e3, 100e3, 1.0, 0.1, top))[0] == 0

@@ -24,6 +24,10 @@ def _load_probe(options):
 
 
 class _NoParams(Policy):
+    """A probe for policy X
+
+    (a first paragraph without a full stop). The second paragraph is left out of --help."""
+
     name = "noparams"
 
     def act(self, obs):
@@ -53,6 +57,12 @@ def test_a_loaded_policy_gets_its_options_and_label(monkeypatch):
     assert type(p) is Fixed and p.params.rung == 1 and p.label == "probe:model=x,seed=2"
 
 
+def test_bad_options_name_the_spec():
+    with pytest.raises(InputError) as e:
+        get_policy("bola:gamma=x")
+    assert str(e.value) == "policy 'bola:gamma=x': bad value 'x' for option 'gamma' (expected a finite number)"
+
+
 def test_unknown_names_list_the_loaded_policies_too():
     with pytest.raises(InputError) as e:
         get_policy("nosuch")
@@ -68,7 +78,7 @@ def test_a_policy_without_params(monkeypatch):
     with pytest.raises(InputError, match=r"unknown option for policy 'noparams' \(it takes none\): 'x=1'"):
         get_policy("noparams:x=1")
     line = [x for x in describe_policies().splitlines() if x.startswith("noparams")]
-    assert line == ["noparams: ."]  # no docstring, no options
+    assert line == ["noparams: A probe for policy X."]  # the first sentence, no options
 
 
 def test_help_lines_by_hand():
