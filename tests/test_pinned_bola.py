@@ -475,3 +475,88 @@ def test_bola_abandons_at_a_zero_score_for_a_better_lower_rung():
     assert v[0] > v[3]
     top = V * (5.0 + v[3])
     assert policy.abandon(_progress(10, 3, 500e3, 100e3, 1.0, 0.1, top))[0] == 0
+
+
+def _perceptual_ctx(lpips, decode=None, n=30):
+    lad = make_ladder([[62.5e3, 125e3, 250e3, 500e3]] * n, lpips=[lpips] * n)
+    dec = np.zeros(lad.size_bytes.shape) if decode is None else np.broadcast_to(np.asarray(decode, float), lad.size_bytes.shape)
+    return PolicyContext(lad, PERCEPTUAL, PERCEPTUAL.chunk_quality(lad), np.array(dec), 25.0)
+
+
+def test_abandonment_targets_are_allowed_lower_rungs_smaller_than_what_is_left():
+    # rung 0 cannot be decoded in real time (3 s for a 2-s chunk): abandoning goes to rung 1, not 0
+    ctx = _perceptual_ctx([0.3, 0.2, 0.15, 0.1], decode=[3.0, 0.0, 0.0, 0.0])
+    policy = _policy(BOLA, ctx, variant="u")
+    policy.act(_obs(10, 0.5, 3, thr=100.0))
+    assert policy.abandon(_progress(10, 3, 500e3, 10e3, 1.0, 0.1, 0.5))[0] == 1
+    free = _policy(BOLA, _perceptual_ctx([0.3, 0.2, 0.15, 0.1]), variant="u")
+    free.act(_obs(10, 0.5, 3, thr=100.0))
+    assert free.abandon(_progress(10, 3, 500e3, 10e3, 1.0, 0.1, 0.5))[0] == 0  # rung 0 when it is allowed
+    # rung 0 is the best and smallest rung, but a chunk exactly as large as what is left is no target
+    best0 = _policy(BOLA, _perceptual_ctx([0.1, 0.3, 0.25, 0.2]), variant="u")
+    best0.act(_obs(10, 2.0, 3, thr=100.0))
+    assert best0.abandon(_progress(10, 3, 500e3, 500e3 - 62.5e3, 1.0, 0.1, 2.0))[0] == -1
+    assert best0.abandon(_progress(10, 3, 500e3, 500e3 - 62.6e3, 1.0, 0.1, 2.0))[0] == 0
+
+
+def test_abandonment_needs_a_strictly_better_score():
+    # rungs 0 and 3 have the same quality (utility); at the buffer where rung 3's score is 0,
+    # rung 0's is 0 too: a tie, no abandonment
+    ctx = _perceptual_ctx([0.2, 0.3, 0.25, 0.2])
+    policy = _policy(BOLA, ctx, variant="u")
+    policy.act(_obs(10, 2.0, 3, thr=100.0))
+    v, V = policy._plan
+    assert v[0] == v[3]
+    assert policy.abandon(_progress(10, 3, 500e3, 100e3, 1.0, 0.1, V * (5.0 + v[3])))[0] == -1
+
+
+def test_bola_e_sabre_abandonment_skips_only_the_first_segment():
+    ctx = _ctx(SMALL)
+    lat = lambda o: dataclasses.replace(o, latency_s=np.zeros_like(o.delay_s))  # noqa: E731
+    for k, want in [(0, -1), (1, 0)]:
+        sab = _policy(BOLAE, ctx, peer="sabre")
+        sab.act(lat(_obs(0, 0.0, -1)))
+        size = ctx.ladder.size_bytes[k]
+        assert sab.abandon_rule(_progress(k, 2, size[2], 150e3, 1.0, 0.0, 0.0))[0] == want
+    # one byte received is enough to judge
+    policy = _policy(BOLAE, ctx)
+    policy.act(_obs(0, 0.0, -1))
+    assert policy.abandon_rule(_progress(0, 2, ctx.ladder.size_bytes[0][2], 1.0, 1.0, 0.0, 0.0))[0] == 0
+
+
+def test_bola_e_adds_the_buffer_cap_wait_before_the_second_decision():
+    # chunk 0 took 1 s and the player then waited 3 s on the buffer cap (clock 4 s); no throughput
+    # sample yet (the start-up jump waits for one): the placeholder is that 3 s wait
+    ctx = _ctx(SMALL)
+    policy = _policy(BOLAE, ctx)
+    policy.act(_obs(0, 0.0, -1))
+    obs = _obs(1, 2.0, 0)
+    delay = np.full((1, 8), np.nan)
+    delay[0, -1] = 1.0
+    obs = dataclasses.replace(obs, delay_s=delay, clock_s=np.array([4.0]))
+    assert policy.act(obs)[0] == 0
+    assert policy.placeholder[0] == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize(
+    "ph, buffer_s, clock_s, r, want",
+    [
+        # Sabre's report_download: level = buffer + wait (the buffer when the chunk arrived),
+        # level_was = level + delay; ph = min(ph, max(max_level[r] - level_was, 0)); if level > 0:
+        # ph = max(ph, min_level[r] - level_was); then ph + wait. Delay 1 s, previous clock 0.
+        (100.0, 2.0, 4.0, 0, lambda lo, hi: hi[0] - 6.0 + 3.0),  # wait 3: level 5, level_was 6
+        (0.0, 0.5, 1.0, 2, lambda lo, hi: lo[2] - 1.5),  # no wait: level 0.5 > 0 lifts it to min_level
+        (0.0, 0.0, 1.0, 2, lambda lo, hi: 0.0),  # level 0 (an empty buffer): no lift
+    ],
+)  # fmt: skip
+def test_bola_e_placeholder_after_a_download_by_hand(ph, buffer_s, clock_s, r, want):
+    ctx = _ctx(SMALL)
+    policy = _policy(BOLAE, ctx)
+    _, _, _, min_level, max_level, _ = policy._chunk(3)
+    assert max_level[0] > 6.0 and min_level[2] > 1.5
+    policy.placeholder[:] = ph
+    delay = np.full((1, 8), np.nan)
+    delay[0, -1] = 1.0
+    obs = dataclasses.replace(_obs(4, buffer_s, r), delay_s=delay, clock_s=np.array([clock_s]))
+    policy._after_download(obs, 3)
+    assert policy.placeholder[0] == pytest.approx(want(min_level, max_level))
