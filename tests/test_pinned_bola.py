@@ -479,7 +479,7 @@ def test_bola_abandons_at_a_zero_score_for_a_better_lower_rung():
 
 def _perceptual_ctx(lpips, decode=None, n=30):
     lad = make_ladder([[62.5e3, 125e3, 250e3, 500e3]] * n, lpips=[lpips] * n)
-    dec = np.zeros(lad.size_bytes.shape) if decode is None else np.broadcast_to(np.asarray(decode, float), lad.size_bytes.shape)
+    dec = np.broadcast_to(np.asarray(0.0 if decode is None else decode, dtype=float), lad.size_bytes.shape)
     return PolicyContext(lad, PERCEPTUAL, PERCEPTUAL.chunk_quality(lad), np.array(dec), 25.0)
 
 
