@@ -560,3 +560,38 @@ def test_bola_e_placeholder_after_a_download_by_hand(ph, buffer_s, clock_s, r, w
     obs = dataclasses.replace(_obs(4, buffer_s, r), delay_s=delay, clock_s=np.array([clock_s]))
     policy._after_download(obs, 3)
     assert policy.placeholder[0] == pytest.approx(want(min_level, max_level))
+
+
+def test_bola_e_scores_real_sizes_outside_sabre():
+    # nominal sizes 125k, 200k, 400k bytes; real sizes 125k, 380k, 400k. In steady state with no
+    # placeholder, no up-switch limit (a fast network) and no insufficient-buffer rule, BOLA-E takes
+    # argmax (V (v_m + gp) - B) / S_m over the real sizes
+    real = [125e3, 380e3, 400e3]
+    lad = make_ladder([real] * 20, kbps=[500.0, 800.0, 1600.0], lpips=[[0.3, 0.2, 0.1]] * 20)
+    ctx = PolicyContext(lad, PERCEPTUAL, PERCEPTUAL.chunk_quality(lad), np.zeros(lad.size_bytes.shape), 25.0)
+    levels = np.linspace(0.0, 40.0, 161)
+    policy = _policy(BOLAE, ctx, n=len(levels), ibr=False)
+    policy.steady[:] = True
+    v, gp, V, *_ = policy._chunk(5)
+    got = policy.act(_obs(5, levels, 0, thr=np.full(len(levels), 100.0)))
+    score = lambda S: (V * (v[None, :] + gp) - levels[:, None]) / np.asarray(S)[None, :]  # noqa: E731
+    want = np.argmax(score(real), axis=1)
+    assert got.tolist() == want.tolist()
+    assert (np.argmax(score([125e3, 200e3, 400e3]), axis=1) != want).any()  # nominal sizes would differ
+
+
+def test_bola_e_clamps_the_placeholder_with_the_levels_of_the_chunk_just_downloaded():
+    # chunk 4's middle rung is smaller than the other chunks', which moves its levels; deciding
+    # chunk 5 after fetching chunk 4 at rung 2 (1 s delay, no wait) lifts an empty placeholder
+    # to chunk 4's min_level[2] - (buffer + delay)
+    sizes = [[125e3, 200e3, 400e3]] * 10
+    sizes[4] = [125e3, 150e3, 400e3]
+    lad = make_ladder(sizes, kbps=[500.0, 800.0, 1600.0], lpips=[[0.3, 0.2, 0.1]] * 10)
+    ctx = PolicyContext(lad, PERCEPTUAL, PERCEPTUAL.chunk_quality(lad), np.zeros(lad.size_bytes.shape), 25.0)
+    policy = _policy(BOLAE, ctx, ibr=False)
+    policy.steady[:] = True
+    lift = [policy._chunk(j)[3][2] - 3.0 for j in (3, 4)]
+    assert min(lift) > 0.0 and abs(lift[0] - lift[1]) > 0.5, lift
+    obs = _obs(5, 2.0, 2, thr=100.0)
+    policy.act(obs)
+    assert policy.placeholder[0] == pytest.approx(lift[1])
