@@ -595,3 +595,28 @@ def test_bola_e_clamps_the_placeholder_with_the_levels_of_the_chunk_just_downloa
     obs = _obs(5, 2.0, 2, thr=100.0)
     policy.act(obs)
     assert policy.placeholder[0] == pytest.approx(lift[1])
+
+
+def test_bola_e_start_on_a_slow_network_needs_no_placeholder():
+    # 0.1 Mbit/s sustains rung 0 only: the start-up jump goes to rung 0, whose lowest level is 0
+    ctx = _ctx(SMALL)
+    policy = _policy(BOLAE, ctx, ibr=False)
+    policy.act(_obs(0, 0.0, -1))
+    assert policy.abandoned_to.tolist() == [-1]
+    assert policy.act(_obs(1, 2.0, 0, thr=0.1))[0] == 0
+    assert policy.placeholder[0] == 0.0 and policy.steady[0]
+    assert policy.abandoned_to.tolist() == [-1] and policy.abandoned_s.tolist() == [0.0]
+
+
+def test_bola_e_insufficient_buffer_rule_drops_the_placeholder_to_the_capped_rungs_level():
+    # steady state, rung 1 last, buffer 1 s + placeholder 12 s: BOLA wants rung 1, but 0.1 Mbit/s
+    # x 0.9 x 1 s of buffer is 11 kB: the rule caps to rung 0, and the placeholder falls to
+    # max(min_level[0] - buffer, 0) = 0
+    ctx = _ctx(SMALL)
+    policy = _policy(BOLAE, ctx)
+    policy.steady[:] = True
+    policy.placeholder[:] = 12.0
+    _, _, _, min_level, max_level, _ = policy._chunk(4)
+    assert min_level[1] < 13.0 < max_level[0] and min_level[1] - 2.0 < 12.0  # after the download: 12 s kept
+    assert policy.act(_obs(5, 1.0, 1, thr=0.1))[0] == 0
+    assert policy.placeholder[0] == 0.0

@@ -267,3 +267,46 @@ def test_fixed_counts_negative_rungs_from_the_top():
     assert ready(Fixed(Fixed.Params(rung=-1)), ctx, 2).act(obs_of(0, [0.0, 0.0])).tolist() == [3, 3]
     assert ready(Fixed(Fixed.Params(rung=1)), ctx).act(obs_of(0, 0.0)).dtype == np.int64
     assert Fixed.Params().rung == 0
+
+
+# ------------------------------------------------------------ BBA on a perceptual ladder
+def _bba_ctx(lpips, sizes, decode=None, n=10):
+    """A 2-s ladder on perceptual quality q = 1 - LPIPS (rungs need not rise in quality)."""
+    qoe = get_qoe("perceptual")
+    ladder = make_ladder([sizes] * n, lpips=[lpips] * n)
+    dec = np.broadcast_to(np.asarray(0.0 if decode is None else decode, dtype=float), ladder.size_bytes.shape)
+    return PolicyContext(ladder, qoe, qoe.chunk_quality(ladder), np.array(dec), 25.0)
+
+
+def test_bba_on_a_ladder_whose_quality_does_not_rise_with_rung():
+    # q = 0.5, 0.1, 0.9, 0.3 at 100k, 200k, 300k, 400k bytes; rung 1 cannot be decoded in real
+    # time, so the map runs over q 0.3 .. 0.9: f(B) = 0.3 + 0.6 (B - 5) / 10 between 5 and 15 s
+    ctx = _bba_ctx([0.5, 0.9, 0.1, 0.7], [100e3, 200e3, 300e3, 400e3], decode=[0.0, 3.0, 0.0, 0.0])
+    b = ready(BBA(), ctx, 3)
+    got = b.act(obs_of(0, [0.0, 5.0, 15.0], last=-1))
+    # first chunk: the best rung with q <= f(B) (below the reservoir f is the floor 0.3: rung 3)
+    assert got.tolist() == [3, 3, 2] and got.dtype == np.int64
+    # from rung 0 (q 0.5) at f = 0.4 (B = 6.67 s): the best rung under f is rung 3 (0.3), not above
+    # 0.5, and the cheapest rung over f is rung 0 itself: rung 0 is kept
+    assert b.act(obs_of(3, [5.0 + 10.0 / 6.0], last=0))[0] == 0
+    # from rung 3 (q 0.3) at f = 0.3: the best rung under f is rung 3 itself (not above 0.3);
+    # the previous choice is the cheapest allowed rung with q >= 0.3: rung 0
+    assert b.act(obs_of(3, [0.0], last=3))[0] == 0
+
+
+def test_bba_takes_the_cheaper_of_equal_quality_rungs():
+    ctx = _bba_ctx([0.5, 0.1, 0.1], [100e3, 300e3, 200e3])
+    assert ready(BBA(), ctx).act(obs_of(0, [20.0], last=-1))[0] == 2
+
+
+@pytest.mark.parametrize("below, want", [(0.9, 1), (1.1, 0)])
+def test_bba_reaches_a_rung_within_a_relative_tolerance(below, want):
+    # log-rate q = 0, 0.75, 1.5: a target below rung 1's q by `below` x 1e-12 x q_max reaches it
+    # when below < 1 (rounding), not when below > 1
+    kbps = [400.0, 400.0 * math.exp(0.75), 400.0 * math.exp(1.5)]
+    ctx = ctx_of(kbps)
+    q = ctx.quality[3]
+    assert q[2] == pytest.approx(1.5) and q[1] == pytest.approx(0.75)
+    target = q[1] - below * 1e-12 * q[2]
+    buffer_s = 5.0 + 10.0 * (target - q[0]) / (q[2] - q[0])
+    assert ready(BBA(), ctx).act(obs_of(3, [buffer_s], last=-1))[0] == want
