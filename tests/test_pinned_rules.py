@@ -310,3 +310,39 @@ def test_bba_reaches_a_rung_within_a_relative_tolerance(below, want):
     target = q[1] - below * 1e-12 * q[2]
     buffer_s = 5.0 + 10.0 * (target - q[0]) / (q[2] - q[0])
     assert ready(BBA(), ctx).act(obs_of(3, [buffer_s], last=-1))[0] == want
+
+
+def test_dynamic_switches_strictly_outside_its_band():
+    # the two rules' answers are set by hand: BOLA mode is left below low_s when BOLA asks for
+    # less than the throughput rule, entered above high_s when BOLA asks for at least as much
+    ctx = ctx_of()
+    d = ready(Dynamic(Dynamic.Params(low_s=5.0, high_s=12.0)), ctx, 4)
+    assert d.ctx is ctx
+    answers = {}
+    d.bola.act = lambda obs: answers["bola"]
+    d.tput.act = lambda obs: answers["tput"]
+
+    def step(level, b, t):
+        answers["bola"], answers["tput"] = np.array(b), np.array(t)
+        return d.act(obs_of(5, level)).tolist()
+
+    # enter: 12 s is not above 12; 12.5 s is, with BOLA's rung equal to the throughput rule's
+    assert step([12.0, 12.5, 12.5, 20.0], [2, 2, 1, 3], [0, 2, 2, 3]) == [0, 2, 2, 3]
+    assert d.is_bola.tolist() == [False, True, False, True]
+    # leave (sessions 1 and 3 are in BOLA mode): 5 s is not below 5; an equal rung is not less
+    assert step([5.0, 5.0, 4.0, 4.0], [0, 0, 1, 2], [2, 2, 2, 2]) == [2, 0, 2, 2]
+    assert d.is_bola.tolist() == [False, True, False, True]
+    # below 5 s with BOLA lower: both leave
+    assert step([1.0, 4.9, 1.0, 1.0], [0, 0, 0, 0], [1, 1, 1, 1]) == [1, 1, 1, 1]
+    assert not d.is_bola.any()
+
+
+def test_dynamic_passes_its_options_to_both_rules():
+    d = Dynamic(Dynamic.Params(gamma=4.0, qmax=20.0, abandon=False, peer="sabre"))
+    assert (d.bola.params.gamma, d.bola.params.qmax, d.bola.params.variant, d.bola.params.peer) == (
+        4.0,
+        20.0,
+        "u",
+        "sabre",
+    )
+    assert (d.tput.params.abandon, d.tput.params.peer) == (False, "sabre")
