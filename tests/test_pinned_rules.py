@@ -5,6 +5,7 @@ and the estimators (Sabre's EWMA half-lives 3 s and 8 s)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -346,3 +347,33 @@ def test_dynamic_passes_its_options_to_both_rules():
         "sabre",
     )
     assert (d.tput.params.abandon, d.tput.params.peer) == (False, "sabre")
+
+
+# ------------------------------------------------------------ Sabre's semantics
+def test_follows_sabre():
+    from policies.rules import follows_sabre
+
+    plain, sabre = ctx_of(), dataclasses.replace(ctx_of(), peer="sabre")
+    assert [follows_sabre(o, plain) for o in ("auto", "sabre", "none")] == [False, True, False]
+    assert [follows_sabre(o, sabre) for o in ("auto", "sabre", "none")] == [True, True, False]
+    with pytest.raises(ValueError, match="peer must be one of auto, sabre, none, got 'x'"):
+        follows_sabre("x", plain)
+
+
+def test_nominal_sizes_and_rung_by_hand():
+    from policies.rules import nominal_rung, nominal_sizes
+
+    # nominal bitrates 400..3200 kbit/s, 2-s chunks; real sizes 3x the nominal ones
+    ladder = make_ladder([[k * 1000 / 8 * 2.0 * 3.0 for k in KBPS]] * 4, chunk_s=2.0, kbps=KBPS)
+    ctx = PolicyContext(ladder, LOG, LOG.chunk_quality(ladder), np.zeros(ladder.size_bytes.shape), 25.0)
+    assert nominal_sizes(ctx, 2).tolist() == [100e3, 200e3, 400e3, 800e3]
+    # highest q with latency + 2 x kbps_q / (safety x estimate) <= 2: at 1.0 Mbit/s, no latency,
+    # 800 kbit/s fits (1.6 s) and 1600 does not; 0.4 s of latency leaves 1.6 s: 800 still fits
+    # exactly; 0.5 s leaves 1.5 s: only 400. Safety 0.5 halves the estimate.
+    est = np.array([1.0, 1.0, 1.0, 1.0, 1.0, np.nan, 0.0, 100.0])
+    lat = np.array([0.0, 0.4, 0.5, np.nan, 0.0, 0.0, 0.0, 1.0])
+    got = nominal_rung(ctx, 2, est, lat).tolist()
+    assert got == [1, 1, 0, 1, 1, 0, 0, 3]
+    assert nominal_rung(ctx, 2, est, lat, safety=0.5).tolist() == [0, 0, 0, 0, 0, 0, 0, 3]
+    assert nominal_rung(ctx, 2, np.array([3.3]), np.array([0.0]), safety=0.5).tolist() == [2]  # 1650 kbit/s
+    assert nominal_rung(ctx, 2, est, lat).dtype == np.int64
