@@ -377,3 +377,18 @@ def test_nominal_sizes_and_rung_by_hand():
     assert nominal_rung(ctx, 2, est, lat, safety=0.5).tolist() == [0, 0, 0, 0, 0, 0, 0, 3]
     assert nominal_rung(ctx, 2, np.array([3.3]), np.array([0.0]), safety=0.5).tolist() == [2]  # 1650 kbit/s
     assert nominal_rung(ctx, 2, est, lat).dtype == np.int64
+
+
+def test_best_within_falls_back_to_the_smallest_allowed_rung_per_session():
+    q = np.array([0.1, 0.5, 0.9])
+    size = np.array([1.0, 2.0, 3.0])
+    allowed = np.array([False, True, True])  # rung 0 (the smallest) not allowed
+    # session 0 affords rung 1; session 1 affords nothing: the smallest allowed rung, 1
+    assert best_within(q, size, allowed, np.array([2.5, 0.5])).tolist() == [1, 1]
+    assert best_within(q, size, np.array([False, False, True]), np.array([0.5])).tolist() == [2]
+
+
+def test_throughput_rung_has_no_slack():
+    # 0.8 Mbit/s x 2 s is rung 1's 200 kB exactly; 1e-7 less is not enough
+    ctx = ctx_of()
+    assert throughput_rung(ctx, 0, np.array([0.8, 0.8 * (1 - 1e-7)])).tolist() == [1, 0]
