@@ -392,3 +392,16 @@ def test_throughput_rung_has_no_slack():
     # 0.8 Mbit/s x 2 s is rung 1's 200 kB exactly; 1e-7 less is not enough
     ctx = ctx_of()
     assert throughput_rung(ctx, 0, np.array([0.8, 0.8 * (1 - 1e-7)])).tolist() == [1, 0]
+
+
+def test_nominal_rung_has_no_slack_and_divides_quietly():
+    import warnings
+
+    from policies.rules import nominal_rung
+
+    ctx = ctx_of()
+    # 800 kbit/s x 2 s in 2 s fits exactly at 0.8 Mbit/s; 1e-4 less does not
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a zero estimate divides by zero without a warning
+        got = nominal_rung(ctx, 0, np.array([0.8, 0.8 * (1 - 1e-4), 0.0]), np.zeros(3))
+    assert got.tolist() == [1, 0, 0]
