@@ -620,3 +620,62 @@ def test_bola_e_insufficient_buffer_rule_drops_the_placeholder_to_the_capped_run
     assert min_level[1] < 13.0 < max_level[0] and min_level[1] - 2.0 < 12.0  # after the download: 12 s kept
     assert policy.act(_obs(5, 1.0, 1, thr=0.1))[0] == 0
     assert policy.placeholder[0] == 0.0
+
+
+def _cross(V, gp, v, S, j, m):
+    """The buffer level at which rung m's score overtakes rung j's: (V (v_j + gp) - B) / S_j =
+    (V (v_m + gp) - B) / S_m solved for B."""
+    return V * (gp + (S[m] * v[j] - S[j] * v[m]) / (S[m] - S[j]))
+
+
+def test_bola_e_lowest_levels_count_only_allowed_lower_rungs_of_lower_utility():
+    # q = 0.7, 0.9, 0.8, 0.8 at rising sizes: rung 1 beats rung 2 and 3 on utility, rungs 2 and 3 tie
+    ctx = _perceptual_ctx([0.3, 0.1, 0.2, 0.2])
+    policy = _policy(BOLAE, ctx)
+    v, gp, V, min_level, max_level, allowed = policy._chunk(2)
+    S = ctx.ladder.size_bytes[2]
+    assert v[0] < v[2] == v[3] < v[1]
+    assert min_level[0] == 0.0
+    assert min_level[1] == pytest.approx(max(_cross(V, gp, v, S, 0, 1), 0.0))
+    assert min_level[2] == pytest.approx(max(_cross(V, gp, v, S, 0, 2), 0.0))  # not rung 1 (better)
+    assert min_level[3] == pytest.approx(max(_cross(V, gp, v, S, 0, 3), 0.0))  # not rung 2 (equal)
+    assert _cross(V, gp, v, S, 1, 2) > min_level[2] and max_level[3] > min_level[3]  # they would count
+    # rung 0 cannot be decoded in real time: no rung has an allowed lower rung of lower utility
+    slow = _policy(BOLAE, _perceptual_ctx([0.3, 0.1, 0.2, 0.2], decode=[3.0, 0.0, 0.0, 0.0]))
+    assert slow._chunk(2)[3].tolist() == [0.0, 0.0, 0.0, 0.0]
+    assert max(_cross(V, gp, v, S, 0, m) for m in (1, 2, 3)) > 0.0
+
+
+def test_utilities_span_the_allowed_rungs_only():
+    # rung 3 cannot be decoded in real time: v maps q of rungs 0-2 onto [offset, offset + ln(S_2 / S_0)]
+    ctx = _perceptual_ctx([0.3, 0.2, 0.1, 0.05], decode=[0.0, 0.0, 0.0, 3.0])
+    q = 1.0 - np.array([0.3, 0.2, 0.1])
+    want = np.log(250e3 / 62.5e3) * (q - q[0]) / (q[2] - q[0])
+    policy = _policy(BOLA, ctx)
+    policy.act(_obs(10, 5.0, 0))
+    assert policy._plan[0][:3] == pytest.approx(want)
+    assert _policy(BOLAE, ctx)._chunk(10)[0][:3] == pytest.approx(1.0 + want)
+
+
+def test_bola_v_floor_and_small_utility_range():
+    # Q_max 2.5 s with 2-s chunks leaves 0.5 s: V = 0.5 / (v_max + gamma p)
+    ctx = _ctx(KBPS)
+    policy = _policy(BOLA, ctx, qmax=2.5)
+    policy.act(_obs(10, 0.0, 0))
+    assert policy._plan[1] == pytest.approx(0.5 / (math.log(8) + 5.0))
+    # BOLA-E on a ladder spanning 2x in bitrate: gp = ln 2 / (target / 10 - 1) (no floor at 1)
+    two = _policy(BOLAE, _ctx([500, 1000]))
+    assert two._chunk(0)[1] == pytest.approx(math.log(2) / (25.0 / 10.0 - 1.0))
+
+
+def test_sabre_first_segment_and_latency_half_lives_follow_the_first_segment():
+    ctx = _ctx(KBPS)
+    first = _policy(BOLA, ctx, variant="u", peer="sabre").act(
+        dataclasses.replace(_obs(0, 0.0, -1), latency_s=np.zeros((1, 8)))
+    )  # fmt: skip
+    assert first.tolist() == [0] and first.dtype == np.int64
+    # the latency half-lives are counted in segments of chunk 0's duration (3 s here, 2 s after)
+    lad = dataclasses.replace(ctx.ladder, duration_s=np.r_[3.0, np.full(ctx.ladder.n_chunks - 1, 2.0)])
+    ctx3 = dataclasses.replace(ctx, ladder=lad)
+    assert _policy(BOLA, ctx3, peer="sabre").ewma.segment_s == 3.0
+    assert _policy(BOLAE, ctx3, peer="sabre").ewma.segment_s == 3.0
