@@ -163,6 +163,11 @@ def test_bola_choice_above_the_top_level_takes_the_best_utility():
     V = 1.0
     m = bola_choice(v, size, allowed, V, 5.0, np.array([0.0, 100.0]))
     assert m.tolist() == [0, 2]  # empty buffer: the smallest chunk; above the top level: rung 2 (3 not allowed)
+    # the best utility even where it is not the largest chunk; raw (Sabre's): the largest score
+    v3, size3, every = np.array([0.0, 1.0, 2.0]), np.array([1.0, 3.0, 2.0]), np.ones(3, bool)
+    # scores at level 100: (5 - 100) / 1, (6 - 100) / 3, (7 - 100) / 2: rung 1 the largest
+    assert bola_choice(v3, size3, every, 1.0, 5.0, np.array([100.0])).tolist() == [2]
+    assert bola_choice(v3, size3, every, 1.0, 5.0, np.array([100.0]), raw=True).tolist() == [1]
 
 
 def _progress(k, rung, size, got, elapsed, latency, buffer_s, active=True):
@@ -358,7 +363,10 @@ def _tie_ctx(decode=None, n_chunks=3):
 def test_decode_aware_bola_plans_the_first_chunk_at_the_prior_throughput(mbps, want):
     ctx = _tie_ctx()
     policy = _policy(BOLA, ctx, n=2, decode_aware=True, startup_mbps=mbps)
-    assert policy.act(_obs(0, [0.0, 20.0], -1)).tolist() == [want, want]  # the plan ignores BOLA's choice
+    got = policy.act(_obs(0, [0.0, 20.0], -1))
+    assert got.tolist() == [want, want] and got.dtype == np.int64  # the plan ignores BOLA's choice
+    later = policy.act(_obs(1, [0.0, 20.0], want))
+    assert later.dtype == np.int64
 
 
 def test_decode_aware_bola_checks_the_decode_time_of_the_chunk_it_fetches():
@@ -603,7 +611,8 @@ def test_bola_e_start_on_a_slow_network_needs_no_placeholder():
     policy = _policy(BOLAE, ctx, ibr=False)
     policy.act(_obs(0, 0.0, -1))
     assert policy.abandoned_to.tolist() == [-1]
-    assert policy.act(_obs(1, 2.0, 0, thr=0.1))[0] == 0
+    second = policy.act(_obs(1, 2.0, 0, thr=0.1))
+    assert second.tolist() == [0] and second.dtype == np.int64
     assert policy.placeholder[0] == 0.0 and policy.steady[0]
     assert policy.abandoned_to.tolist() == [-1] and policy.abandoned_s.tolist() == [0.0]
 
