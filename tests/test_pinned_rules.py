@@ -405,3 +405,41 @@ def test_nominal_rung_has_no_slack_and_divides_quietly():
         warnings.simplefilter("error")  # a zero estimate divides by zero without a warning
         got = nominal_rung(ctx, 0, np.array([0.8, 0.8 * (1 - 1e-4), 0.0]), np.zeros(3))
     assert got.tolist() == [1, 0, 0]
+
+
+def _with_latency(obs, latency):
+    lat = np.full(obs.delay_s.shape, np.nan)
+    lat[:, -latency.shape[1] :] = latency
+    return dataclasses.replace(obs, latency_s=lat)
+
+
+def test_sabre_ewma_keeps_latency_apart_by_hand():
+    """Sabre's estimator: a sample is the chunk's bits over its transfer time (delay - latency),
+    weighted by that time; the latency has its own average, one step per chunk with half-lives of
+    h / segment chunks, zero-bias corrected, the highest (most conservative) one winning."""
+    e = Ewma((3.0, 8.0), latency_apart=True, segment_s=2.0)
+    e.reset(1)
+    # chunk 1: 1 Mbit/s over a 2-s delay with 0.5 s latency: 2 Mbit in 1.5 s = 4/3 Mbit/s
+    est = e.update(_with_latency(obs_of(1, 0.0, thr=[1.0], delay=[2.0]), np.array([[0.5]])))
+    assert est[0] == pytest.approx(4 / 3) and e.latency_s[0] == pytest.approx(0.5)
+    # chunk 2: 2 Mbit/s over 1 s with 0.2 s latency: 2 Mbit in 0.8 s = 2.5 Mbit/s
+    o = _with_latency(obs_of(2, 0.0, thr=[1.0, 2.0], delay=[2.0, 1.0]), np.array([[0.5, 0.2]]))
+    est = e.update(o)[0]
+    want, lat = [], []
+    for h in (3.0, 8.0):
+        a1, a2 = 0.5 ** (1.5 / h), 0.5 ** (0.8 / h)
+        want.append((a2 * (1 - a1) * 4 / 3 + (1 - a2) * 2.5) / (1 - 0.5 ** (2.3 / h)))
+        b = 0.5 ** (2.0 / h)
+        lat.append((b * (1 - b) * 0.5 + (1 - b) * 0.2) / (1 - b * b))
+    assert est == pytest.approx(min(want))
+    assert e.latency_s[0] == pytest.approx(max(lat))
+    # a chunk whose delay is all latency (no transfer time) or unknown is skipped entirely
+    o3 = _with_latency(obs_of(4, 0.0, thr=[1.0, 2.0, 3.0, 1.0], delay=[2.0, 1.0, 0.5, np.nan]),
+                       np.array([[0.5, 0.2, 0.5, 0.1]]))  # fmt: skip
+    assert e.update(o3)[0] == pytest.approx(est) and e.latency_s[0] == pytest.approx(max(lat))
+    fresh = Ewma((3.0, 8.0), latency_apart=True, segment_s=2.0)
+    fresh.reset(2)
+    assert np.isnan(fresh.latency_s).all()
+    fresh.update(_with_latency(obs_of(1, [0.0, 0.0], thr=[[1.0], [np.nan]], delay=[[2.0], [1.0]]),
+                               np.array([[0.5], [0.1]])))  # fmt: skip
+    assert fresh.latency_s[0] == pytest.approx(0.5) and np.isnan(fresh.latency_s[1])
