@@ -443,3 +443,32 @@ def test_sabre_ewma_keeps_latency_apart_by_hand():
     fresh.update(_with_latency(obs_of(1, [0.0, 0.0], thr=[[1.0], [np.nan]], delay=[[2.0], [1.0]]),
                                np.array([[0.5], [0.1]])))  # fmt: skip
     assert fresh.latency_s[0] == pytest.approx(0.5) and np.isnan(fresh.latency_s[1])
+
+
+def test_estimators_edges_and_quiet_arithmetic():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no sample (0 / 0) and a zero-throughput chunk raise no warning
+        assert np.isnan(harmonic_mean(np.full((1, 3), np.nan))[0])
+        e = Ewma()
+        e.reset(1)
+        assert np.isnan(e.estimate()[0])
+        r = RobustEstimate(window=2, error_window=2)
+        r.reset(1)
+        # the first update may come after a chunk: no prediction yet, no error
+        assert r.update(obs_of(1, 0.0, thr=[2.0]))[0] == pytest.approx(2.0)
+        # a zero-throughput chunk: its relative error is infinite and counts as 0; the harmonic
+        # mean skips the sample
+        assert r.update(obs_of(2, 0.0, thr=[2.0, 0.0]))[0] == pytest.approx(2.0)
+    # asking twice about the same chunk records its error once: prediction 4 against 1 is an error
+    # of 3; the new prediction harmonic(4, 1) = 1.6 is not judged against that same chunk
+    r = RobustEstimate(window=2, error_window=1)
+    r.reset(1)
+    r.update(obs_of(1, 0.0, thr=[4.0]))
+    o = obs_of(2, 0.0, thr=[4.0, 1.0])
+    assert r.update(o)[0] == pytest.approx(1.6 / 4.0)
+    assert r.update(o)[0] == pytest.approx(1.6 / 4.0)
+    # a half-life of 1 s (or less) is valid; the latency half-lives count 1-s segments by default
+    assert Ewma((1.0, 0.5)).half_lives_s.tolist() == [1.0, 0.5]
+    assert Ewma().segment_s == 1.0 and not Ewma().latency_apart
