@@ -117,3 +117,20 @@ def test_fixed_refuses_a_rung_the_ladder_lacks(rung):
     with pytest.raises(InputError) as e:
         Fixed(Fixed.Params(rung=rung)).reset(_ctx(), 1)
     assert str(e.value) == (f"policy 'fixed': rung {rung} is not a rung of ladder test (0..3, or -4..-1 from the top)")
+
+
+def test_policy_base_defaults():
+    from policies.base import DownloadProgress
+
+    p = _NoParams()
+    assert p.params is None and p.ctx is None
+    assert Fixed().params == Fixed.Params() and Fixed().ctx is None
+    prog = DownloadProgress(
+        chunk=1, active=np.ones(3, bool), rung=np.array([2, 1, 0]), size_bytes=np.ones(3), downloaded_bytes=np.ones(3),
+        elapsed_s=np.ones(3), latency_s=np.zeros(3), buffer_s=np.ones(3),
+    )  # fmt: skip
+    never = p.abandon(prog)
+    assert never.tolist() == [-1, -1, -1] and never.dtype == np.int64
+    assert not p.can_abandon and not p.has_abandon_rule
+    with pytest.raises(NotImplementedError, match="^_NoParams has no vectorised abandonment rule$"):
+        p.abandon_rule(prog)
