@@ -472,3 +472,37 @@ def test_estimators_edges_and_quiet_arithmetic():
     # a half-life of 1 s (or less) is valid; the latency half-lives count 1-s segments by default
     assert Ewma((1.0, 0.5)).half_lives_s.tolist() == [1.0, 0.5]
     assert Ewma().segment_s == 1.0 and not Ewma().latency_apart
+
+
+def test_throughput_rule_under_sabre_by_hand():
+    # one chunk: 3.4 Mbit/s over a 1-s delay of which 0.1 s latency: Sabre's estimate is
+    # 3.4 / 0.9 = 3.78 Mbit/s with latency 0.1 s apart; x 0.9 = 3400 kbit/s, and
+    # 0.1 + 2 x 3200 / 3400 = 1.98 <= 2 s: rung 3. Our own rule: 3.4 x 0.9 x 2 s / 8 = 765 kB < 800 kB: rung 2
+    ctx = ctx_of()
+    first = _with_latency(obs_of(1, 20.0, thr=[3.4], delay=[1.0]), np.array([[0.1]]))
+    assert ready(Throughput(Throughput.Params(peer="sabre")), ctx).act(first)[0] == 3
+    assert ready(Throughput(Throughput.Params(peer="none")), ctx).act(first)[0] == 2
+    # insufficient-buffer rule on B - latency: 0.9 x (1.95 - 0.1) s x 3.78e6 / 8 = 786 kB < 800 kB: rung 2
+    low = _with_latency(obs_of(1, 1.95, thr=[3.4], delay=[1.0]), np.array([[0.1]]))
+    t = ready(Throughput(Throughput.Params(peer="sabre")), ctx)
+    assert t.act(low)[0] == 2
+    assert ready(Throughput(Throughput.Params(peer="sabre", ibr=False)), ctx).act(low)[0] == 3
+    # abandonment: the rung the measured rate sustains, latency apart (the 0.1-s estimate)
+    size = 800e3
+    prog = lambda k, got, elapsed: DownloadProgress(  # noqa: E731
+        k, np.ones(1, bool), np.array([3]), np.array([size]), np.array([got]), np.array([elapsed]),
+        np.zeros(1), np.zeros(1))  # fmt: skip
+    # 100 kB in 1.1 s: 0.727 Mbit/s x 0.9 = 655 kbit/s: 0.1 + 2 x 400 / 655 <= 2: rung 0 (100 kB < 700 kB left)
+    assert t.abandon(prog(1, 100e3, 1.1))[0] == 0
+    assert t.abandon(prog(0, 100e3, 1.1))[0] == -1  # never the first segment
+    assert t.abandon(prog(1, 700e3, 1.1))[0] == -1  # on time: 1.1 + 100 kB / 636 kB/s < 3.6 s
+    # past the grace time with nothing but latency so far: no rate, no decision
+    none_yet = dataclasses.replace(prog(1, 0.0, 1.0), latency_s=np.ones(1))
+    assert t.abandon(none_yet)[0] == -1 and ready(Throughput(), ctx).abandon(none_yet)[0] == -1
+    # 330 kB in 1.5 s: 1.76 Mbit/s x 0.9 = 1584 kbit/s sustains rung 1 (800: 0.1 + 1.01 s); 200 kB < 470 kB left
+    assert t.abandon(prog(1, 330e3, 1.5))[0] == 1
+    # the safety of the insufficient-buffer rule decays from the second chunk on only
+    t0 = ready(Throughput(), ctx)
+    t0.act(obs_of(0, 0.0))
+    assert t0.ibr_safety[0] == 0.9
+    assert ready(Throughput(Throughput.Params(ibr=False)), ctx).act(obs_of(1, 0.1, thr=[3.6], delay=[1.0]))[0] == 3
