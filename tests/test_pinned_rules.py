@@ -506,3 +506,53 @@ def test_throughput_rule_under_sabre_by_hand():
     t0.act(obs_of(0, 0.0))
     assert t0.ibr_safety[0] == 0.9
     assert ready(Throughput(Throughput.Params(ibr=False)), ctx).act(obs_of(1, 0.1, thr=[3.6], delay=[1.0]))[0] == 3
+
+
+def test_rate_and_estimator_edges():
+    import warnings
+
+    ctx = ctx_of()
+    # a chunk of exactly the safe bytes is allowed (800 kB at rung 3)
+    assert insufficient_buffer_cap(
+        np.array([100.0, 200.0, 400.0, 800.0]), np.array([3]), np.array([800.0])
+    ).tolist() == [3]
+    # Sabre's rule applies its 0.9 safety: 3.1 Mbit/s over a 1-s delay with 0.1 s latency is
+    # 3.44 Mbit/s: x 0.9 = 3100 kbit/s and 0.1 + 2 x 3200 / 3100 > 2 s: rung 2 (rung 3 at safety 1)
+    o = _with_latency(obs_of(1, 20.0, thr=[3.1], delay=[1.0]), np.array([[0.1]]))
+    assert ready(Throughput(Throughput.Params(peer="sabre", ibr=False)), ctx).act(o)[0] == 2
+    assert ready(Throughput(Throughput.Params(peer="sabre", ibr=False, safety=1.0)), ctx).act(o)[0] == 3
+    # abandoning needs a target chunk strictly smaller than what is left: 100 kB left of rung 3 and
+    # the sustainable rung 0 is 100 kB (Sabre: 800 kB x 400 / 3200)
+    sab = ready(Throughput(Throughput.Params(peer="sabre")), ctx)
+    sab.act(o)
+    ours = ready(Throughput(), ctx)
+
+    def prog(got, elapsed, latency=0.0):
+        return DownloadProgress(1, np.ones(1, bool), np.array([3]), np.array([800e3]), np.array([got]),
+                                np.array([elapsed]), np.array([latency]), np.zeros(1))  # fmt: skip
+
+    for t in (sab, ours):
+        assert t.abandon(prog(700e3, 10.0))[0] == -1
+        got = t.abandon(prog(100e3, 1.1))
+        assert got.tolist() == [0] and got.dtype == np.int64
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no transfer time yet, with and without bytes: quiet
+            assert t.abandon(prog(0.0, 1.0, 1.0))[0] == -1 and t.abandon(prog(5.0, 1.0, 1.0))[0] == -1
+    lad = dataclasses.replace(ctx.ladder, duration_s=np.r_[3.0, np.full(ctx.ladder.n_chunks - 1, 2.0)])
+    assert (
+        ready(Throughput(Throughput.Params(peer="sabre")), dataclasses.replace(ctx, ladder=lad)).ewma.segment_s == 3.0
+    )
+    # the EWMA skips a chunk with an unknown throughput or delay
+    e = Ewma()
+    e.reset(1)
+    e.update(obs_of(1, 0.0, thr=[2.0], delay=[1.0]))
+    assert e.update(obs_of(3, 0.0, thr=[2.0, np.nan, 8.0], delay=[1.0, 1.0, np.nan]))[0] == pytest.approx(2.0)
+    # Sabre's: a chunk that is all latency is skipped without a warning; so is a session with none
+    s = Ewma((3.0, 8.0), latency_apart=True, segment_s=2.0)
+    s.reset(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s.update(
+            _with_latency(obs_of(1, [0.0, 0.0], thr=[[1.0], [0.0]], delay=[[0.5], [0.5]]), np.array([[0.5], [0.5]]))
+        )
+    assert np.isnan(s.latency_s).all() and np.isnan(s.estimate()).all()
