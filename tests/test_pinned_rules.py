@@ -556,3 +556,10 @@ def test_rate_and_estimator_edges():
             _with_latency(obs_of(1, [0.0, 0.0], thr=[[1.0], [0.0]], delay=[[0.5], [0.5]]), np.array([[0.5], [0.5]]))
         )
     assert np.isnan(s.latency_s).all() and np.isnan(s.estimate()).all()
+
+
+def test_estimator_defaults_are_pensieves_five_chunks():
+    # the harmonic mean of the last 5 chunks: the 6th-oldest sample (100) is left out
+    assert harmonic_mean(np.array([[100.0, 1.0, 1.0, 1.0, 1.0, 1.0]]))[0] == pytest.approx(1.0)
+    r = RobustEstimate()
+    assert (r.window, r.error_window) == (5, 5)
