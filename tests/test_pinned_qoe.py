@@ -78,8 +78,13 @@ def test_penalties_scale_their_own_term():
 def test_presets_and_their_weights():
     # the published weights: Pensieve's linear 4.3 and log 2.66 (Mao et al. 2017), its HD score's 8;
     # perceptual-calibrated's 0.15 = (4.3 / 4.0) x 0.139 (see abr.qoe.CALIBRATED_STALL_PENALTY)
-    expected = {"perceptual": ("lpips", 1.0), "perceptual-calibrated": ("lpips", 0.15),
-                "pensieve-linear": ("mbps", 4.3), "pensieve-log": ("log-rate", 2.66), "pensieve-hd": ("hd", 8.0)}
+    expected = {
+        "perceptual": ("lpips", 1.0),
+        "perceptual-calibrated": ("lpips", 0.15),
+        "pensieve-linear": ("mbps", 4.3),
+        "pensieve-log": ("log-rate", 2.66),
+        "pensieve-hd": ("hd", 8.0),
+    }
     assert {n: (q.quality, q.stall_penalty) for n, q in QOE_PRESETS.items()} == expected
     assert all(QOE_PRESETS[n].name == n and QOE_PRESETS[n].switch_penalty == 1.0 for n in QOE_PRESETS)
 
@@ -101,3 +106,47 @@ def test_unknown_preset_is_an_input_error_naming_the_valid_ones():
     names = "pensieve-hd, pensieve-linear, pensieve-log, perceptual, perceptual-calibrated"
     with pytest.raises(InputError, match=f"unknown QoE preset 'nope'; valid names: {names}$"):
         get_qoe("nope")
+
+
+def test_penalties_must_be_finite():
+    for stall, switch in ((math.nan, 1.0), (1.0, math.inf), (math.inf, math.nan)):
+        with pytest.raises(ValueError, match="^QoE penalties must be finite$"):
+            QoE("bad", "mbps", stall, switch)
+
+
+def test_perceptual_qoe_refuses_a_ladder_without_lpips():
+    lad = make_ladder([[1e3, 2e3]] * 2, lpips=[[0.2, np.nan]] * 2)
+    with pytest.raises(InputError) as e:
+        get_qoe("perceptual-calibrated").chunk_quality(lad)
+    assert str(e.value) == (
+        "ladder 'test' has no perceptual quality (LPIPS), so QoE 'perceptual-calibrated' cannot score it; "
+        "use a bitrate QoE: pensieve-linear, pensieve-log, pensieve-hd"
+    )
+    assert get_qoe("pensieve-log").chunk_quality(lad).shape == (2, 2)  # bitrate QoEs still score it
+
+
+def test_pensieve_hd_score_by_hand():
+    # 300 -> 1, 750 -> 2, ..., 4300 -> 20; linear in between, clamped outside
+    lad = make_ladder([[1e3] * 6] * 2, kbps=[200.0, 300.0, 525.0, 1525.0, 4300.0, 5000.0])
+    q = get_qoe("pensieve-hd").chunk_quality(lad)
+    assert q.shape == (2, 6)
+    assert q[1].tolist() == pytest.approx([1.0, 1.0, 1.5, 7.5, 20.0, 20.0])
+
+
+def test_weights_override_by_name_and_alias():
+    q = get_qoe("pensieve-linear:mu=2.66")
+    assert (q.name, q.quality, q.stall_penalty, q.switch_penalty) == ("pensieve-linear:mu=2.66", "mbps", 2.66, 1.0)
+    spec = "perceptual:lambda=0.5,stall_penalty=0"
+    q = get_qoe(spec)
+    assert (q.name, q.quality, q.stall_penalty, q.switch_penalty) == (spec, "lpips", 0.0, 0.5)
+    assert get_qoe("pensieve-log") is QOE_PRESETS["pensieve-log"]
+    for spec, msg in [
+        ("pensieve-linear:mu=x", "QoE 'pensieve-linear:mu=x': bad value 'x' for option 'mu' "
+                                 "(expected a finite number)"),
+        ("pensieve-linear:nope=1", "QoE 'pensieve-linear:nope=1': unknown option 'nope'; valid keys: "
+                                   "stall_penalty, switch_penalty, mu, lambda"),
+        ("pensieve-linear:mu=-1", "QoE 'pensieve-linear:mu=-1': option 'stall_penalty' must be >= 0, got -1"),
+    ]:  # fmt: skip
+        with pytest.raises(InputError) as e:
+            get_qoe(spec)
+        assert str(e.value) == msg

@@ -5,6 +5,7 @@ and the estimators (Sabre's EWMA half-lives 3 s and 8 s)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -267,3 +268,298 @@ def test_fixed_counts_negative_rungs_from_the_top():
     assert ready(Fixed(Fixed.Params(rung=-1)), ctx, 2).act(obs_of(0, [0.0, 0.0])).tolist() == [3, 3]
     assert ready(Fixed(Fixed.Params(rung=1)), ctx).act(obs_of(0, 0.0)).dtype == np.int64
     assert Fixed.Params().rung == 0
+
+
+# ------------------------------------------------------------ BBA on a perceptual ladder
+def _bba_ctx(lpips, sizes, decode=None, n=10):
+    """A 2-s ladder on perceptual quality q = 1 - LPIPS (rungs need not rise in quality)."""
+    qoe = get_qoe("perceptual")
+    ladder = make_ladder([sizes] * n, lpips=[lpips] * n)
+    dec = np.broadcast_to(np.asarray(0.0 if decode is None else decode, dtype=float), ladder.size_bytes.shape)
+    return PolicyContext(ladder, qoe, qoe.chunk_quality(ladder), np.array(dec), 25.0)
+
+
+def test_bba_on_a_ladder_whose_quality_does_not_rise_with_rung():
+    # q = 0.5, 0.1, 0.9, 0.3 at 100k, 200k, 300k, 400k bytes; rung 1 cannot be decoded in real
+    # time, so the map runs over q 0.3 .. 0.9: f(B) = 0.3 + 0.6 (B - 5) / 10 between 5 and 15 s
+    ctx = _bba_ctx([0.5, 0.9, 0.1, 0.7], [100e3, 200e3, 300e3, 400e3], decode=[0.0, 3.0, 0.0, 0.0])
+    b = ready(BBA(), ctx, 3)
+    got = b.act(obs_of(0, [0.0, 5.0, 15.0], last=-1))
+    # first chunk: the best rung with q <= f(B) (below the reservoir f is the floor 0.3: rung 3)
+    assert got.tolist() == [3, 3, 2] and got.dtype == np.int64
+    # from rung 0 (q 0.5) at f = 0.4 (B = 6.67 s): the best rung under f is rung 3 (0.3), not above
+    # 0.5, and the cheapest rung over f is rung 0 itself: rung 0 is kept
+    assert b.act(obs_of(3, [5.0 + 10.0 / 6.0], last=0))[0] == 0
+    # from rung 3 (q 0.3) at f = 0.3: the best rung under f is rung 3 itself (not above 0.3);
+    # the previous choice is the cheapest allowed rung with q >= 0.3: rung 0
+    assert b.act(obs_of(3, [0.0], last=3))[0] == 0
+
+
+def test_bba_takes_the_cheaper_of_equal_quality_rungs():
+    ctx = _bba_ctx([0.5, 0.1, 0.1], [100e3, 300e3, 200e3])
+    assert ready(BBA(), ctx).act(obs_of(0, [20.0], last=-1))[0] == 2
+
+
+@pytest.mark.parametrize("below, want", [(0.9, 1), (1.1, 0)])
+def test_bba_reaches_a_rung_within_a_relative_tolerance(below, want):
+    # log-rate q = 0, 0.75, 1.5: a target below rung 1's q by `below` x 1e-12 x q_max reaches it
+    # when below < 1 (rounding), not when below > 1
+    kbps = [400.0, 400.0 * math.exp(0.75), 400.0 * math.exp(1.5)]
+    ctx = ctx_of(kbps)
+    q = ctx.quality[3]
+    assert q[2] == pytest.approx(1.5) and q[1] == pytest.approx(0.75)
+    target = q[1] - below * 1e-12 * q[2]
+    buffer_s = 5.0 + 10.0 * (target - q[0]) / (q[2] - q[0])
+    assert ready(BBA(), ctx).act(obs_of(3, [buffer_s], last=-1))[0] == want
+
+
+def test_dynamic_switches_strictly_outside_its_band():
+    # the two rules' answers are set by hand: BOLA mode is left below low_s when BOLA asks for
+    # less than the throughput rule, entered above high_s when BOLA asks for at least as much
+    ctx = ctx_of()
+    d = ready(Dynamic(Dynamic.Params(low_s=5.0, high_s=12.0)), ctx, 4)
+    assert d.ctx is ctx
+    answers = {}
+    d.bola.act = lambda obs: answers["bola"]
+    d.tput.act = lambda obs: answers["tput"]
+
+    def step(level, b, t):
+        answers["bola"], answers["tput"] = np.array(b), np.array(t)
+        return d.act(obs_of(5, level)).tolist()
+
+    # enter: 12 s is not above 12; 12.5 s is, with BOLA's rung equal to the throughput rule's
+    assert step([12.0, 12.5, 12.5, 20.0], [2, 2, 1, 3], [0, 2, 2, 3]) == [0, 2, 2, 3]
+    assert d.is_bola.tolist() == [False, True, False, True]
+    # leave (sessions 1 and 3 are in BOLA mode): 5 s is not below 5; an equal rung is not less
+    assert step([5.0, 5.0, 4.0, 4.0], [0, 0, 1, 2], [2, 2, 2, 2]) == [2, 0, 2, 2]
+    assert d.is_bola.tolist() == [False, True, False, True]
+    # below 5 s with BOLA lower: both leave
+    assert step([1.0, 4.9, 1.0, 1.0], [0, 0, 0, 0], [1, 1, 1, 1]) == [1, 1, 1, 1]
+    assert not d.is_bola.any()
+
+
+def test_dynamic_passes_its_options_to_both_rules():
+    d = Dynamic(Dynamic.Params(gamma=4.0, qmax=20.0, abandon=False, peer="sabre"))
+    assert (d.bola.params.gamma, d.bola.params.qmax, d.bola.params.variant, d.bola.params.peer) == (
+        4.0,
+        20.0,
+        "u",
+        "sabre",
+    )
+    assert (d.tput.params.abandon, d.tput.params.peer) == (False, "sabre")
+
+
+# ------------------------------------------------------------ Sabre's semantics
+def test_follows_sabre():
+    from policies.rules import follows_sabre
+
+    plain, sabre = ctx_of(), dataclasses.replace(ctx_of(), peer="sabre")
+    assert [follows_sabre(o, plain) for o in ("auto", "sabre", "none")] == [False, True, False]
+    assert [follows_sabre(o, sabre) for o in ("auto", "sabre", "none")] == [True, True, False]
+    with pytest.raises(ValueError, match="peer must be one of auto, sabre, none, got 'x'"):
+        follows_sabre("x", plain)
+
+
+def test_nominal_sizes_and_rung_by_hand():
+    from policies.rules import nominal_rung, nominal_sizes
+
+    # nominal bitrates 400..3200 kbit/s, 2-s chunks; real sizes 3x the nominal ones
+    ladder = make_ladder([[k * 1000 / 8 * 2.0 * 3.0 for k in KBPS]] * 4, chunk_s=2.0, kbps=KBPS)
+    ctx = PolicyContext(ladder, LOG, LOG.chunk_quality(ladder), np.zeros(ladder.size_bytes.shape), 25.0)
+    assert nominal_sizes(ctx, 2).tolist() == [100e3, 200e3, 400e3, 800e3]
+    # highest q with latency + 2 x kbps_q / (safety x estimate) <= 2: at 1.0 Mbit/s, no latency,
+    # 800 kbit/s fits (1.6 s) and 1600 does not; 0.4 s of latency leaves 1.6 s: 800 still fits
+    # exactly; 0.5 s leaves 1.5 s: only 400. Safety 0.5 halves the estimate.
+    est = np.array([1.0, 1.0, 1.0, 1.0, 1.0, np.nan, 0.0, 100.0])
+    lat = np.array([0.0, 0.4, 0.5, np.nan, 0.0, 0.0, 0.0, 1.0])
+    got = nominal_rung(ctx, 2, est, lat).tolist()
+    assert got == [1, 1, 0, 1, 1, 0, 0, 3]
+    assert nominal_rung(ctx, 2, est, lat, safety=0.5).tolist() == [0, 0, 0, 0, 0, 0, 0, 3]
+    assert nominal_rung(ctx, 2, np.array([3.3]), np.array([0.0]), safety=0.5).tolist() == [2]  # 1650 kbit/s
+    assert nominal_rung(ctx, 2, est, lat).dtype == np.int64
+
+
+def test_best_within_falls_back_to_the_smallest_allowed_rung_per_session():
+    q = np.array([0.1, 0.5, 0.9])
+    size = np.array([1.0, 2.0, 3.0])
+    allowed = np.array([False, True, True])  # rung 0 (the smallest) not allowed
+    # session 0 affords rung 1; session 1 affords nothing: the smallest allowed rung, 1
+    assert best_within(q, size, allowed, np.array([2.5, 0.5])).tolist() == [1, 1]
+    assert best_within(q, size, np.array([False, False, True]), np.array([0.5])).tolist() == [2]
+
+
+def test_throughput_rung_has_no_slack():
+    # 0.8 Mbit/s x 2 s is rung 1's 200 kB exactly; 1e-7 less is not enough
+    ctx = ctx_of()
+    assert throughput_rung(ctx, 0, np.array([0.8, 0.8 * (1 - 1e-7)])).tolist() == [1, 0]
+
+
+def test_nominal_rung_has_no_slack_and_divides_quietly():
+    import warnings
+
+    from policies.rules import nominal_rung
+
+    ctx = ctx_of()
+    # 800 kbit/s x 2 s in 2 s fits exactly at 0.8 Mbit/s; 1e-4 less does not
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a zero estimate divides by zero without a warning
+        got = nominal_rung(ctx, 0, np.array([0.8, 0.8 * (1 - 1e-4), 0.0]), np.zeros(3))
+    assert got.tolist() == [1, 0, 0]
+
+
+def _with_latency(obs, latency):
+    lat = np.full(obs.delay_s.shape, np.nan)
+    lat[:, -latency.shape[1] :] = latency
+    return dataclasses.replace(obs, latency_s=lat)
+
+
+def test_sabre_ewma_keeps_latency_apart_by_hand():
+    """Sabre's estimator: a sample is the chunk's bits over its transfer time (delay - latency),
+    weighted by that time; the latency has its own average, one step per chunk with half-lives of
+    h / segment chunks, zero-bias corrected, the highest (most conservative) one winning."""
+    e = Ewma((3.0, 8.0), latency_apart=True, segment_s=2.0)
+    e.reset(1)
+    # chunk 1: 1 Mbit/s over a 2-s delay with 0.5 s latency: 2 Mbit in 1.5 s = 4/3 Mbit/s
+    est = e.update(_with_latency(obs_of(1, 0.0, thr=[1.0], delay=[2.0]), np.array([[0.5]])))
+    assert est[0] == pytest.approx(4 / 3) and e.latency_s[0] == pytest.approx(0.5)
+    # chunk 2: 2 Mbit/s over 1 s with 0.2 s latency: 2 Mbit in 0.8 s = 2.5 Mbit/s
+    o = _with_latency(obs_of(2, 0.0, thr=[1.0, 2.0], delay=[2.0, 1.0]), np.array([[0.5, 0.2]]))
+    est = e.update(o)[0]
+    want, lat = [], []
+    for h in (3.0, 8.0):
+        a1, a2 = 0.5 ** (1.5 / h), 0.5 ** (0.8 / h)
+        want.append((a2 * (1 - a1) * 4 / 3 + (1 - a2) * 2.5) / (1 - 0.5 ** (2.3 / h)))
+        b = 0.5 ** (2.0 / h)
+        lat.append((b * (1 - b) * 0.5 + (1 - b) * 0.2) / (1 - b * b))
+    assert est == pytest.approx(min(want))
+    assert e.latency_s[0] == pytest.approx(max(lat))
+    # a chunk whose delay is all latency (no transfer time) or unknown is skipped entirely
+    o3 = _with_latency(obs_of(4, 0.0, thr=[1.0, 2.0, 3.0, 1.0], delay=[2.0, 1.0, 0.5, np.nan]),
+                       np.array([[0.5, 0.2, 0.5, 0.1]]))  # fmt: skip
+    assert e.update(o3)[0] == pytest.approx(est) and e.latency_s[0] == pytest.approx(max(lat))
+    fresh = Ewma((3.0, 8.0), latency_apart=True, segment_s=2.0)
+    fresh.reset(2)
+    assert np.isnan(fresh.latency_s).all()
+    fresh.update(_with_latency(obs_of(1, [0.0, 0.0], thr=[[1.0], [np.nan]], delay=[[2.0], [1.0]]),
+                               np.array([[0.5], [0.1]])))  # fmt: skip
+    assert fresh.latency_s[0] == pytest.approx(0.5) and np.isnan(fresh.latency_s[1])
+
+
+def test_estimators_edges_and_quiet_arithmetic():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no sample (0 / 0) and a zero-throughput chunk raise no warning
+        assert np.isnan(harmonic_mean(np.full((1, 3), np.nan))[0])
+        e = Ewma()
+        e.reset(1)
+        assert np.isnan(e.estimate()[0])
+        r = RobustEstimate(window=2, error_window=2)
+        r.reset(1)
+        # the first update may come after a chunk: no prediction yet, no error
+        assert r.update(obs_of(1, 0.0, thr=[2.0]))[0] == pytest.approx(2.0)
+        # a zero-throughput chunk: its relative error is infinite and counts as 0; the harmonic
+        # mean skips the sample
+        assert r.update(obs_of(2, 0.0, thr=[2.0, 0.0]))[0] == pytest.approx(2.0)
+    # asking twice about the same chunk records its error once: prediction 4 against 1 is an error
+    # of 3; the new prediction harmonic(4, 1) = 1.6 is not judged against that same chunk
+    r = RobustEstimate(window=2, error_window=1)
+    r.reset(1)
+    r.update(obs_of(1, 0.0, thr=[4.0]))
+    o = obs_of(2, 0.0, thr=[4.0, 1.0])
+    assert r.update(o)[0] == pytest.approx(1.6 / 4.0)
+    assert r.update(o)[0] == pytest.approx(1.6 / 4.0)
+    # a half-life of 1 s (or less) is valid; the latency half-lives count 1-s segments by default
+    assert Ewma((1.0, 0.5)).half_lives_s.tolist() == [1.0, 0.5]
+    assert Ewma().segment_s == 1.0 and not Ewma().latency_apart
+
+
+def test_throughput_rule_under_sabre_by_hand():
+    # one chunk: 3.4 Mbit/s over a 1-s delay of which 0.1 s latency: Sabre's estimate is
+    # 3.4 / 0.9 = 3.78 Mbit/s with latency 0.1 s apart; x 0.9 = 3400 kbit/s, and
+    # 0.1 + 2 x 3200 / 3400 = 1.98 <= 2 s: rung 3. Our own rule: 3.4 x 0.9 x 2 s / 8 = 765 kB < 800 kB: rung 2
+    ctx = ctx_of()
+    first = _with_latency(obs_of(1, 20.0, thr=[3.4], delay=[1.0]), np.array([[0.1]]))
+    assert ready(Throughput(Throughput.Params(peer="sabre")), ctx).act(first)[0] == 3
+    assert ready(Throughput(Throughput.Params(peer="none")), ctx).act(first)[0] == 2
+    # insufficient-buffer rule on B - latency: 0.9 x (1.95 - 0.1) s x 3.78e6 / 8 = 786 kB < 800 kB: rung 2
+    low = _with_latency(obs_of(1, 1.95, thr=[3.4], delay=[1.0]), np.array([[0.1]]))
+    t = ready(Throughput(Throughput.Params(peer="sabre")), ctx)
+    assert t.act(low)[0] == 2
+    assert ready(Throughput(Throughput.Params(peer="sabre", ibr=False)), ctx).act(low)[0] == 3
+    # abandonment: the rung the measured rate sustains, latency apart (the 0.1-s estimate)
+    size = 800e3
+    prog = lambda k, got, elapsed: DownloadProgress(  # noqa: E731
+        k, np.ones(1, bool), np.array([3]), np.array([size]), np.array([got]), np.array([elapsed]),
+        np.zeros(1), np.zeros(1))  # fmt: skip
+    # 100 kB in 1.1 s: 0.727 Mbit/s x 0.9 = 655 kbit/s: 0.1 + 2 x 400 / 655 <= 2: rung 0 (100 kB < 700 kB left)
+    assert t.abandon(prog(1, 100e3, 1.1))[0] == 0
+    assert t.abandon(prog(0, 100e3, 1.1))[0] == -1  # never the first segment
+    assert t.abandon(prog(1, 700e3, 1.1))[0] == -1  # on time: 1.1 + 100 kB / 636 kB/s < 3.6 s
+    # past the grace time with nothing but latency so far: no rate, no decision
+    none_yet = dataclasses.replace(prog(1, 0.0, 1.0), latency_s=np.ones(1))
+    assert t.abandon(none_yet)[0] == -1 and ready(Throughput(), ctx).abandon(none_yet)[0] == -1
+    # 330 kB in 1.5 s: 1.76 Mbit/s x 0.9 = 1584 kbit/s sustains rung 1 (800: 0.1 + 1.01 s); 200 kB < 470 kB left
+    assert t.abandon(prog(1, 330e3, 1.5))[0] == 1
+    # the safety of the insufficient-buffer rule decays from the second chunk on only
+    t0 = ready(Throughput(), ctx)
+    t0.act(obs_of(0, 0.0))
+    assert t0.ibr_safety[0] == 0.9
+    assert ready(Throughput(Throughput.Params(ibr=False)), ctx).act(obs_of(1, 0.1, thr=[3.6], delay=[1.0]))[0] == 3
+
+
+def test_rate_and_estimator_edges():
+    import warnings
+
+    ctx = ctx_of()
+    # a chunk of exactly the safe bytes is allowed (800 kB at rung 3)
+    assert insufficient_buffer_cap(
+        np.array([100.0, 200.0, 400.0, 800.0]), np.array([3]), np.array([800.0])
+    ).tolist() == [3]
+    # Sabre's rule applies its 0.9 safety: 3.1 Mbit/s over a 1-s delay with 0.1 s latency is
+    # 3.44 Mbit/s: x 0.9 = 3100 kbit/s and 0.1 + 2 x 3200 / 3100 > 2 s: rung 2 (rung 3 at safety 1)
+    o = _with_latency(obs_of(1, 20.0, thr=[3.1], delay=[1.0]), np.array([[0.1]]))
+    assert ready(Throughput(Throughput.Params(peer="sabre", ibr=False)), ctx).act(o)[0] == 2
+    assert ready(Throughput(Throughput.Params(peer="sabre", ibr=False, safety=1.0)), ctx).act(o)[0] == 3
+    # abandoning needs a target chunk strictly smaller than what is left: 100 kB left of rung 3 and
+    # the sustainable rung 0 is 100 kB (Sabre: 800 kB x 400 / 3200)
+    sab = ready(Throughput(Throughput.Params(peer="sabre")), ctx)
+    sab.act(o)
+    ours = ready(Throughput(), ctx)
+
+    def prog(got, elapsed, latency=0.0):
+        return DownloadProgress(1, np.ones(1, bool), np.array([3]), np.array([800e3]), np.array([got]),
+                                np.array([elapsed]), np.array([latency]), np.zeros(1))  # fmt: skip
+
+    for t in (sab, ours):
+        assert t.abandon(prog(700e3, 10.0))[0] == -1
+        got = t.abandon(prog(100e3, 1.1))
+        assert got.tolist() == [0] and got.dtype == np.int64
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no transfer time yet, with and without bytes: quiet
+            assert t.abandon(prog(0.0, 1.0, 1.0))[0] == -1 and t.abandon(prog(5.0, 1.0, 1.0))[0] == -1
+    lad = dataclasses.replace(ctx.ladder, duration_s=np.r_[3.0, np.full(ctx.ladder.n_chunks - 1, 2.0)])
+    assert (
+        ready(Throughput(Throughput.Params(peer="sabre")), dataclasses.replace(ctx, ladder=lad)).ewma.segment_s == 3.0
+    )
+    # the EWMA skips a chunk with an unknown throughput or delay
+    e = Ewma()
+    e.reset(1)
+    e.update(obs_of(1, 0.0, thr=[2.0], delay=[1.0]))
+    assert e.update(obs_of(3, 0.0, thr=[2.0, np.nan, 8.0], delay=[1.0, 1.0, np.nan]))[0] == pytest.approx(2.0)
+    # Sabre's: a chunk that is all latency is skipped without a warning; so is a session with none
+    s = Ewma((3.0, 8.0), latency_apart=True, segment_s=2.0)
+    s.reset(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s.update(
+            _with_latency(obs_of(1, [0.0, 0.0], thr=[[1.0], [0.0]], delay=[[0.5], [0.5]]), np.array([[0.5], [0.5]]))
+        )
+    assert np.isnan(s.latency_s).all() and np.isnan(s.estimate()).all()
+
+
+def test_estimator_defaults_are_pensieves_five_chunks():
+    # the harmonic mean of the last 5 chunks: the 6th-oldest sample (100) is left out
+    assert harmonic_mean(np.array([[100.0, 1.0, 1.0, 1.0, 1.0, 1.0]]))[0] == pytest.approx(1.0)
+    r = RobustEstimate()
+    assert (r.window, r.error_window) == (5, 5)
