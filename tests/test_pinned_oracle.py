@@ -203,3 +203,22 @@ def test_take_refuses_state_that_is_not_per_session():
     assert take.names == ["a", "b"]
     take(sim, np.array([1, 1, 0]))
     assert sim.b.tolist() == [1.0, 1.0, 0.0] and sim.n == 3 and sim.old.shape == (5,)
+
+
+def test_grid_refuses_empty_cells_and_budgets_and_accepts_one():
+    OracleGrid(max_states=1, batch_states=1)  # the smallest budgets are valid
+    with pytest.raises(ValueError, match=r"^OracleGrid cells must be > 0$"):
+        OracleGrid(ahead_s=0.0)
+    with pytest.raises(ValueError, match=r"^OracleGrid\.max_states and batch_states must be >= 1$"):
+        OracleGrid(batch_states=0)
+
+
+def test_cap_keeps_an_owner_at_exactly_the_cap_whole():
+    # owner 0 holds exactly max_states = 2 states, owner 1 holds 3; two weights give a quota of 1
+    # per weight. Owner 0 keeps both (it is not over the cap); owner 1 keeps its best by value
+    # (state 2, w = 0) and its best by value + 10 x ahead (state 4: 1 + 20 = 21 > 2 + 10 > 3).
+    owner = np.array([0, 0, 1, 1, 1])
+    value = np.array([1.0, 2.0, 3.0, 2.0, 1.0])
+    ahead = np.array([0.0, 0.0, 0.0, 1.0, 2.0])
+    kept = _cap(owner, np.arange(5), ahead, value, 2, np.array([0.0, 10.0]))
+    assert sorted(kept.tolist()) == [0, 1, 2, 4]
