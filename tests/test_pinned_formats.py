@@ -1,0 +1,201 @@
+"""traces.formats edges pinned with hand-made files: plausibility limits and their messages,
+how the unit was chosen (``read_trace``) and the mahimahi reader's errors and edges.
+
+Every expected number and message below is worked out by hand from the module docstring's
+definitions (10 Gbit/s and 1 bit/s peak limits, 1 Gbit/s mean warning, 1500-byte mahimahi
+packets in 100 ms bins over a period equal to the last stamp).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from abr.errors import InputError
+from traces.formats import TraceUnitWarning, read_trace
+
+FIX = "pass --trace-unit (one of mbps, kbps, bps, MBps, kBps, Bps) or declare 'unit: NAME' in a UNIT file beside it"
+DEFAULT_HOW = "read in Mbit/s by default: cooked files carry no unit"
+HINT = " (kbit/s values read as Mbit/s?)"
+
+
+def _file(tmp_path, name, text):
+    d = tmp_path / "t"
+    d.mkdir(exist_ok=True)
+    p = d / name
+    p.write_text(text)
+    return p
+
+
+def _no_warning(fn):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return fn()
+
+
+# ----------------------------------------------------------------------------- plausibility
+
+
+def test_peak_above_10_gbps_with_the_default_unit_names_the_kbps_hint(tmp_path):
+    p = _file(tmp_path, "a.cooked", "0 20000\n1 20000\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p)
+    assert e.value.path == p
+    assert str(e.value) == (
+        f"{p}: implausible rates: peak 2e+04 Mbit/s is above 10 Gbit/s, {DEFAULT_HOW}; the unit is wrong{HINT}: {FIX}"
+    )
+
+
+def test_peak_above_10_gbps_given_as_mbps_keeps_the_hint(tmp_path):
+    p = _file(tmp_path, "a.cooked", "0 20000\n1 20000\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p, unit="mbps")
+    assert str(e.value) == (
+        f"{p}: implausible rates: peak 2e+04 Mbit/s is above 10 Gbit/s, read as mbps (given); "
+        f"the unit is wrong{HINT}: {FIX}"
+    )
+
+
+def test_peak_above_10_gbps_in_another_unit_has_no_kbps_hint(tmp_path):
+    # 2e7 kbit/s = 2e4 Mbit/s
+    p = _file(tmp_path, "a.cooked", "0 20000000\n1 20000000\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p, unit="kbps")
+    assert str(e.value) == (
+        f"{p}: implausible rates: peak 2e+04 Mbit/s is above 10 Gbit/s, read as kbps (given); the unit is wrong: {FIX}"
+    )
+
+
+def test_peak_of_exactly_10_gbps_and_mean_of_exactly_1_gbps_pass_silently(tmp_path):
+    p = _file(tmp_path, "a.cooked", "0 10000\n1 10000\n")
+    tr = _no_warning(lambda: read_trace(p, unit="mbps"))
+    assert tr.mbps.tolist() == [10000.0]
+    q = _file(tmp_path, "b.cooked", "0 1000\n1 1000\n")
+    tr = _no_warning(lambda: read_trace(q))  # default unit, mean exactly 1 Gbit/s: not above
+    assert tr.mbps.tolist() == [1000.0]
+
+
+def test_peak_below_1_bps_is_refused_with_the_peak_in_bit_per_s(tmp_path):
+    # 9.9949995e-7 Mbit/s = 0.99949995 bit/s, printed with 3 significant digits: 0.999
+    p = _file(tmp_path, "a.cooked", "0 9.9949995e-7\n1 9.9949995e-7\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p, unit="mbps")
+    assert e.value.path == p
+    assert str(e.value) == (
+        f"{p}: implausible rates: peak 0.999 bit/s is below 1 bit/s, read as mbps (given); the unit is wrong: {FIX}"
+    )
+
+
+def test_peak_of_exactly_1_bps_passes(tmp_path):
+    p = _file(tmp_path, "a.cooked", "0 1e-6\n1 1e-6\n")
+    assert read_trace(p, unit="mbps").mbps.tolist() == [1e-6]
+
+
+def test_mean_above_1_gbps_with_the_default_unit_warns(tmp_path):
+    p = _file(tmp_path, "a.cooked", "0 2000\n1 2000\n")
+    with pytest.warns(TraceUnitWarning) as rec:
+        read_trace(p)
+    assert len(rec) == 1
+    assert str(rec[0].message) == (
+        f"{p}: mean rate 2000 Mbit/s is above 1 Gbit/s, {DEFAULT_HOW}; if the values are kbit/s, pass --trace-unit kbps"
+    )
+
+
+def test_mean_above_1_gbps_with_a_given_unit_does_not_warn(tmp_path):
+    p = _file(tmp_path, "a.cooked", "0 2000\n1 2000\n")
+    assert _no_warning(lambda: read_trace(p, unit="mbps")).mbps.tolist() == [2000.0]
+
+
+def test_an_ordinary_trace_without_a_unit_does_not_warn(tmp_path):
+    p = _file(tmp_path, "a.cooked", "0 3\n1 3\n")
+    assert _no_warning(lambda: read_trace(p)).mbps.tolist() == [3.0]
+
+
+# ----------------------------------------------------------------------------- how the unit was chosen
+
+
+def test_a_declared_unit_is_used_and_named(tmp_path):
+    # a UNIT file beside the trace says MBps: 2000 MB/s = 16000 Mbit/s, above 10 Gbit/s
+    p = _file(tmp_path, "a.cooked", "0 2000\n1 2000\n")
+    (p.parent / "UNIT").write_text("MBps\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p)
+    assert str(e.value) == (
+        f"{p}: implausible rates: peak 1.6e+04 Mbit/s is above 10 Gbit/s, "
+        f"read as MBps (declared in {p.parent / 'UNIT'}); the unit is wrong: {FIX}"
+    )
+    # 2 MB/s = 16 Mbit/s
+    q = _file(tmp_path, "b.cooked", "0 2\n1 2\n")
+    assert read_trace(q).mbps.tolist() == [16.0]
+
+
+def test_other_formats_are_read_in_their_own_unit(tmp_path):
+    # Sabre: 2e7 kbit/s = 2e4 Mbit/s; no unit given, and the format fixes it
+    p = _file(tmp_path, "a.json", '[{"duration_ms": 1000, "bandwidth_kbps": 20000000}]')
+    with pytest.raises(InputError) as e:
+        read_trace(p)
+    assert str(e.value) == (
+        f"{p}: implausible rates: peak 2e+04 Mbit/s is above 10 Gbit/s, read in the format's unit; "
+        f"the unit is wrong{HINT}: {FIX}"
+    )
+
+
+def test_a_declared_unit_does_not_apply_to_formats_with_their_own(tmp_path):
+    # UNIT says MBps, but Sabre's bandwidth_kbps is kbit/s: 3000 kbit/s = 3 Mbit/s
+    p = _file(tmp_path, "a.json", '[{"duration_ms": 1000, "bandwidth_kbps": 3000}]')
+    (p.parent / "UNIT").write_text("MBps\n")
+    assert read_trace(p).mbps.tolist() == [3.0]
+
+
+# ----------------------------------------------------------------------------- mahimahi
+
+
+def test_mahimahi_single_stamp(tmp_path):
+    # period 5 ms: one bin of 5 ms holding one packet: 12000 bit / 0.005 s = 2.4 Mbit/s
+    p = _file(tmp_path, "one.mm", "5\n")
+    tr = read_trace(p, "mahimahi")
+    assert tr.duration_s.tolist() == [0.005]
+    assert tr.mbps.tolist() == pytest.approx([2.4], rel=1e-12)
+    assert tr.name == "one.mm"
+    assert tr.source == str(p)
+
+
+def test_mahimahi_negative_stamp_names_its_line(tmp_path):
+    p = _file(tmp_path, "a.mm", "0\n-5\n7\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p, "mahimahi")
+    assert (e.value.line, str(e.value)) == (2, f"{p}:2: negative timestamp")
+
+
+def test_mahimahi_decreasing_stamp_names_its_line(tmp_path):
+    # 5, 5 is allowed (two packets in the same ms); 3 after 5 is on line 3
+    p = _file(tmp_path, "a.mm", "5\n5\n3\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p, "mahimahi")
+    assert (e.value.line, str(e.value)) == (3, f"{p}:3: timestamps decrease")
+
+
+def test_mahimahi_bad_line_is_quoted_up_to_40_characters(tmp_path):
+    p = _file(tmp_path, "a.mm", "1\n" + "x" * 45 + "\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p, "mahimahi")
+    assert str(e.value) == f"{p}:2: expected one integer millisecond timestamp per line, got {'x' * 40!r}"
+
+
+@pytest.mark.parametrize("text", ["1 2\n\r\n5\n", "1\t2\n\r\n5\n"])
+def test_mahimahi_two_numbers_on_a_line_are_refused(tmp_path, text):
+    p = _file(tmp_path, "a.mm", text)
+    with pytest.raises(InputError) as e:
+        read_trace(p, "mahimahi")
+    assert e.value.line == 1
+    assert "expected one integer millisecond timestamp per line" in str(e.value)
+
+
+def test_mahimahi_too_many_bins_is_refused(tmp_path):
+    # last stamp 1e9 + 1 ms: ceil(1000000001 / 100) = 10000001 bins, one above the limit
+    p = _file(tmp_path, "a.mm", "0\n1000000001\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p, "mahimahi")
+    assert (e.value.path, e.value.line) == (p, 2)
+    assert str(e.value) == f"{p}:2: last timestamp 1000000001 ms spans 10000001 bins of 100 ms (limit 10000000)"
