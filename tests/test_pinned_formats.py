@@ -199,3 +199,180 @@ def test_mahimahi_too_many_bins_is_refused(tmp_path):
         read_trace(p, "mahimahi")
     assert (e.value.path, e.value.line) == (p, 2)
     assert str(e.value) == f"{p}:2: last timestamp 1000000001 ms spans 10000001 bins of 100 ms (limit 10000000)"
+
+
+# ----------------------------------------------------------------------------- Sabre
+
+
+def test_sabre_invalid_json_names_the_format(tmp_path):
+    p = _file(tmp_path, "a.json", "[{")
+    with pytest.raises(InputError) as e:
+        read_trace(p, "sabre")
+    assert str(e.value).startswith(f"{p}:1: invalid JSON in Sabre trace file (")
+
+
+def test_sabre_not_a_list_is_refused(tmp_path):
+    p = _file(tmp_path, "a.json", '{"duration_ms": 1000, "bandwidth_kbps": 3000}')
+    with pytest.raises(InputError) as e:
+        read_trace(p, "sabre")
+    assert str(e.value) == f"{p}: expected a JSON list of {{duration_ms, bandwidth_kbps[, latency_ms]}} objects"
+
+
+def test_sabre_trace_is_named_after_its_file(tmp_path):
+    p = _file(tmp_path, "s.json", '[{"duration_ms": 500, "bandwidth_kbps": 3000, "latency_ms": 20}]')
+    tr = read_trace(p, "sabre")
+    assert (tr.duration_s.tolist(), tr.mbps.tolist(), tr.latency_ms.tolist()) == ([0.5], [3.0], [20.0])
+    assert (tr.name, tr.source) == ("s.json", str(p))
+
+
+# ----------------------------------------------------------------------------- CSV with header
+
+
+def test_csv_long_unknown_header_is_quoted_up_to_80_characters(tmp_path):
+    p = _file(tmp_path, "a.csv", "a" * 90 + "\n0,1\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p, "csv")
+    assert str(e.value) == (
+        f"{p}:1: unknown CSV header {'a' * 80!r}: expected time_s|time_ms, then mbps|kbps|bps|bytes_per_s, "
+        "then optionally rtt_ms|latency_ms (units must be named)"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: _read_csv passes the body (without the header) to _numeric_rows, whose error names the "
+    "body's line (2) instead of the file's (3); the +1 is applied only to the lines it returns",
+)
+def test_csv_bad_row_names_the_header_and_the_file_line(tmp_path):
+    p = _file(tmp_path, "a.csv", "time_s,mbps\n0,1\n1,x\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p, "csv")
+    assert str(e.value) == f"{p}:3: expected time_s,mbps, got '1,x'"
+
+
+def test_csv_negative_rate_names_the_file_line(tmp_path):
+    p = _file(tmp_path, "a.csv", "time_s,mbps\n0,1\n1,-2\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p, "csv")
+    assert str(e.value) == f"{p}:3: negative bandwidth -2"
+
+
+def test_csv_negative_latency_names_the_column_and_line(tmp_path):
+    p = _file(tmp_path, "a.csv", "time_s,mbps,latency_ms\n0,1,5\n1,1,-3\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p, "csv")
+    assert str(e.value) == f"{p}:3: negative latency_ms -3"
+
+
+def test_csv_units_from_the_header(tmp_path):
+    # time in ms, rates in kbit/s: rows at 0, 1, 2 s; the first row only fixes the start
+    p = _file(tmp_path, "c.csv", "time_ms,kbps,rtt_ms\n0,1000,20\n1000,3000,40\n2000,5000,60\n")
+    tr = read_trace(p)
+    assert tr.duration_s.tolist() == [1.0, 1.0]
+    assert tr.mbps.tolist() == [3.0, 5.0]
+    assert tr.latency_ms.tolist() == [40.0, 60.0]
+    assert (tr.name, tr.source) == ("c.csv", str(p))
+
+
+# ----------------------------------------------------------------------------- G-NetTrack
+
+GH = "Timestamp,DL_bitrate\n"
+
+
+def test_gnettrack_rows_are_per_second_and_named_after_the_file(tmp_path):
+    # two 1 s rows at 1000 and 2000 kbit/s; the first covers the second before its stamp
+    p = _file(tmp_path, "g.csv", GH + "2020.01.01_00.00.00,1000\n2020.01.01_00.00.01,2000\n")
+    tr = read_trace(p, "gnettrack")
+    assert (tr.duration_s.tolist(), tr.mbps.tolist()) == ([1.0, 1.0], [1.0, 2.0])
+    assert (tr.name, tr.source) == ("g.csv", str(p))
+
+
+def test_gnettrack_unit_can_be_given(tmp_path):
+    p = _file(tmp_path, "g.csv", GH + "2020.01.01_00.00.00,1\n2020.01.01_00.00.01,2\n")
+    assert read_trace(p, "gnettrack", unit="mbps").mbps.tolist() == [1.0, 2.0]
+    with pytest.raises(InputError) as e:
+        read_trace(p, "gnettrack", unit="furlongs")
+    assert str(e.value) == f"{p}: unknown rate unit 'furlongs'; valid: mbps, kbps, bps, MBps, kBps, Bps"
+
+
+def test_gnettrack_needs_its_columns(tmp_path):
+    p = _file(tmp_path, "g.csv", "Foo,Bar\n1,2\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p, "gnettrack")
+    assert str(e.value) == f"{p}:1: G-NetTrack CSV needs 'Timestamp' and 'DL_bitrate' columns"
+
+
+def test_gnettrack_short_row_names_its_line(tmp_path):
+    # the first data row has both needed columns (Other is not needed); the second lacks DL_bitrate
+    p = _file(tmp_path, "g.csv", "Timestamp,DL_bitrate,Other\n2020.01.01_00.00.00,1000\n2020.01.01_00.00.01\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p, "gnettrack")
+    assert str(e.value) == f"{p}:3: expected 3 columns"
+
+
+def test_gnettrack_empty_values_are_skipped(tmp_path):
+    # the empty row is skipped: rows at 0 s and 2 s, the second covering (0, 2]
+    text = GH + "2020.01.01_00.00.00,1000\n2020.01.01_00.00.01,\n2020.01.01_00.00.02,3000\n"
+    tr = read_trace(_file(tmp_path, "g.csv", text), "gnettrack")
+    assert (tr.duration_s.tolist(), tr.mbps.tolist()) == ([1.0, 2.0], [1.0, 3.0])
+
+
+def test_gnettrack_without_any_value_is_refused(tmp_path):
+    p = _file(tmp_path, "g.csv", GH + "2020.01.01_00.00.00,-\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p, "gnettrack")
+    assert str(e.value) == f"{p}: no rows with a DL_bitrate value"
+
+
+def test_gnettrack_long_bad_stamp_is_quoted_up_to_30_characters(tmp_path):
+    p = _file(tmp_path, "g.csv", GH + "x" * 35 + ",1000\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p, "gnettrack")
+    assert str(e.value) == f"{p}:2: Timestamp {'x' * 30!r} is not YYYY.MM.DD_HH.MM.SS"
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2020.01.01_24.00.00",  # hour 24
+        "2020.01.01_00.60.00",  # minute 60
+        "2020.01.01_00.00.61",  # second 61 (60 is a leap second)
+    ],
+)
+def test_gnettrack_out_of_range_clock_is_refused(tmp_path, stamp):
+    p = _file(tmp_path, "g.csv", GH + stamp + ",1000\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p, "gnettrack")
+    assert str(e.value) == f"{p}:2: Timestamp {stamp!r} is not YYYY.MM.DD_HH.MM.SS"
+
+
+def test_gnettrack_stamp_with_six_numbers_in_other_places_is_refused(tmp_path):
+    # 19 characters but seven numbers: not the YYYY.MM.DD_HH.MM.SS layout
+    p = _file(tmp_path, "g.csv", GH + "2020.01.01_00.00.00,1000\n2020.01.01_00.0.0.0,1000\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p, "gnettrack")
+    assert str(e.value) == f"{p}:3: Timestamp '2020.01.01_00.0.0.0' is not YYYY.MM.DD_HH.MM.SS"
+
+
+def test_gnettrack_leap_second_and_leap_day(tmp_path):
+    # 23:59:59 on 29 Feb 2020, then the leap second 23:59:60, then 00:00:00 on 1 Mar (= 23:59:60 + 0 s
+    # in this count, which has no leap seconds: stamp 60 is second 86400 of the day, as is 00:00:00
+    # next day, so the two rows share a second and are averaged)
+    text = GH + "2020.02.29_23.59.59,1000\n2020.02.29_23.59.60,2000\n2020.03.01_00.00.00,4000\n"
+    tr = read_trace(_file(tmp_path, "g.csv", text), "gnettrack")
+    assert (tr.duration_s.tolist(), tr.mbps.tolist()) == ([1.0, 1.0], [1.0, 3.0])
+
+
+def test_gnettrack_clock_steps_back(tmp_path):
+    # seconds 0, 2, 1, 5, 3: the step back of 1 s (row 3) merges into second 2; the step back of
+    # 2 s (row 5, file line 6) is an error
+    rows = ["00", "02", "01", "05", "03"]
+    text = GH + "".join(f"2020.01.01_00.00.{s},1000\n" for s in rows)
+    p = _file(tmp_path, "g.csv", text)
+    with pytest.raises(InputError) as e:
+        read_trace(p, "gnettrack")
+    assert str(e.value) == f"{p}:6: Timestamp steps back 2 s"
+    # without the last row: seconds 0 and 2 (two rows averaged), then 5
+    text = GH + "".join(f"2020.01.01_00.00.{s},{v}\n" for s, v in zip(rows[:4], (1000, 2000, 4000, 5000)))
+    tr = read_trace(_file(tmp_path, "h.csv", text), "gnettrack")
+    assert (tr.duration_s.tolist(), tr.mbps.tolist()) == ([1.0, 2.0, 3.0], [1.0, 3.0, 5.0])
