@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 
 from abr.errors import InputError
-from traces.formats import TraceUnitWarning, read_trace
+from traces.formats import TraceUnitWarning, detect_format, format_trace, read_cooked, read_mahimahi, read_trace
+from traces.trace import Trace
 
 FIX = "pass --trace-unit (one of mbps, kbps, bps, MBps, kBps, Bps) or declare 'unit: NAME' in a UNIT file beside it"
 DEFAULT_HOW = "read in Mbit/s by default: cooked files carry no unit"
@@ -376,3 +378,108 @@ def test_gnettrack_clock_steps_back(tmp_path):
     text = GH + "".join(f"2020.01.01_00.00.{s},{v}\n" for s, v in zip(rows[:4], (1000, 2000, 4000, 5000)))
     tr = read_trace(_file(tmp_path, "h.csv", text), "gnettrack")
     assert (tr.duration_s.tolist(), tr.mbps.tolist()) == ([1.0, 2.0, 3.0], [1.0, 3.0, 5.0])
+
+
+# ----------------------------------------------------------------------------- more readers, detection, writer
+
+
+def test_read_cooked_and_read_mahimahi_force_their_format(tmp_path):
+    # "5\n7\n" looks like mahimahi and "0 1\n1 2\n" like cooked; the named readers do not guess
+    mm = _file(tmp_path, "a.mm", "5\n7\n")
+    with pytest.raises(InputError, match="expected 'time_s value' \\(two numbers\\)"):
+        read_cooked(mm)
+    ck = _file(tmp_path, "a.cooked", "0 1\n1 2\n")
+    with pytest.raises(InputError, match="expected one integer millisecond timestamp per line"):
+        read_mahimahi(ck)
+
+
+def test_cooked_name_source_and_unknown_unit(tmp_path):
+    p = _file(tmp_path, "k.cooked", "0 1\n1 2\n")
+    tr = read_trace(p, "cooked")
+    assert (tr.name, tr.source) == ("k.cooked", str(p))
+    with pytest.raises(InputError) as e:
+        read_trace(p, "cooked", unit="furlongs")
+    assert str(e.value) == f"{p}: unknown rate unit 'furlongs'; valid: mbps, kbps, bps, MBps, kBps, Bps"
+
+
+def test_first_negative_value_and_time_are_named(tmp_path):
+    # the rate 0 on line 2 is allowed; -2 on line 3 is not
+    p = _file(tmp_path, "a.cooked", "0 1\n1 0\n2 -2\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p, "cooked")
+    assert str(e.value) == f"{p}:3: negative bandwidth -2"
+    q = _file(tmp_path, "b.cooked", "0 1\n-1 1\n")
+    with pytest.raises(InputError) as e:
+        read_trace(q, "cooked")
+    assert str(e.value) == f"{q}:2: negative time -1"
+
+
+def test_cooked_bad_lines_are_named_and_quoted_up_to_60_characters(tmp_path):
+    p = _file(tmp_path, "a.cooked", "0 1\n1 abc\n")  # two fields, one not a number
+    with pytest.raises(InputError) as e:
+        read_trace(p, "cooked")
+    assert str(e.value) == f"{p}:2: expected 'time_s value' (two numbers), got '1 abc'"
+    q = _file(tmp_path, "b.cooked", "0 1\n" + "y" * 70 + "\n")
+    with pytest.raises(InputError) as e:
+        read_trace(q, "cooked")
+    assert str(e.value) == f"{q}:2: expected 'time_s value' (two numbers), got {'y' * 60!r}"
+
+
+def test_blank_lines_keep_file_line_numbers(tmp_path):
+    p = _file(tmp_path, "a.cooked", "0 1\n\n1 -2\n")
+    with pytest.raises(InputError) as e:
+        read_trace(p, "cooked")
+    assert str(e.value) == f"{p}:3: negative bandwidth -2"
+
+
+def test_bytes_csv_unit_blank_lines_and_bad_rows(tmp_path):
+    # 1000 and 2000 kB/s = 8 and 16 Mbit/s; the first row covers (0, 1]; a blank line is skipped
+    p = _file(tmp_path, "b.csv", "1,1000\n\n2,2000\n")
+    tr = read_trace(p, "bytes-csv", unit="kBps")
+    assert (tr.duration_s.tolist(), tr.mbps.tolist()) == ([1.0, 1.0], [8.0, 16.0])
+    with pytest.raises(InputError) as e:
+        read_trace(p, "bytes-csv", unit="furlongs")
+    assert str(e.value) == f"{p}: unknown rate unit 'furlongs'; valid: mbps, kbps, bps, MBps, kBps, Bps"
+    q = _file(tmp_path, "c.csv", "1,1000\n2,x\n")
+    with pytest.raises(InputError) as e:
+        read_trace(q, "bytes-csv")
+    assert str(e.value) == f"{q}:2: expected 'second,bytes_per_second', got '2,x'"
+
+
+def test_sabre_bad_entry_names_its_file_line(tmp_path):
+    # the text starts with a newline: entry 1 (duration 0) is on line 4
+    text = '\n[\n{"duration_ms": 1000, "bandwidth_kbps": 1000},\n{"duration_ms": 0, "bandwidth_kbps": 1000}\n]\n'
+    p = _file(tmp_path, "a.json", text)
+    with pytest.raises(InputError) as e:
+        read_trace(p, "sabre")
+    assert str(e.value) == f"{p}:4: entry 1: invalid duration_ms 0"
+
+
+def test_detection_messages_and_gnettrack_header(tmp_path):
+    g = _file(tmp_path, "g.csv", GH + "2020.01.01_00.00.00,1000\n")
+    assert detect_format(g) == "gnettrack"
+    n = _file(tmp_path, "n.csv", "1,2,3\n")
+    with pytest.raises(InputError) as e:
+        detect_format(n)
+    assert str(e.value) == (
+        f"{n}:1: numeric CSV with 3 columns and no header: unknown layout and units; "
+        "add a header time_s,mbps[,rtt_ms] or pass --format"
+    )
+    z = _file(tmp_path, "z.txt", "z" * 70 + "\n")
+    with pytest.raises(InputError) as e:
+        detect_format(z)
+    assert str(e.value) == (
+        f"{z}:1: cannot tell the trace format from the first line {'z' * 60!r}; "
+        "pass --format (cooked, mahimahi, sabre, gnettrack, bytes-csv, csv)"
+    )
+
+
+def test_mahimahi_writer_refuses_more_than_50_million_packets():
+    # 1e6 Mbit/s for 1 s = 1e12 bit / 12000 bit per packet = 8.33e7 packets
+    tr = Trace(np.array([1.0]), np.array([1e6]), name="big", source="src.txt")
+    with pytest.raises(InputError) as e:
+        format_trace(tr, "mahimahi")
+    assert str(e.value) == (
+        "src.txt: trace carries 8.33e+07 packets of 1500 bytes per loop; "
+        "mahimahi output is limited to 50000000 (lower the rates or shorten the trace)"
+    )
