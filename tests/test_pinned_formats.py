@@ -287,6 +287,7 @@ def test_gnettrack_rows_are_per_second_and_named_after_the_file(tmp_path):
     tr = read_trace(p, "gnettrack")
     assert (tr.duration_s.tolist(), tr.mbps.tolist()) == ([1.0, 1.0], [1.0, 2.0])
     assert (tr.name, tr.source) == ("g.csv", str(p))
+    assert tr.t0_s == 0.0  # times count from the first stamp; the start one second before it clips to 0
 
 
 def test_gnettrack_unit_can_be_given(tmp_path):
@@ -483,3 +484,16 @@ def test_mahimahi_writer_refuses_more_than_50_million_packets():
         "src.txt: trace carries 8.33e+07 packets of 1500 bytes per loop; "
         "mahimahi output is limited to 50000000 (lower the rates or shorten the trace)"
     )
+
+
+def test_sabre_integers_beyond_int64_are_read_as_floats(tmp_path):
+    # 1e30 kbit/s = 1e27 Mbit/s: refused (by Trace's own range check) with a message, not a crash
+    p = _file(tmp_path, "a.json", '[{"duration_ms": 1000, "bandwidth_kbps": 1' + "0" * 30 + "}]")
+    with pytest.raises(InputError, match="1e\\+27 Mbit/s"):
+        read_trace(p, "sabre")
+
+
+def test_a_first_line_starting_with_x_is_not_sabre(tmp_path):
+    p = _file(tmp_path, "x.txt", "X\n")
+    with pytest.raises(InputError, match="cannot tell the trace format from the first line 'X'"):
+        detect_format(p)
