@@ -185,7 +185,7 @@ def test_mahimahi_bad_line_is_quoted_up_to_40_characters(tmp_path):
     assert str(e.value) == f"{p}:2: expected one integer millisecond timestamp per line, got {'x' * 40!r}"
 
 
-@pytest.mark.parametrize("text", ["1 2\n\r\n5\n", "1\t2\n\r\n5\n"])
+@pytest.mark.parametrize("text", ["1 2\n\r\n5\n", "1\t2\n\r\n5\n", "1 2\n\x0b\n5\n", "1\t2\n\x0b\n5\n"])
 def test_mahimahi_two_numbers_on_a_line_are_refused(tmp_path, text):
     p = _file(tmp_path, "a.mm", text)
     with pytest.raises(InputError) as e:
@@ -497,3 +497,12 @@ def test_a_first_line_starting_with_x_is_not_sabre(tmp_path):
     p = _file(tmp_path, "x.txt", "X\n")
     with pytest.raises(InputError, match="cannot tell the trace format from the first line 'X'"):
         detect_format(p)
+
+
+@pytest.mark.parametrize("text", ["1\x0b2\n\n-5\n", "\n1\x0b2\n-5\n"])
+def test_mahimahi_signed_stamp_after_a_blank_line_is_not_an_integer(tmp_path, text):
+    # a blank (or leading empty) line sends the file to the line-by-line reader, where '-5' is not
+    # a run of digits; the vertical tab is a line break there
+    p = _file(tmp_path, "a.mm", text)
+    with pytest.raises(InputError, match="expected one integer millisecond timestamp per line, got '-5'"):
+        read_trace(p, "mahimahi")
