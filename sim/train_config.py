@@ -13,7 +13,7 @@ from abr.errors import InputError
 from abr.qoe import QOE_PRESETS
 from abr.registry import DEFAULT_LADDER
 from policies.algorithms import ALGORITHMS
-from sim.resolve import DEFAULT_DEVICE
+from sim.resolve import DEFAULT_DEVICE, DEFAULT_QOE, DEFAULT_SIM
 
 __all__ = ["SELECT", "TrainConfig", "load_config"]
 
@@ -125,8 +125,8 @@ class TrainConfig:
     transform: str = ""
     ladder: str = DEFAULT_LADDER
     device: str = DEFAULT_DEVICE
-    qoe: str = "perceptual"
-    sim: str = "promptabr"
+    qoe: str = DEFAULT_QOE
+    sim: str = DEFAULT_SIM
     steps: int = 200_000
     n_envs: int = 32
     seed: int = 0
