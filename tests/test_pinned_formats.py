@@ -30,6 +30,13 @@ def _file(tmp_path, name, text):
     return p
 
 
+def _read_error(path, *args, **kwargs) -> str:
+    """The one-line message ``read_trace`` refuses ``path`` with."""
+    with pytest.raises(InputError) as e:
+        read_trace(path, *args, **kwargs)
+    return str(e.value)
+
+
 def _no_warning(fn):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -51,9 +58,7 @@ def test_peak_above_10_gbps_with_the_default_unit_names_the_kbps_hint(tmp_path):
 
 def test_peak_above_10_gbps_given_as_mbps_keeps_the_hint(tmp_path):
     p = _file(tmp_path, "a.cooked", "0 20000\n1 20000\n")
-    with pytest.raises(InputError) as e:
-        read_trace(p, unit="mbps")
-    assert str(e.value) == (
+    assert _read_error(p, unit="mbps") == (
         f"{p}: implausible rates: peak 2e+04 Mbit/s is above 10 Gbit/s, read as mbps (given); "
         f"the unit is wrong{HINT}: {FIX}"
     )
@@ -62,9 +67,7 @@ def test_peak_above_10_gbps_given_as_mbps_keeps_the_hint(tmp_path):
 def test_peak_above_10_gbps_in_another_unit_has_no_kbps_hint(tmp_path):
     # 2e7 kbit/s = 2e4 Mbit/s
     p = _file(tmp_path, "a.cooked", "0 20000000\n1 20000000\n")
-    with pytest.raises(InputError) as e:
-        read_trace(p, unit="kbps")
-    assert str(e.value) == (
+    assert _read_error(p, unit="kbps") == (
         f"{p}: implausible rates: peak 2e+04 Mbit/s is above 10 Gbit/s, read as kbps (given); the unit is wrong: {FIX}"
     )
 
@@ -121,9 +124,7 @@ def test_a_declared_unit_is_used_and_named(tmp_path):
     # a UNIT file beside the trace says MBps: 2000 MB/s = 16000 Mbit/s, above 10 Gbit/s
     p = _file(tmp_path, "a.cooked", "0 2000\n1 2000\n")
     (p.parent / "UNIT").write_text("MBps\n")
-    with pytest.raises(InputError) as e:
-        read_trace(p)
-    assert str(e.value) == (
+    assert _read_error(p) == (
         f"{p}: implausible rates: peak 1.6e+04 Mbit/s is above 10 Gbit/s, "
         f"read as MBps (declared in {p.parent / 'UNIT'}); the unit is wrong: {FIX}"
     )
@@ -135,9 +136,7 @@ def test_a_declared_unit_is_used_and_named(tmp_path):
 def test_other_formats_are_read_in_their_own_unit(tmp_path):
     # Sabre: 2e7 kbit/s = 2e4 Mbit/s; no unit given, and the format fixes it
     p = _file(tmp_path, "a.json", '[{"duration_ms": 1000, "bandwidth_kbps": 20000000}]')
-    with pytest.raises(InputError) as e:
-        read_trace(p)
-    assert str(e.value) == (
+    assert _read_error(p) == (
         f"{p}: implausible rates: peak 2e+04 Mbit/s is above 10 Gbit/s, read in the format's unit; "
         f"the unit is wrong{HINT}: {FIX}"
     )
@@ -180,9 +179,7 @@ def test_mahimahi_decreasing_stamp_names_its_line(tmp_path):
 
 def test_mahimahi_bad_line_is_quoted_up_to_40_characters(tmp_path):
     p = _file(tmp_path, "a.mm", "1\n" + "x" * 45 + "\n")
-    with pytest.raises(InputError) as e:
-        read_trace(p, "mahimahi")
-    assert str(e.value) == f"{p}:2: expected one integer millisecond timestamp per line, got {'x' * 40!r}"
+    assert _read_error(p, "mahimahi") == f"{p}:2: expected one integer millisecond timestamp per line, got {'x' * 40!r}"
 
 
 @pytest.mark.parametrize("text", ["1 2\n\r\n5\n", "1\t2\n\r\n5\n", "1 2\n\x0b\n5\n", "1\t2\n\x0b\n5\n"])
@@ -215,9 +212,9 @@ def test_sabre_invalid_json_names_the_format(tmp_path):
 
 def test_sabre_not_a_list_is_refused(tmp_path):
     p = _file(tmp_path, "a.json", '{"duration_ms": 1000, "bandwidth_kbps": 3000}')
-    with pytest.raises(InputError) as e:
-        read_trace(p, "sabre")
-    assert str(e.value) == f"{p}: expected a JSON list of {{duration_ms, bandwidth_kbps[, latency_ms]}} objects"
+    assert (
+        _read_error(p, "sabre") == f"{p}: expected a JSON list of {{duration_ms, bandwidth_kbps[, latency_ms]}} objects"
+    )
 
 
 def test_sabre_trace_is_named_after_its_file(tmp_path):
@@ -232,9 +229,7 @@ def test_sabre_trace_is_named_after_its_file(tmp_path):
 
 def test_csv_long_unknown_header_is_quoted_up_to_80_characters(tmp_path):
     p = _file(tmp_path, "a.csv", "a" * 90 + "\n0,1\n")
-    with pytest.raises(InputError) as e:
-        read_trace(p, "csv")
-    assert str(e.value) == (
+    assert _read_error(p, "csv") == (
         f"{p}:1: unknown CSV header {'a' * 80!r}: expected time_s|time_ms, then mbps|kbps|bps|bytes_per_s, "
         "then optionally rtt_ms|latency_ms (units must be named)"
     )
@@ -247,23 +242,17 @@ def test_csv_long_unknown_header_is_quoted_up_to_80_characters(tmp_path):
 )
 def test_csv_bad_row_names_the_header_and_the_file_line(tmp_path):
     p = _file(tmp_path, "a.csv", "time_s,mbps\n0,1\n1,x\n")
-    with pytest.raises(InputError) as e:
-        read_trace(p, "csv")
-    assert str(e.value) == f"{p}:3: expected time_s,mbps, got '1,x'"
+    assert _read_error(p, "csv") == f"{p}:3: expected time_s,mbps, got '1,x'"
 
 
 def test_csv_negative_rate_names_the_file_line(tmp_path):
     p = _file(tmp_path, "a.csv", "time_s,mbps\n0,1\n1,-2\n")
-    with pytest.raises(InputError) as e:
-        read_trace(p, "csv")
-    assert str(e.value) == f"{p}:3: negative bandwidth -2"
+    assert _read_error(p, "csv") == f"{p}:3: negative bandwidth -2"
 
 
 def test_csv_negative_latency_names_the_column_and_line(tmp_path):
     p = _file(tmp_path, "a.csv", "time_s,mbps,latency_ms\n0,1,5\n1,1,-3\n")
-    with pytest.raises(InputError) as e:
-        read_trace(p, "csv")
-    assert str(e.value) == f"{p}:3: negative latency_ms -3"
+    assert _read_error(p, "csv") == f"{p}:3: negative latency_ms -3"
 
 
 def test_csv_units_from_the_header(tmp_path):
@@ -293,24 +282,21 @@ def test_gnettrack_rows_are_per_second_and_named_after_the_file(tmp_path):
 def test_gnettrack_unit_can_be_given(tmp_path):
     p = _file(tmp_path, "g.csv", GH + "2020.01.01_00.00.00,1\n2020.01.01_00.00.01,2\n")
     assert read_trace(p, "gnettrack", unit="mbps").mbps.tolist() == [1.0, 2.0]
-    with pytest.raises(InputError) as e:
-        read_trace(p, "gnettrack", unit="furlongs")
-    assert str(e.value) == f"{p}: unknown rate unit 'furlongs'; valid: mbps, kbps, bps, MBps, kBps, Bps"
+    assert (
+        _read_error(p, "gnettrack", unit="furlongs")
+        == f"{p}: unknown rate unit 'furlongs'; valid: mbps, kbps, bps, MBps, kBps, Bps"
+    )
 
 
 def test_gnettrack_needs_its_columns(tmp_path):
     p = _file(tmp_path, "g.csv", "Foo,Bar\n1,2\n")
-    with pytest.raises(InputError) as e:
-        read_trace(p, "gnettrack")
-    assert str(e.value) == f"{p}:1: G-NetTrack CSV needs 'Timestamp' and 'DL_bitrate' columns"
+    assert _read_error(p, "gnettrack") == f"{p}:1: G-NetTrack CSV needs 'Timestamp' and 'DL_bitrate' columns"
 
 
 def test_gnettrack_short_row_names_its_line(tmp_path):
     # the first data row has both needed columns (Other is not needed); the second lacks DL_bitrate
     p = _file(tmp_path, "g.csv", "Timestamp,DL_bitrate,Other\n2020.01.01_00.00.00,1000\n2020.01.01_00.00.01\n")
-    with pytest.raises(InputError) as e:
-        read_trace(p, "gnettrack")
-    assert str(e.value) == f"{p}:3: expected 3 columns"
+    assert _read_error(p, "gnettrack") == f"{p}:3: expected 3 columns"
 
 
 def test_gnettrack_empty_values_are_skipped(tmp_path):
@@ -322,16 +308,12 @@ def test_gnettrack_empty_values_are_skipped(tmp_path):
 
 def test_gnettrack_without_any_value_is_refused(tmp_path):
     p = _file(tmp_path, "g.csv", GH + "2020.01.01_00.00.00,-\n")
-    with pytest.raises(InputError) as e:
-        read_trace(p, "gnettrack")
-    assert str(e.value) == f"{p}: no rows with a DL_bitrate value"
+    assert _read_error(p, "gnettrack") == f"{p}: no rows with a DL_bitrate value"
 
 
 def test_gnettrack_long_bad_stamp_is_quoted_up_to_30_characters(tmp_path):
     p = _file(tmp_path, "g.csv", GH + "x" * 35 + ",1000\n")
-    with pytest.raises(InputError) as e:
-        read_trace(p, "gnettrack")
-    assert str(e.value) == f"{p}:2: Timestamp {'x' * 30!r} is not YYYY.MM.DD_HH.MM.SS"
+    assert _read_error(p, "gnettrack") == f"{p}:2: Timestamp {'x' * 30!r} is not YYYY.MM.DD_HH.MM.SS"
 
 
 @pytest.mark.parametrize(
@@ -344,17 +326,13 @@ def test_gnettrack_long_bad_stamp_is_quoted_up_to_30_characters(tmp_path):
 )
 def test_gnettrack_out_of_range_clock_is_refused(tmp_path, stamp):
     p = _file(tmp_path, "g.csv", GH + stamp + ",1000\n")
-    with pytest.raises(InputError) as e:
-        read_trace(p, "gnettrack")
-    assert str(e.value) == f"{p}:2: Timestamp {stamp!r} is not YYYY.MM.DD_HH.MM.SS"
+    assert _read_error(p, "gnettrack") == f"{p}:2: Timestamp {stamp!r} is not YYYY.MM.DD_HH.MM.SS"
 
 
 def test_gnettrack_stamp_with_six_numbers_in_other_places_is_refused(tmp_path):
     # 19 characters but seven numbers: not the YYYY.MM.DD_HH.MM.SS layout
     p = _file(tmp_path, "g.csv", GH + "2020.01.01_00.00.00,1000\n2020.01.01_00.0.0.0,1000\n")
-    with pytest.raises(InputError) as e:
-        read_trace(p, "gnettrack")
-    assert str(e.value) == f"{p}:3: Timestamp '2020.01.01_00.0.0.0' is not YYYY.MM.DD_HH.MM.SS"
+    assert _read_error(p, "gnettrack") == f"{p}:3: Timestamp '2020.01.01_00.0.0.0' is not YYYY.MM.DD_HH.MM.SS"
 
 
 def test_gnettrack_leap_second_and_leap_day(tmp_path):
@@ -372,9 +350,7 @@ def test_gnettrack_clock_steps_back(tmp_path):
     rows = ["00", "02", "01", "05", "03"]
     text = GH + "".join(f"2020.01.01_00.00.{s},1000\n" for s in rows)
     p = _file(tmp_path, "g.csv", text)
-    with pytest.raises(InputError) as e:
-        read_trace(p, "gnettrack")
-    assert str(e.value) == f"{p}:6: Timestamp steps back 2 s"
+    assert _read_error(p, "gnettrack") == f"{p}:6: Timestamp steps back 2 s"
     # without the last row: seconds 0 and 2 (two rows averaged), then 5
     text = GH + "".join(f"2020.01.01_00.00.{s},{v}\n" for s, v in zip(rows[:4], (1000, 2000, 4000, 5000)))
     tr = read_trace(_file(tmp_path, "h.csv", text), "gnettrack")
@@ -398,39 +374,30 @@ def test_cooked_name_source_and_unknown_unit(tmp_path):
     p = _file(tmp_path, "k.cooked", "0 1\n1 2\n")
     tr = read_trace(p, "cooked")
     assert (tr.name, tr.source) == ("k.cooked", str(p))
-    with pytest.raises(InputError) as e:
-        read_trace(p, "cooked", unit="furlongs")
-    assert str(e.value) == f"{p}: unknown rate unit 'furlongs'; valid: mbps, kbps, bps, MBps, kBps, Bps"
+    assert (
+        _read_error(p, "cooked", unit="furlongs")
+        == f"{p}: unknown rate unit 'furlongs'; valid: mbps, kbps, bps, MBps, kBps, Bps"
+    )
 
 
 def test_first_negative_value_and_time_are_named(tmp_path):
     # the rate 0 on line 2 is allowed; -2 on line 3 is not
     p = _file(tmp_path, "a.cooked", "0 1\n1 0\n2 -2\n")
-    with pytest.raises(InputError) as e:
-        read_trace(p, "cooked")
-    assert str(e.value) == f"{p}:3: negative bandwidth -2"
+    assert _read_error(p, "cooked") == f"{p}:3: negative bandwidth -2"
     q = _file(tmp_path, "b.cooked", "0 1\n-1 1\n")
-    with pytest.raises(InputError) as e:
-        read_trace(q, "cooked")
-    assert str(e.value) == f"{q}:2: negative time -1"
+    assert _read_error(q, "cooked") == f"{q}:2: negative time -1"
 
 
 def test_cooked_bad_lines_are_named_and_quoted_up_to_60_characters(tmp_path):
     p = _file(tmp_path, "a.cooked", "0 1\n1 abc\n")  # two fields, one not a number
-    with pytest.raises(InputError) as e:
-        read_trace(p, "cooked")
-    assert str(e.value) == f"{p}:2: expected 'time_s value' (two numbers), got '1 abc'"
+    assert _read_error(p, "cooked") == f"{p}:2: expected 'time_s value' (two numbers), got '1 abc'"
     q = _file(tmp_path, "b.cooked", "0 1\n" + "y" * 70 + "\n")
-    with pytest.raises(InputError) as e:
-        read_trace(q, "cooked")
-    assert str(e.value) == f"{q}:2: expected 'time_s value' (two numbers), got {'y' * 60!r}"
+    assert _read_error(q, "cooked") == f"{q}:2: expected 'time_s value' (two numbers), got {'y' * 60!r}"
 
 
 def test_blank_lines_keep_file_line_numbers(tmp_path):
     p = _file(tmp_path, "a.cooked", "0 1\n\n1 -2\n")
-    with pytest.raises(InputError) as e:
-        read_trace(p, "cooked")
-    assert str(e.value) == f"{p}:3: negative bandwidth -2"
+    assert _read_error(p, "cooked") == f"{p}:3: negative bandwidth -2"
 
 
 def test_bytes_csv_unit_blank_lines_and_bad_rows(tmp_path):
@@ -438,22 +405,19 @@ def test_bytes_csv_unit_blank_lines_and_bad_rows(tmp_path):
     p = _file(tmp_path, "b.csv", "1,1000\n\n2,2000\n")
     tr = read_trace(p, "bytes-csv", unit="kBps")
     assert (tr.duration_s.tolist(), tr.mbps.tolist()) == ([1.0, 1.0], [8.0, 16.0])
-    with pytest.raises(InputError) as e:
-        read_trace(p, "bytes-csv", unit="furlongs")
-    assert str(e.value) == f"{p}: unknown rate unit 'furlongs'; valid: mbps, kbps, bps, MBps, kBps, Bps"
+    assert (
+        _read_error(p, "bytes-csv", unit="furlongs")
+        == f"{p}: unknown rate unit 'furlongs'; valid: mbps, kbps, bps, MBps, kBps, Bps"
+    )
     q = _file(tmp_path, "c.csv", "1,1000\n2,x\n")
-    with pytest.raises(InputError) as e:
-        read_trace(q, "bytes-csv")
-    assert str(e.value) == f"{q}:2: expected 'second,bytes_per_second', got '2,x'"
+    assert _read_error(q, "bytes-csv") == f"{q}:2: expected 'second,bytes_per_second', got '2,x'"
 
 
 def test_sabre_bad_entry_names_its_file_line(tmp_path):
     # the text starts with a newline: entry 1 (duration 0) is on line 4
     text = '\n[\n{"duration_ms": 1000, "bandwidth_kbps": 1000},\n{"duration_ms": 0, "bandwidth_kbps": 1000}\n]\n'
     p = _file(tmp_path, "a.json", text)
-    with pytest.raises(InputError) as e:
-        read_trace(p, "sabre")
-    assert str(e.value) == f"{p}:4: entry 1: invalid duration_ms 0"
+    assert _read_error(p, "sabre") == f"{p}:4: entry 1: invalid duration_ms 0"
 
 
 def test_detection_messages_and_gnettrack_header(tmp_path):
