@@ -65,7 +65,9 @@ from codec.classic import (
     encoder_version,
 )
 
-__all__ = ["ChunkResult", "LadderBuildConfig", "build_ladder", "main", "measure_chunk", "rate_control_record"]
+__all__ = [
+    "ChunkResult", "LadderBuildConfig", "build_ladder", "display_view", "main", "measure_chunk", "rate_control_record",
+]  # fmt: skip
 
 BUILD_FORMAT = "promptabr-ladder-build"
 BUILD_VERSION = 1
@@ -94,6 +96,10 @@ class LadderBuildConfig:
     :param severe_lpips: a frame with LPIPS above this counts as severely distorted.
     :param min_last_chunk: keep a shorter last chunk only if it has at least this fraction of a chunk.
     :param batch_size: frames per LPIPS batch.
+    :param display: measure LPIPS and PSNR on a view of every frame, source and decoded alike: the centred
+        square resized (bicubic) to ``display x display``. This is the one display every rung of a mixed
+        ladder shares (512: the Promptus output), so rungs coded at a clip's native size are scored on the
+        same pixels as the 512x512 rungs. None: measure at the coded size.
     """
 
     codec: str = "h265"
@@ -111,6 +117,7 @@ class LadderBuildConfig:
     severe_lpips: float = DEFAULT_SEVERE_LPIPS
     min_last_chunk: float = 0.5
     batch_size: int = 8
+    display: int | None = None
 
     def __post_init__(self) -> None:
         _codec(self.codec)
@@ -136,9 +143,15 @@ class LadderBuildConfig:
             raise InputError(f"severe_lpips must be > 0, got {self.severe_lpips}")
         if not 0 <= self.min_last_chunk <= 1:
             raise InputError(f"min_last_chunk must be in [0, 1], got {self.min_last_chunk}")
+        if self.display is not None and not (isinstance(self.display, int) and self.display > 0):
+            raise InputError(f"display must be a positive number of pixels, got {self.display}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+        """The settings as JSON values; ``display`` only when set, so builds made before it existed resume."""
+        doc = {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+        if doc["display"] is None:
+            del doc["display"]
+        return doc
 
 
 def rate_control_record(cfg: LadderBuildConfig, frames: int, fps: float) -> dict[str, Any]:
@@ -220,6 +233,8 @@ def measure_chunk(
         decoded.append(frames)
         if on_rung is not None:
             on_rung()
+    if cfg.display is not None:
+        ref, decoded = display_view(ref, cfg.display), [display_view(d, cfg.display) for d in decoded]
     step = cfg.lpips_stride
     lp = lpips_model.distance_frames_many(ref[::step], [d[::step] for d in decoded], batch_size=cfg.batch_size)
     return ChunkResult(
@@ -234,6 +249,13 @@ def measure_chunk(
         decode_s=dec_s,
         fingerprint=fingerprint,
     )
+
+
+def display_view(frames: np.ndarray, side: int) -> np.ndarray:
+    """``(N, H, W, 3)`` frames as shown on a ``side x side`` display: the centred square, resized bicubically."""
+    from codec.video import crop_resize
+
+    return np.stack([crop_resize(f, True, (side, side)) for f in frames])
 
 
 def _frame_psnr(ref: np.ndarray, dist: np.ndarray, batch: int) -> np.ndarray:
@@ -415,7 +437,13 @@ def _assemble(results: list[ChunkResult], cfg: LadderBuildConfig, source: dict, 
             "settings": cfg.to_dict(),
             "encoding": rc,
             "closed_gop": "every chunk is an independent stream starting with an IDR frame, no scene-cut keyframes",
-            "reference": "preprocessed RGB frames (crop/resize as in settings); LPIPS v0.1 per frame",
+            "reference": "preprocessed RGB frames (crop/resize as in settings); LPIPS v0.1 per frame"
+            + (
+                f"; LPIPS and PSNR on the centred square of source and decoded frames resized to "
+                f"{cfg.display}x{cfg.display} (settings.display)"
+                if cfg.display is not None
+                else ""
+            ),
             "measurements": measurements,
             "measurement_units": {
                 "psnr_db": "dB (RGB, mean over frames)",
@@ -469,6 +497,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lpips-net", dest="lpips_net", choices=("alex", "vgg"), help=argparse.SUPPRESS)
     ap.add_argument("--lpips-stride", type=int, default=d.lpips_stride, help="LPIPS on every n-th frame (default 1)")
     ap.add_argument("--lpips-weights", default=None, help="LPIPS weights file/folder (default: cache or download)")
+    ap.add_argument("--display", type=int, default=None,
+                    help="score LPIPS/PSNR on the centred square resized to DISPLAY x DISPLAY (e.g. 512 with "
+                         "--no-crop --no-resize: native-size rungs scored like the 512x512 ones; "
+                         "default: the coded size)")  # fmt: skip
     ap.add_argument("--severe", type=float, default=d.severe_lpips, help="severe-frame LPIPS threshold (default 0.25)")
     add_torch_device_flag(ap, help="torch device for LPIPS (default cuda if available, else cpu)")
     add_progress_flag(ap, dest="quiet")
@@ -488,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
             lpips_net=args.lpips_net,
             lpips_stride=args.lpips_stride,
             severe_lpips=args.severe,
+            display=args.display,
         )
         ladder = build_ladder(
             args.video, args.out, cfg, name=args.name, device=args.device, lpips_weights=args.lpips_weights,

@@ -31,7 +31,7 @@ import numpy as np
 from abr.errors import InputError
 from abr.io import write_atomic
 
-__all__ = ["RAW_SUFFIXES", "VideoInfo", "iter_frames", "probe", "write_video"]
+__all__ = ["RAW_SUFFIXES", "VideoInfo", "crop_resize", "iter_frames", "probe", "write_video"]
 
 #: File suffixes read as raw I420 (anything else goes to PyAV).
 RAW_SUFFIXES = (".yuv",)
@@ -175,7 +175,8 @@ def probe(path: PathLike, *, size: Size = None, fps: float | None = None) -> Vid
         container.close()
 
 
-def _crop_resize(rgb: np.ndarray, crop_square: bool, resize: tuple[int, int] | None) -> np.ndarray:
+def crop_resize(rgb: np.ndarray, crop_square: bool, resize: tuple[int, int] | None) -> np.ndarray:
+    """One ``(H, W, 3)`` frame: optionally its centred square, then resized (bicubic, libswscale) to ``(W, H)``."""
     if crop_square:
         h, w = rgb.shape[:2]
         s = min(h, w)
@@ -228,7 +229,7 @@ def iter_frames(
     count = 0
     try:
         for rgb in source:
-            yield _crop_resize(rgb, crop_square, out_size)
+            yield crop_resize(rgb, crop_square, out_size)
             count += 1
             if max_frames is not None and count >= max_frames:
                 return

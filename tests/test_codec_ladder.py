@@ -193,3 +193,42 @@ def test_concat_and_combine(tiny_clip, tmp_path, lpips_ok):
     mixed = combine_ladders(a, b)  # codec families side by side, each rung with its own decoder
     assert [r.decoder for r in mixed.rungs] == ["h265", "h264", "h265", "h264"]
     assert mixed.kbps.tolist() == [40.0, 80.0, 160.0, 320.0]
+
+
+class _RecordingLPIPS:
+    """Stands in for LPIPS: records the frames it is given and returns their mean absolute difference."""
+
+    def __init__(self):
+        self.calls = []
+
+    def distance_frames_many(self, ref, dists, batch_size=8):
+        self.calls.append((ref, dists))
+        return [np.abs(ref.astype(float) - d.astype(float)).mean(axis=(1, 2, 3)) for d in dists]
+
+
+def test_display_scores_the_centred_square_view_of_native_frames():
+    """A 96x64 chunk coded at its native size, scored on a 64x64 display: the view is the centre square,
+    cut by hand here (columns 16..79); a 32-pixel display resizes it."""
+    from codec.ladder import measure_chunk
+
+    ref = np.concatenate([moving_texture(6, 96)[:, :64], moving_texture(6, 96, seed=1)[:, :64]], axis=0)
+    cfg = LadderBuildConfig(codec="h264", kbps=(200.0,), resize=None, crop_square=False, display=64, lpips_stride=2)
+    fake = _RecordingLPIPS()
+    res = measure_chunk(ref, cfg, 12.0, fake)
+    seen_ref, (seen_dec,) = fake.calls[0]
+    assert np.array_equal(seen_ref, ref[::2, :, 16:80])
+    decoded, _ = decode_chunk(encode_chunk(ref, "h264", 200.0, 12.0).packets, "h264")  # x264 is deterministic
+    assert np.array_equal(seen_dec, decoded[::2, :, 16:80])
+    mse = ((ref[:, :, 16:80].astype(float) - decoded[:, :, 16:80].astype(float)) ** 2).mean(axis=(1, 2, 3))
+    assert res.psnr_db[0] == pytest.approx(np.mean(10 * np.log10(255.0**2 / mse)), abs=1e-3)
+    small = _RecordingLPIPS()
+    measure_chunk(ref, LadderBuildConfig(**{**cfg.to_dict(), "display": 32}), 12.0, small)
+    assert small.calls[0][0].shape == (6, 32, 32, 3) and small.calls[0][1][0].shape == (6, 32, 32, 3)
+
+
+def test_display_is_recorded_only_when_set():
+    """Builds made before ``display`` existed keep their fingerprint (and so resume)."""
+    assert "display" not in LadderBuildConfig().to_dict()
+    assert LadderBuildConfig(display=512).to_dict()["display"] == 512
+    with pytest.raises(InputError, match="display must be a positive"):
+        LadderBuildConfig(display=0)
