@@ -112,11 +112,12 @@ QOE_PRESETS: dict[str, QoE] = {
 #: Basis: Pensieve's linear QoE (Mao et al., SIGCOMM 2017) scores q in Mbit/s over its ladder
 #: 0.3-4.3 Mbit/s (a 14.3x rate range) with 4.3 per second of stall: one second of stall costs
 #: 4.3 / 4.0 = 1.075 times the ladder's quality span. Our reference for the span is the measured
-#: H.265 ladder (``h265-measured``: 50-750 kbit/s, a 15x range, 512x512, LPIPS(alex)), whose
-#: chunks span 0.139 in mean LPIPS between its lowest and highest rung. So mu = 1.075 x 0.139 =
-#: 0.150 per second (rounded). One second of stall then costs about as much as dropping from the
-#: best to the worst rung for one chunk, as in Pensieve, instead of 12 ladder spans.
-CALIBRATED_STALL_PENALTY = 0.15
+#: H.265 ladder (``h265-measured``: 50-750 kbit/s, a 15x range, 512x512, LPIPS(alex), two-pass
+#: ABR), whose chunks span 0.093 in mean LPIPS between its lowest and highest rung. So mu =
+#: 1.075 x 0.093 = 0.100 per second (rounded). One second of stall then costs about as much as
+#: dropping from the best to the worst rung for one chunk, as in Pensieve, instead of the 11
+#: ladder spans that ``perceptual`` charges. (Before the two-pass rebuild the ladder spanned 0.139 and this weight was 0.15.)
+CALIBRATED_STALL_PENALTY = 0.10
 QOE_PRESETS["perceptual-calibrated"] = QoE(
     "perceptual-calibrated", "lpips", stall_penalty=CALIBRATED_STALL_PENALTY, switch_penalty=1.0
 )

@@ -2,7 +2,8 @@
 
     nice -n 10 python bench/build_default_ladders.py [--videos ../shared/data/videos] [--work DIR]
 
-Measures H.265 and H.264 ladders with :func:`codec.ladder.build_ladder` on the clips below
+Measures H.265 and H.264 ladders (and ``h265-hd-measured``: H.265 at each clip's native size, see
+:data:`NATIVE`) with :func:`codec.ladder.build_ladder` on the clips below
 (Promptus operating point: centred square crop resized to 512x512, 2-s chunks, each chunk one
 closed GOP, capped-VBR rate control, LPIPS(alex) on every second frame), chains the chunks of
 all clips into one ladder per codec (:func:`abr.concat_ladders`; ``metadata["parts"]``
@@ -25,9 +26,12 @@ than a few frames. ``openpose_video.avi`` is left out (non-commercial licence), 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -49,7 +53,13 @@ CLIPS = (
 KBPS = {
     "h265": (50.0, 75.0, 110.0, 190.0, 280.0, 370.0, 750.0),
     "h264": (75.0, 110.0, 190.0, 280.0, 370.0, 750.0, 1500.0),
+    "h265-hd": (1100.0, 2000.0, 3000.0, 4500.0),
 }
+#: ``h265-hd``: H.265 at each clip's native size (1280x720 down to 176x144, no crop, no resize) at the
+#: HD rates of Apple's HLS authoring ladder (1.1-4.5 Mbit/s, its 432p-720p rungs), scored on the same
+#: 512x512 centred-square view as every other rung (``LadderBuildConfig.display``), so a mixed ladder
+#: compares like with like. The classic top of ``generative-fallback``.
+NATIVE = {"h265-hd": dict(crop_square=False, resize=None, display=512)}
 LPIPS_STRIDE = 2
 
 
@@ -59,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--videos", type=Path, default=ROOT.parent / "shared" / "data" / "videos")
     ap.add_argument("--work", type=Path, default=Path("/tmp/promptabr-default-ladders"), help="per-chunk results")
     ap.add_argument("--out", type=Path, default=ROOT / "abr" / "data", help="where the ladder files go")
-    ap.add_argument("--codecs", default="h265,h264", help="comma-separated codecs to build (default h265,h264)")
+    ap.add_argument("--codecs", default="h265,h264,h265-hd",
+                    help="comma-separated ladders to build: h265, h264, h265-hd (default all three)")  # fmt: skip
+    ap.add_argument("--report", type=Path, default=None, metavar="MD",
+                    help="after building, write MD: every rebuilt ladder against the one committed in abr/data "
+                         "(rate error and LPIPS per rung; key-frame LPIPS from --work)")  # fmt: skip
     ap.add_argument("--model-only", action="store_true",
                     help="only re-derive the Promptus model ladders from the committed h265-measured.json")  # fmt: skip
     args = ap.parse_args(argv)
@@ -67,10 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.model_only:
         _write_models(load_ladder(args.out / "h265-measured.json"), args.out)
         return 0
+    built = {}
     for codec in codecs:
         parts = []
         for clip, _ in CLIPS:
-            cfg = LadderBuildConfig(codec=codec, kbps=KBPS[codec], chunk_s=2.0, lpips_stride=LPIPS_STRIDE)
+            family = codec.split("-")[0]
+            cfg = LadderBuildConfig(
+                codec=family, kbps=KBPS[codec], chunk_s=2.0, lpips_stride=LPIPS_STRIDE, **NATIVE.get(codec, {})
+            )
             t0 = time.perf_counter()
             stem = Path(clip).stem
             lad = build_ladder(args.videos / clip, args.work / codec / stem, cfg, name=f"{codec}-measured:{stem}")
@@ -78,16 +96,71 @@ def main(argv: list[str] | None = None) -> int:
             parts.append(lad)
         ladder = concat_ladders(*parts, name=f"{codec}-measured")
         ladder.metadata.update(
-            source=f"measured {codec.upper()} ladders of {len(parts)} clips from ../shared/data/videos "
-            "(bench/build_default_ladders.py)",
+            source=f"measured {family.upper()} ladders of {len(parts)} clips from ../shared/data/videos "
+            + ("at their native sizes, scored on a 512x512 centred-square view " if codec in NATIVE else "")
+            + "(bench/build_default_ladders.py)",
             clips={clip: note for clip, note in CLIPS},
             built_by="bench/build_default_ladders.py",
         )
         save_ladder(ladder, args.out / f"{codec}-measured.json")
+        built[codec] = ladder
         print(f"wrote {args.out / f'{codec}-measured.json'}", flush=True)
         if codec == "h265":
             _write_models(ladder, args.out)
+    if args.report is not None:
+        from abr.io import write_text_atomic
+
+        write_text_atomic(args.report, report(built, ROOT / "abr" / "data", args.work))
+        print(f"wrote {args.report}")
     return 0
+
+
+def _key_frame_lpips(work: Path, codec: str) -> np.ndarray:
+    """Mean LPIPS of every chunk's first (key) frame per rung, from the per-chunk records of a build."""
+    rows = [json.loads(f.read_text())["lpips"] for f in sorted((work / codec).glob("*/chunks/chunk-*.json"))]
+    return np.mean([[rung[0] for rung in row] for row in rows], axis=0)
+
+
+def _rate_control(ladder) -> str:
+    return str(ladder.metadata["parts"][0]["metadata"]["settings"].get("rate_control"))
+
+
+def _err(e: np.ndarray) -> str:
+    return f"{e.mean():+.1%} ({e[np.argmax(np.abs(e))]:+.1%})"
+
+
+def report(built: dict, committed: Path, work: Path) -> str:
+    """Markdown: each rebuilt ladder per rung against the committed file of the same name (if any).
+
+    Rate error = actual / target - 1 over a chunk (mean and worst chunk); LPIPS = mean over chunks
+    of the per-chunk mean; key frame = LPIPS of the chunk's IDR frame (new build only: the old
+    per-frame records were not kept)."""
+    out = ["# Rebuilt classic ladders against the committed ones", "",
+           "Generated by `bench/build_default_ladders.py --report`. Rate error = actual / target - 1 per chunk "
+           "(mean over chunks, and the worst chunk). LPIPS (alex) = mean over chunks.", ""]  # fmt: skip
+    for codec, new in built.items():
+        old_file = committed / f"{codec}-measured.json"
+        old = load_ladder(old_file) if old_file.is_file() else None
+        rc_new = _rate_control(new)
+        rc_old = _rate_control(old) if old is not None else "none committed"
+        out += [f"## `{codec}-measured`: {rc_new} (committed file: {rc_old})", "",
+                "| target kbit/s | rate error, committed: mean (worst) | rebuilt: mean (worst) | LPIPS committed "
+                "| rebuilt | rebuilt - committed | key-frame LPIPS, rebuilt |",
+                "|---|---|---|---|---|---|---|"]  # fmt: skip
+        key = _key_frame_lpips(work, codec)
+        err_new = new.measured_kbps / new.kbps - 1
+        for j, k in enumerate(new.kbps):
+            lp_new = float(new.lpips_mean[:, j].mean())
+            lp_old, err_cell = float("nan"), "-"
+            if old is not None and k in list(old.kbps):
+                i = list(old.kbps).index(k)
+                lp_old = float(old.lpips_mean[:, i].mean())
+                err_cell = _err(old.measured_kbps[:, i] / k - 1)
+            cells = [f"{k:g}", err_cell, _err(err_new[:, j]), f"{lp_old:.4f}", f"{lp_new:.4f}",
+                     f"{lp_new - lp_old:+.4f}", f"{key[j]:.4f}"]  # fmt: skip
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
 
 
 def _write_models(h265, out: Path) -> None:

@@ -137,10 +137,10 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "generative-fallback",
-            "classic rungs up to 750 kbit/s with prompt rungs below them on unscaled real LTE/5G/Wi-Fi: "
-            "the prompt rungs carry fades and outages",
+            "classic rungs up to HD rates (4.5 Mbit/s, each clip at its native size) with prompt rungs below "
+            "them on unscaled real LTE/5G/Wi-Fi: the prompt rungs carry fades and outages",
             traces="real-mobile-broadband",
-            ladder=_HYBRID,
+            ladder=f"{_HYBRID}+h265-hd-measured",
             device="snapdragon-8gen3",
             provenance="traces.select 'real-mobile-broadband': every Belgium LTE drive, UCC 5G download log "
             "and SBU Wi-Fi/cellular walk",

@@ -77,10 +77,10 @@ def test_penalties_scale_their_own_term():
 
 def test_presets_and_their_weights():
     # the published weights: Pensieve's linear 4.3 and log 2.66 (Mao et al. 2017), its HD score's 8;
-    # perceptual-calibrated's 0.15 = (4.3 / 4.0) x 0.139 (see abr.qoe.CALIBRATED_STALL_PENALTY)
+    # perceptual-calibrated's 0.10 = (4.3 / 4.0) x 0.093 (see abr.qoe.CALIBRATED_STALL_PENALTY)
     expected = {
         "perceptual": ("lpips", 1.0),
-        "perceptual-calibrated": ("lpips", 0.15),
+        "perceptual-calibrated": ("lpips", 0.10),
         "pensieve-linear": ("mbps", 4.3),
         "pensieve-log": ("log-rate", 2.66),
         "pensieve-hd": ("hd", 8.0),

@@ -126,8 +126,8 @@ def test_binding_runs_print_nothing(tmp_path, capsys):
 def test_calibrated_qoe_hand_computed():
     qoe = get_qoe("perceptual-calibrated")
     q = np.array([1 - 0.05])
-    # 0.95 - 0.15 x 2 s - |0.95 - 0.90| = 0.60
-    assert qoe.reward(q, np.array([2.0]), np.array([0.9]))[0] == pytest.approx(0.60)
+    # 0.95 - 0.10 x 2 s - |0.95 - 0.90| = 0.70
+    assert qoe.reward(q, np.array([2.0]), np.array([0.9]))[0] == pytest.approx(0.70)
     assert qoe.reward(q, np.array([0.0]), np.array([np.nan]))[0] == pytest.approx(0.95)
     assert get_qoe("perceptual").stall_penalty == 1.0  # the old preset keeps its name and weight
 
