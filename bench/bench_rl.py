@@ -45,7 +45,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_scenarios import _ci, _mean_diff, _p10_diff  # noqa: E402  (the same paired bootstrap)
+from bench_scenarios import _ci, _mean_diff, _p10_diff, inputs_stamp  # noqa: E402  (the same bootstrap, cache keys)
 
 from abr import DEFAULT_LADDER, get_ladder, get_qoe  # noqa: E402
 from abr.io import write_json_atomic  # noqa: E402
@@ -262,9 +262,12 @@ def _frame(policy: str, scenario: str, sessions: int, seed: int, traces: str | N
 
     from abr.io import write_text_atomic
     from sim.scenarios import resolve
+    from sim.sweep._grid import spec_inputs
 
     model = Path(policy[3:]) / "model.zip" if policy.startswith("rl:") else None
     stamp = model.read_bytes() if model is not None and model.is_file() else b""
+    p = resolve(scenario, "test")
+    stamp += inputs_stamp(p, p.qoe) + (spec_inputs(traces).encode() if traces else b"")  # contents, not names
     key = hashlib.sha256(repr((policy, scenario, sessions, seed, traces)).encode() + stamp).hexdigest()[:16]
     cached = WORK / f"{scenario}__{key}.csv"
     if cached.is_file():
@@ -272,7 +275,6 @@ def _frame(policy: str, scenario: str, sessions: int, seed: int, traces: str | N
     from sim.sweep._cell import resolve_point
     from sim.sweep._grid import CellParams
 
-    p = resolve(scenario, "test")
     point = CellParams(policy=policy, ladder=p.ladder, device=p.device, qoe=p.qoe, traces=traces or p.trace,
                        transform="" if traces else p.transform_spec, sim=p.sim)  # fmt: skip
     run, tr, ladder, device, qoe, config = resolve_point(point, seed, 16)

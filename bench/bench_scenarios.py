@@ -40,6 +40,17 @@ REFERENCE = "robustmpc"
 QOES: tuple[str, ...] = ("perceptual-calibrated", "perceptual")
 
 
+def inputs_stamp(p, qoe: str) -> bytes:
+    """What a cached result depends on beyond its spec strings: the contents of the ladder and trace
+    files, the QoE's weights and the device profiles (a rebuilt ladder or a recalibrated QoE is a new cell)."""
+    from abr import get_qoe
+    from abr.io import sha256_file
+    from sim.sweep._grid import spec_inputs
+
+    devices = sha256_file(ROOT / "sim" / "data" / "devices.json")
+    return repr((spec_inputs(p.ladder), spec_inputs(p.trace), get_qoe(qoe), devices)).encode()
+
+
 def _cell(scenario: str, qoe: str, policy: str, sessions: int, seed: int, work: Path):
     """Per-session results of one policy (cached in ``work``)."""
     import pandas as pd
@@ -49,7 +60,7 @@ def _cell(scenario: str, qoe: str, policy: str, sessions: int, seed: int, work: 
     from sim.sweep._grid import CellParams
 
     p = resolve(scenario, "test")
-    key = hashlib.sha256(repr((p, qoe, policy, sessions, seed)).encode()).hexdigest()[:12]
+    key = hashlib.sha256(repr((p, qoe, policy, sessions, seed)).encode() + inputs_stamp(p, qoe)).hexdigest()[:12]
     path = work / f"{scenario}__{qoe}__{key}.csv"  # keyed by everything the result depends on
     if path.is_file():
         return pd.read_csv(path)
