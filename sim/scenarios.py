@@ -140,7 +140,9 @@ SCENARIOS: dict[str, Scenario] = {
             "classic rungs up to HD rates (4.5 Mbit/s, each clip at its native size) with prompt rungs below "
             "them on unscaled real LTE/5G/Wi-Fi: the prompt rungs carry fades and outages",
             traces="real-mobile-broadband",
-            ladder=f"{_HYBRID}+h265-hd-measured",
+            # 8 rungs like the others (RobustMPC plans over rungs^5 sequences): the prompt rungs that are not
+            # dominated, the 750 kbit/s H.265 rung (the 280/370 ones sit above 210-kbit/s prompt quality), HD
+            ladder=f"{_PROMPT}[0/2/4/5]+h265-measured[6]+h265-hd-measured[0/1/3]",
             device="snapdragon-8gen3",
             provenance="traces.select 'real-mobile-broadband': every Belgium LTE drive, UCC 5G download log "
             "and SBU Wi-Fi/cellular walk",
