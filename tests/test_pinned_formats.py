@@ -490,3 +490,11 @@ def test_mahimahi_signed_stamp_after_a_blank_line_is_not_an_integer(tmp_path, te
     p = _file(tmp_path, "a.mm", text)
     with pytest.raises(InputError, match="expected one integer millisecond timestamp per line, got '-5'"):
         read_trace(p, "mahimahi")
+
+
+def test_comma_readers_refuse_whitespace_separated_rows(tmp_path):
+    # two whitespace-separated numbers a line are a cooked row, not a CSV row: refused on line 1 (2 after a header)
+    p = _file(tmp_path, "a.csv", "1 1000\n2 2000\n")
+    assert _read_error(p, "bytes-csv") == f"{p}:1: expected 'second,bytes_per_second', got '1 1000'"
+    q = _file(tmp_path, "b.csv", "time_s,mbps\n0 1\n1 2\n")
+    assert _read_error(q, "csv") == f"{q}:2: expected time_s,mbps, got '0 1'"
