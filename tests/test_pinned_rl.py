@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import struct
 import warnings
 import zipfile
 from types import SimpleNamespace
@@ -94,6 +95,12 @@ def test_normalizer_applies_vecnormalize_by_hand():
 def test_normalizer_refuses_bad_statistics(args, kw, msg):
     with pytest.raises(ValueError, match=f"^{msg}$"):
         ObsNormalizer(*args, **kw)
+
+
+def test_normalizer_stores_float64_statistics():
+    norm = ObsNormalizer([1, 2], [3, 4], 1)  # Python ints
+    assert norm.mean.dtype == norm.var.dtype == np.float64
+    assert norm.to_dict()["mean"] == [1.0, 2.0] and type(norm.to_dict()["var"][0]) is float
 
 
 def test_normalizer_accepts_zeros_and_round_trips_through_json():
@@ -201,12 +208,60 @@ def test_read_zip_state_dicts_refuses_pickles_and_non_dicts(tmp_path):
     assert str(e.value) == f"{listed}: cannot load model: policy.pth is not a state dict"
 
 
+def _retag(pth: bytes, old: bytes, new: bytes) -> bytes:
+    """A torch.save archive whose storages claim another device (as a policy saved on a GPU)."""
+    src, out = zipfile.ZipFile(io.BytesIO(pth)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for info in src.infolist():
+            blob = src.read(info)
+            if info.filename.endswith("data.pkl"):  # protocol 2 BINUNICODE: 'X', u32 length, text
+                blob = blob.replace(b"X" + struct.pack("<I", len(old)) + old, b"X" + struct.pack("<I", len(new)) + new)
+            zf.writestr(info, blob)
+    return out.getvalue()
+
+
+def test_a_policy_saved_on_a_gpu_loads_on_the_cpu(tmp_path):
+    gpu = _retag(_pth({"w": torch.tensor([1.0, 2.0])}), b"cpu", b"cuda:0")
+    assert b"cuda:0" in gpu
+    out = read_zip_state_dicts(_zip(tmp_path / "m.zip", {"policy.pth": gpu}))["policy"]
+    assert out["w"].device.type == "cpu" and out["w"].tolist() == [1.0, 2.0]
+
+
+def test_read_zip_state_dicts_names_the_first_line_of_the_cause_cut_at_200(tmp_path, monkeypatch):
+    # a dict holding an object: torch.load would rebuild it without weights_only
+    planted = _zip(tmp_path / "p.zip", {"policy.pth": _pth({"w": SimpleNamespace(a=1)})})
+    head = f"{planted}: cannot load model: policy.pth is not a plain state dict ("
+    with pytest.raises(InputError) as e:
+        read_zip_state_dicts(planted)
+    assert str(e.value).startswith(head + "UnpicklingError: Weights only load failed.")
+
+    def fail(*a, **k):
+        raise RuntimeError("x" * 250 + "\nsecond line")
+
+    monkeypatch.setattr(torch, "load", fail)
+    with pytest.raises(InputError) as e:
+        read_zip_state_dicts(planted)
+    assert str(e.value) == head + f"RuntimeError: {'x' * 200})"
+
+
+def test_weights_only_holds_even_where_the_environment_lifts_torchs_default(tmp_path, monkeypatch):
+    # torch >= 2.6 loads without weights_only when this is set and the argument is not given (and
+    # torch < 2.6, which pyproject allows, always did): the reader passes weights_only=True itself
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    planted = _zip(tmp_path / "p.zip", {"policy.pth": _pth({"w": SimpleNamespace(a=1)})})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(InputError, match="is not a plain state dict"):
+            read_zip_state_dicts(planted)
+
+
 def test_add_zip_members_replaces_and_adds(tmp_path):
     z = _zip(tmp_path / "m.zip", {"a": b"old", "b": b"kept"})
     add_zip_members(z, {"a": b"new", "c": b"added"})
     with zipfile.ZipFile(z) as zf:
         assert sorted(zf.namelist()) == ["a", "b", "c"]
         assert (zf.read("a"), zf.read("b"), zf.read("c")) == (b"new", b"kept", b"added")
+        assert zf.getinfo("c").compress_type == zipfile.ZIP_DEFLATED  # the archive is written compressed
 
 
 # ---------------------------------------------------------------------------- the network
@@ -363,6 +418,35 @@ def test_load_refuses_weights_of_another_network(tmp_path):
     assert "\n" not in msg
 
 
+def test_load_refuses_extra_or_missing_weights(tmp_path, monkeypatch):
+    state = build_policy_net(_meta()).state_dict()
+    f = _folder(tmp_path, _meta(), state={**state, "extra": torch.zeros(1)})
+    assert _load_error(f) == (
+        f"{f / 'model.zip'}: cannot load model: its weights do not fit the network config.json describes "
+        "(Error(s) in loading state_dict for ActorCriticPolicy:)"
+    )
+    g = _folder(tmp_path, _meta(), name="g", state={k: v for k, v in state.items() if k != "action_net.bias"})
+    assert _load_error(g).endswith("(Error(s) in loading state_dict for ActorCriticPolicy:)")
+
+    def fail(*a, **k):
+        raise RuntimeError("y" * 250 + "\nsecond line")
+
+    monkeypatch.setattr(torch.nn.Module, "load_state_dict", fail)
+    assert _load_error(_folder(tmp_path, _meta(), name="h")).endswith(f"describes ({'y' * 200})")
+
+
+def test_load_without_a_train_section_builds_sb3s_default_network(tmp_path):
+    meta = {k: v for k, v in _meta().items() if k != "train"}
+    pol = RLPolicy.load(_folder(tmp_path, meta))
+    assert _linears(pol.model.mlp_extractor.policy_net) == [(16, 64), (64, 64)]
+
+
+def test_load_names_a_config_that_is_not_json(tmp_path):
+    f = _folder(tmp_path, _meta(), state=None)
+    (f / "config.json").write_text("{")
+    assert _load_error(f).startswith(f"{f / 'config.json'}:1: invalid JSON in policy config file (")
+
+
 def test_load_refuses_a_missing_or_broken_normaliser(tmp_path):
     meta = _meta(normalize_obs=True)
     f = _folder(tmp_path, meta)
@@ -413,7 +497,7 @@ class FakeModel:
     def predict(self, x, deterministic):
         assert deterministic is True
         self.seen.append(np.array(x))
-        return np.arange(len(x)).reshape(-1, 1) % 2, None  # a column: act() must flatten it
+        return np.arange(len(x), dtype=np.int32).reshape(-1, 1) % 2, None  # an int32 column: act() flattens it
 
 
 def _ctx(name="test", n_rungs=2, qoe=LOG) -> PolicyContext:
@@ -473,9 +557,20 @@ def test_act_feeds_the_builder_vector_and_returns_one_int_rung_per_session():
     np.testing.assert_array_equal(model.seen[0], ObservationBuilder.from_context(ctx, 2)(_obs(0)))
 
 
+def test_a_layout_saved_before_lookahead_means_lookahead_1():
+    meta = _meta()
+    del meta["layout"]["lookahead"]
+    model = FakeModel(16)
+    pol = RLPolicy(model, meta)
+    ctx = _ctx()
+    pol.reset(ctx, 3)
+    pol.act(_obs(0))
+    np.testing.assert_array_equal(model.seen[0], ObservationBuilder.from_context(ctx, 2)(_obs(0)))
+
+
 def test_start_rung_plays_the_first_chunk_without_asking_the_model():
     model = FakeModel(16)
-    pol = RLPolicy(model, _meta(start_rung=1))
+    pol = RLPolicy(model, _meta(start_rung=np.int32(1)))  # any integer type: the rungs come back int64
     pol.reset(_ctx(), 2)
     a = pol.act(_obs(0, n=2))
     assert a.dtype == np.int64 and a.tolist() == [1, 1] and model.seen == []
@@ -498,6 +593,10 @@ def test_frame_stack_keeps_the_last_frames_and_restarts_at_the_first_decided_chu
     for seen, w in zip(model.seen, want, strict=True):
         np.testing.assert_allclose(seen, w / 2, rtol=1e-6)
     assert not np.array_equal(v3, v2)
+    # a reset starts a new stack whatever chunk comes next
+    pol.reset(ctx, 3)
+    pol.act(_obs(2, scale=2.0))
+    np.testing.assert_allclose(model.seen[-1], np.hstack([zeros, v2]) / 2, rtol=1e-6)
 
 
 # ---------------------------------------------------------------------------- converting old folders
