@@ -281,7 +281,6 @@ class RLPolicy(Policy):
             )
         self._builder = None
         self._stack = None
-        self._n = n_sessions
 
     def _check_history(self, obs: Observation) -> None:
         history = obs.throughput_mbps.shape[1]

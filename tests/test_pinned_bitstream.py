@@ -387,3 +387,102 @@ def test_writer_refuses_factors_whose_ranks_disagree():
                          frame=2, length=2)  # fmt: skip
     with pytest.raises(ValueError, match=r"keyframe 2: factor shapes \(2, 2\), \(1, 3\) do not fit prompts 2x3"):
         encode_stream(header, LatentRecord(s.latent.q, s.latent.qp), [s.keyframes[0], bad], coder="raw")
+
+
+# ---------------------------------------------------------------------------- the float32 latent record F
+# payload: shape 4 x u16, coder u8 (0 = raw), C x LH x LW little-endian float32 values
+
+
+F_VALUES = [0.5, -1.25, 3.0e30, -0.0]
+
+
+def f32_payload(shape=(1, C, LH, LW), values=F_VALUES, coder=0, data=None) -> bytes:
+    data = struct.pack(f"<{len(values)}f", *values) if data is None else data
+    return struct.pack("<HHHH", *shape) + bytes([coder]) + data
+
+
+def f32_stream(**kw) -> bytes:
+    return build(latent=f32_payload(**kw), tags=b"HFKKE")
+
+
+def _corrupt(data: bytes) -> str:
+    with pytest.raises(InputError) as e:
+        decode_stream_bytes(data)
+    return str(e.value)
+
+
+def test_hand_built_f32_record_decodes_bit_exact():
+    s = decode_stream_bytes(f32_stream())
+    z = s.latent.q
+    assert s.latent.qp is None and s.latent.is_float32
+    assert z.dtype == np.float32 and z.dtype.isnative and z.shape == (1, C, LH, LW)
+    assert z.tobytes() == np.array(F_VALUES, np.float32).tobytes()  # -0.0 keeps its sign bit
+    # 5 bytes of tag + length, 8 of shape, 1 coder id, 4 x 4 bytes of values, 4 of CRC
+    assert s.latent_bytes == 5 + 8 + 1 + 16 + 4 == 34
+    assert s.total_bytes == len(f32_stream())
+    # the keyframes after it are read as before
+    assert [k.frame for k in s.keyframes] == [0, 2] and s.keyframes[1].v.ravel().tolist() == [12, 13, 14]
+    assert not decode_stream_bytes(build()).latent.is_float32
+
+
+def test_writer_produces_the_documented_f32_bytes():
+    s = decode_stream_bytes(build())
+    header = StreamHeader("g", "0001020304050607", "promptus", 16, 8, (C, LH, LW), (L, D), 1, 2, 30.0, 7, 3, 2)
+    z = np.array(F_VALUES, np.float32).reshape(1, C, LH, LW)
+    want = f32_stream()
+    for latent in (z, z[0], z.astype(np.float64), z.astype(">f4")):  # 3-D gets the batch axis; any float is cast
+        data, sizes = encode_stream(header, LatentRecord(latent, None), list(s.keyframes), coder="raw")
+        assert data == want
+        assert sizes[1] == 34
+    for coder in ("zlib", "lzma", "ac", "best"):
+        data, _ = encode_stream(header, LatentRecord(z, None), list(s.keyframes), coder=coder)
+        back = decode_stream_bytes(data)
+        assert back.latent.q.tobytes() == z.tobytes() and back.latent.is_float32
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_f32_latents_are_refused_both_ways(bad):
+    s = decode_stream_bytes(build())
+    header = StreamHeader("g", "0001020304050607", "promptus", 16, 8, (C, LH, LW), (L, D), 1, 2, 30.0, 7, 3, 2)
+    z = np.zeros((1, C, LH, LW), np.float32)
+    z[0, 0, 1, 0] = bad
+    with pytest.raises(ValueError, match=r"^the float32 first-frame latent holds non-finite values$"):
+        encode_stream(header, LatentRecord(z, None), list(s.keyframes), coder="raw")
+    values = [0.0, 0.0, bad, 0.0]
+    assert _corrupt(f32_stream(values=values)) == (
+        "<stream>: corrupt Promptus stream: latent record: float32 latent holds non-finite values"
+    )
+
+
+@pytest.mark.parametrize("shape", [(2, C, LH, LW), (1, C + 1, LH, LW), (1, C, LH + 1, LW), (1, C, LH, LW + 1)])
+def test_f32_shape_must_match_the_header(shape):
+    assert _corrupt(f32_stream(shape=shape)) == (
+        f"<stream>: corrupt Promptus stream: latent record: latent shape {shape} does not match the header "
+        f"{(1, C, LH, LW)}"
+    )
+
+
+def test_f32_values_must_fill_the_shape():
+    pre = "<stream>: corrupt Promptus stream: latent record: "
+    assert _corrupt(f32_stream(values=F_VALUES[:3])) == pre + "raw data decodes to 12 bytes, expected 16"
+    assert _corrupt(f32_stream(values=F_VALUES + [1.0])) == pre + "raw data decodes to 20 bytes, expected 16"
+    assert _corrupt(f32_stream(coder=9)) == pre + "unknown entropy coder id 9"
+    short = build(latent=struct.pack("<HHH", 1, C, LH), tags=b"HFKKE")
+    assert _corrupt(short) == pre + "record shorter than its fields"
+    # a uint8 L payload (shape, scale 0.5, zero point 3, coder, 4 codes: 21 bytes) under tag F: after the
+    # shape, the first byte of 0.5 (0x00) reads as the raw coder and the 12 bytes left cannot hold 4 floats
+    assert _corrupt(build(tags=b"HFKKE")) == pre + "raw data decodes to 12 bytes, expected 16"
+
+
+def test_f_is_accepted_only_in_place_of_l():
+    data = f32_stream()
+    pos_k = 6 + 5 + len(header_payload()) + 4 + 34  # the first K record
+    head = "<stream>: corrupt Promptus stream: "
+    assert _corrupt(build(latent=f32_payload(), tags=b"HFFKE", kfs=[f32_payload(), kf_payload(2, 2)])) == (
+        head + f"keyframe record 1 of 2: expected record 'K', found tag 0x46 at byte {pos_k}"
+    )
+    assert _corrupt(build(tags=b"FLKKE")) == head + "header record: expected record 'H', found tag 0x46 at byte 6"
+    x = bytearray(data)
+    pos_l = 6 + 5 + len(header_payload()) + 4
+    x[pos_l] = ord("X")
+    assert _corrupt(bytes(x)) == head + f"latent record: expected record 'L', found tag 0x58 at byte {pos_l} (or 'F')"

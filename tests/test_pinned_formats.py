@@ -235,14 +235,34 @@ def test_csv_long_unknown_header_is_quoted_up_to_80_characters(tmp_path):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _read_csv passes the body (without the header) to _numeric_rows, whose error names the "
-    "body's line (2) instead of the file's (3); the +1 is applied only to the lines it returns",
-)
 def test_csv_bad_row_names_the_header_and_the_file_line(tmp_path):
+    # the header is line 1, so the bad row '1,x' is the file's line 3 (it was named :2 before)
     p = _file(tmp_path, "a.csv", "time_s,mbps\n0,1\n1,x\n")
     assert _read_error(p, "csv") == f"{p}:3: expected time_s,mbps, got '1,x'"
+
+
+def test_csv_line_numbers_count_the_header_and_blank_lines(tmp_path):
+    # a blank line sends the body to the line-by-line pass: '1,x' and '1,-2' are on the file's line 4
+    p = _file(tmp_path, "a.csv", "time_s,mbps\n0,1\n\n1,x\n")
+    assert _read_error(p, "csv") == f"{p}:4: expected time_s,mbps, got '1,x'"
+    q = _file(tmp_path, "b.csv", "time_s,mbps\n0,1\n\n1,-2\n")
+    assert _read_error(q, "csv") == f"{q}:4: negative bandwidth -2"
+    # a three-column body of the right shape takes the fast path: the first row is line 2
+    r = _file(tmp_path, "c.csv", "time_s,mbps,rtt_ms\n0,-1,5\n1,1,5\n")
+    assert _read_error(r, "csv") == f"{r}:2: negative bandwidth -1"
+
+
+def test_bytes_csv_line_numbers_start_at_the_first_line(tmp_path):
+    # no header: the first row is line 1 on the fast path and on the line-by-line pass
+    p = _file(tmp_path, "a.csv", "1,-5\n2,1000\n")
+    assert _read_error(p, "bytes-csv") == f"{p}:1: negative bytes per second -5"
+    q = _file(tmp_path, "b.csv", "1,1000\n\n2,-5\n")
+    assert _read_error(q, "bytes-csv") == f"{q}:3: negative bytes per second -5"
+
+
+def test_cooked_fast_path_names_the_first_line(tmp_path):
+    p = _file(tmp_path, "a.cooked", "0 -1\n1 1\n")
+    assert _read_error(p, "cooked") == f"{p}:1: negative bandwidth -1"
 
 
 def test_csv_negative_rate_names_the_file_line(tmp_path):
@@ -470,3 +490,11 @@ def test_mahimahi_signed_stamp_after_a_blank_line_is_not_an_integer(tmp_path, te
     p = _file(tmp_path, "a.mm", text)
     with pytest.raises(InputError, match="expected one integer millisecond timestamp per line, got '-5'"):
         read_trace(p, "mahimahi")
+
+
+def test_comma_readers_refuse_whitespace_separated_rows(tmp_path):
+    # two whitespace-separated numbers a line are a cooked row, not a CSV row: refused on line 1 (2 after a header)
+    p = _file(tmp_path, "a.csv", "1 1000\n2 2000\n")
+    assert _read_error(p, "bytes-csv") == f"{p}:1: expected 'second,bytes_per_second', got '1 1000'"
+    q = _file(tmp_path, "b.csv", "time_s,mbps\n0 1\n1 2\n")
+    assert _read_error(q, "csv") == f"{q}:2: expected time_s,mbps, got '0 1'"

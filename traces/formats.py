@@ -117,19 +117,23 @@ def _row_shape(ncols: int, sep: str | None) -> re.Pattern:
     return re.compile(rf"(?:{line}\r?\n)*{line}(?:\r?\n)?")
 
 
-def _numeric_rows(text: str, path: Path, ncols: int, sep: str | None, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of ``ncols`` numbers (``sep`` None = whitespace) and their 1-based line numbers.
+def _numeric_rows(
+    text: str, path: Path, ncols: int, sep: str | None, what: str, first_line: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``ncols`` numbers (``sep`` None = whitespace) and their line numbers in the file.
 
-    Fast path: one ``np.fromstring`` when every line holds exactly ``ncols`` numbers; otherwise
-    a line-by-line pass that skips blank lines and names the first bad line.
+    ``first_line`` is the file's line number of ``text``'s first line (2 for a body after a header),
+    so that errors and the returned numbers name the file's lines. Fast path: one
+    ``np.fromstring`` when every line holds exactly ``ncols`` numbers; otherwise a line-by-line
+    pass that skips blank lines and names the first bad line.
     """
     if _row_shape(ncols, sep).fullmatch(text):
         vals = _fast_numbers(text.replace(sep, " ") if sep else text, np.float64)
         n_lines = _line_count(text)
         if vals is not None and vals.size == ncols * n_lines:
-            return vals.reshape(n_lines, ncols), np.arange(1, n_lines + 1)
+            return vals.reshape(n_lines, ncols), np.arange(first_line, first_line + n_lines)
     rows, lines = [], []
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(text.splitlines(), start=first_line):
         if not line.strip():
             continue
         parts = line.split(sep) if sep else line.split()
@@ -376,8 +380,7 @@ def _read_csv(text: str, path: Path, unit: str | None) -> Trace:
         )
     if not body.strip():
         raise InputError("CSV has a header but no rows", path=path, line=2)
-    rows, lines = _numeric_rows(body, path, len(names), ",", ",".join(names))
-    lines = lines + 1
+    rows, lines = _numeric_rows(body, path, len(names), ",", ",".join(names), first_line=2)
     t = rows[:, 0] * _CSV_TIME[names[0]]
     v = rows[:, 1] * _CSV_RATE[names[1]]
     _check_samples(t, v, lines, path)
