@@ -106,6 +106,8 @@ def test_bytes_at_each_check_across_the_traces_wrap(use_rule):
         # time rules it: the first check 50 ms after the request leaves (0.03 s of transfer, > 10 kB),
         # then every 50 ms (> 10 kB): 30, 80, ..., 480 kB
         (20.0, 10_000, [30, 80, 130, 180, 230, 280, 330, 380, 430, 480]),
+        # a 1-byte minimum is still Sabre's schedule, timed from the request: as above, not 50, 100, ...
+        (20.0, 1, [30, 80, 130, 180, 230, 280, 330, 380, 430, 480]),
     ],
 )
 def test_sabre_check_schedule(latency_ms, min_bytes, kb_at_checks, use_rule):
