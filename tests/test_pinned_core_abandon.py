@@ -128,3 +128,71 @@ def test_sabre_check_schedule(latency_ms, min_bytes, kb_at_checks, use_rule):
     assert info.wasted_bytes[0] == pytest.approx(x * 1e6, rel=1e-9)
     assert info.rung[0] == 0 and info.abandoned[0] == 1
     assert info.throughput_mbps[0] == pytest.approx(0.8 / (lat + 0.1), rel=1e-9)  # the kept request only
+
+
+# ----------------------------------------------------------------------------- which checks there are
+
+
+@pytest.mark.parametrize("use_rule", [False, True])
+def test_a_check_at_the_very_end_of_a_download_is_no_check(use_rule):
+    # 250 ms latency, a 1 MB chunk: the transfer ends 1.0 s in, the second 0.5 s check. Only the
+    # 0.5 s check (500 kB) is asked, so a policy giving up from 600 kB on never abandons: 1.25 s.
+    trace = Trace([100.0], [8.0], latency_ms=[250.0])
+    sim = start(trace, make_ladder([[100_000, 1_000_000]] * 2), PlayerConfig(abandon_check_s=0.5))
+    rec = Recorder(give_up_at=600_000)
+    _, info, _ = sim.step(np.array([1]), rec.abandon, rec.rule if use_rule else None)
+    assert info.abandoned[0] == 0 and info.delay_s[0] == 1.25
+    assert [p.downloaded_bytes[0] for p in rec.seen] == ([] if use_rule else [pytest.approx(500_000, rel=1e-12)])
+
+
+@pytest.mark.parametrize("use_rule", [False, True])
+def test_sabre_schedule_gives_up_at_the_last_check_before_the_end(use_rule):
+    # Sabre's schedule, 100 kB apart: a 1.05 MB chunk is checked at 100, 200, ..., 1000 kB. Given up
+    # at the last of these (1 s of transfer, 50 ms before its end) for rung 0: 0.1 + 1 + 0.1 + 0.1 s.
+    player = PlayerConfig(abandon_check_s=0.05, abandon_check_bytes=100_000)
+    sim = start(MB_S, make_ladder([[100_000, 1_050_000]] * 2), player)
+    rec = Recorder(give_up_at=950_000)
+    _, info, _ = sim.step(np.array([1]), rec.abandon, rec.rule if use_rule else None)
+    assert info.abandoned[0] == 1 and info.wasted_bytes[0] == pytest.approx(1_000_000, rel=1e-9)
+    assert info.delay_s[0] == pytest.approx(1.3, rel=1e-9)
+    assert len(rec.seen) == (1 if use_rule else 10)
+
+
+def test_a_rule_answering_the_rung_in_flight_abandons_nothing():
+    # "switch to the rung already downloading" is no abandonment: abandon() is never asked
+    calls = []
+
+    def abandon(p):
+        calls.append(p.chunk)
+        return p.rung
+
+    sim = start(MB_S, make_ladder([[100_000, 1_000_000]] * 2), PlayerConfig())
+    _, info, _ = sim.step(np.array([1]), abandon, lambda p: p.rung.copy())
+    assert calls == [] and info.abandoned[0] == 0 and info.delay_s[0] == pytest.approx(1.1, rel=1e-12)
+
+
+def test_the_rule_sees_the_buffer_at_each_check():
+    # chunk 0 (1 MB, never given up) takes 1.1 s: no buffer yet at its checks. Chunk 1 is requested
+    # at 1.1, when chunk 0 (2 s) starts playing: e s after the request the buffer is 2 - e s.
+    # Chunk 1 is given up at 450 kB (0.55 s after the request) for rung 0.
+    seen: list[tuple[int, float, float]] = []
+    asked: list[DownloadProgress] = []
+
+    def rule(p):
+        seen.extend((p.chunk, e, b) for e, b in zip(p.elapsed_s, p.buffer_s))
+        return np.where((p.chunk == 1) & (p.rung > 0) & (p.downloaded_bytes >= 450_000), 0, -1)
+
+    def abandon(p):
+        asked.append(copy(p))
+        return rule(p)
+
+    sim = start(MB_S, make_ladder([[100_000, 1_000_000]] * 2), PlayerConfig())
+    _, info0, _ = sim.step(np.array([1]), abandon, rule)
+    assert info0.abandoned[0] == 0 and info0.delay_s[0] == pytest.approx(1.1)
+    first = [s for s in seen if s[0] == 0]
+    assert len(first) >= 19 and all(b == 0.0 for _, _, b in first)
+    _, info1, _ = sim.step(np.array([1]), abandon, rule)
+    second = [s for s in seen if s[0] == 1]
+    assert second and all(b == pytest.approx(2.0 - e, abs=1e-9) for _, e, b in second)
+    assert info1.abandoned[0] == 1 and len(asked) == 1
+    assert asked[0].buffer_s[0] == pytest.approx(2.0 - 0.55, abs=1e-9)
