@@ -196,3 +196,50 @@ def test_the_rule_sees_the_buffer_at_each_check():
     assert second and all(b == pytest.approx(2.0 - e, abs=1e-9) for _, e, b in second)
     assert info1.abandoned[0] == 1 and len(asked) == 1
     assert asked[0].buffer_s[0] == pytest.approx(2.0 - 0.55, abs=1e-9)
+
+
+def test_a_download_ending_at_its_first_check_is_never_checked():
+    # 250 ms latency, 500 kB: the transfer ends 0.5 s in, at the first 0.5 s check
+    trace = Trace([100.0], [8.0], latency_ms=[250.0])
+    sim = start(trace, make_ladder([[100_000, 500_000]] * 2), PlayerConfig(abandon_check_s=0.5))
+    rec = Recorder(give_up_at=0.0)
+    _, info, _ = sim.step(np.array([1]), rec.abandon)
+    assert rec.seen == [] and info.abandoned[0] == 0 and info.delay_s[0] == 0.75
+
+
+@pytest.mark.parametrize("use_rule", [False, True])
+def test_answers_are_read_like_step_reads_rungs(use_rule):
+    # a policy may answer with floats, in any shape holding one rung per entry (as step() takes rungs)
+    rec = Recorder(give_up_at=450_000)
+
+    def column(f):
+        return lambda p: np.asarray(f(p), dtype=float)[:, None]
+
+    sim = start(MB_S, make_ladder([[100_000, 1_000_000]] * 2), PlayerConfig(), sessions=2)
+    _, info, _ = sim.step(np.array([1, 0]), column(rec.abandon), column(rec.rule) if use_rule else None)
+    assert info.rung.dtype == np.int64 and info.rung.tolist() == [0, 0] and info.abandoned.tolist() == [1, 0]
+    assert info.delay_s.shape == (2,) and info.delay_s == pytest.approx([0.1 + 0.45 + 0.2, 0.2], rel=1e-9)
+
+
+def test_sabre_schedule_with_sessions_ending_in_different_blocks():
+    # 1-byte minimum, 20 ms latency: checks at 30, 80, 130, ... kB. Session 0 downloads 200 kB (rung 1),
+    # checked 4 times, never given up: 0.02 + 0.2 s. Session 1 downloads 1 MB (rung 2) and is given up
+    # at 480 kB (the 10th check, in the rule's second block): 0.02 + 0.48 + 0.02 + 0.1 s.
+    trace = Trace([100.0], [8.0], latency_ms=[20.0])
+    player = PlayerConfig(abandon_check_s=0.05, abandon_check_bytes=1.0)
+    sim = start(trace, make_ladder([[100_000, 200_000, 1_000_000]] * 2), player, sessions=2)
+    rec = Recorder(give_up_at=450_000)
+    _, info, _ = sim.step(np.array([1, 2]), rec.abandon, rec.rule)
+    assert info.abandoned.tolist() == [0, 1] and info.rung.tolist() == [1, 0]
+    assert info.delay_s == pytest.approx([0.22, 0.62], rel=1e-9)
+    assert info.wasted_bytes == pytest.approx([0.0, 480_000], rel=1e-9)
+
+
+def test_a_large_batch_gives_each_session_its_own_result():
+    # 20,000 sessions searching at once (the rule's blocks are capped by the batch): the same as one
+    trace = Trace([100.0], [8.0], latency_ms=[20.0])
+    player = PlayerConfig(abandon_check_s=0.05, abandon_check_bytes=10_000)
+    sim = start(trace, make_ladder([[100_000, 1_000_000]] * 2), player, sessions=20_000)
+    rec = Recorder(give_up_at=450_000)
+    _, info, _ = sim.step(np.ones(20_000, dtype=np.int64), rec.abandon, rec.rule)
+    assert (info.abandoned == 1).all() and info.delay_s == pytest.approx(np.full(20_000, 0.62), rel=1e-9)
