@@ -134,15 +134,18 @@ def test_sabre_check_schedule(latency_ms, min_bytes, kb_at_checks, use_rule):
 
 
 @pytest.mark.parametrize("use_rule", [False, True])
-def test_a_check_at_the_very_end_of_a_download_is_no_check(use_rule):
-    # 250 ms latency, a 1 MB chunk: the transfer ends 1.0 s in, the second 0.5 s check. Only the
-    # 0.5 s check (500 kB) is asked, so a policy giving up from 600 kB on never abandons: 1.25 s.
+@pytest.mark.parametrize("dt", [0.5, 0.1])
+def test_a_check_at_the_very_end_of_a_download_is_no_check(use_rule, dt):
+    # 250 ms latency, a 1 MB chunk: the transfer ends 1.0 s in, at check number 1 / dt (checks are
+    # m x dt, not a running sum of dt, which falls short of 1.0 after ten 0.1 s steps). A policy
+    # giving up from 1 MB - dt/2 on is asked at dt, 2 dt, ... < 1 s only, and never abandons: 1.25 s.
     trace = Trace([100.0], [8.0], latency_ms=[250.0])
-    sim = start(trace, make_ladder([[100_000, 1_000_000]] * 2), PlayerConfig(abandon_check_s=0.5))
-    rec = Recorder(give_up_at=600_000)
+    sim = start(trace, make_ladder([[100_000, 1_000_000]] * 2), PlayerConfig(abandon_check_s=dt))
+    rec = Recorder(give_up_at=1e6 * (1 - dt / 2))
     _, info, _ = sim.step(np.array([1]), rec.abandon, rec.rule if use_rule else None)
     assert info.abandoned[0] == 0 and info.delay_s[0] == 1.25
-    assert [p.downloaded_bytes[0] for p in rec.seen] == ([] if use_rule else [pytest.approx(500_000, rel=1e-12)])
+    want = [] if use_rule else [1e6 * dt * m for m in range(1, round(1 / dt))]
+    assert [p.downloaded_bytes[0] for p in rec.seen] == pytest.approx(want, rel=1e-9)
 
 
 @pytest.mark.parametrize("use_rule", [False, True])
