@@ -116,7 +116,8 @@ QOE_PRESETS: dict[str, QoE] = {
 #: ABR), whose chunks span 0.093 in mean LPIPS between its lowest and highest rung. So mu =
 #: 1.075 x 0.093 = 0.100 per second (rounded). One second of stall then costs about as much as
 #: dropping from the best to the worst rung for one chunk, as in Pensieve, instead of the 11
-#: ladder spans that ``perceptual`` charges. (Before the two-pass rebuild the ladder spanned 0.139 and this weight was 0.15.)
+#: ladder spans that ``perceptual`` charges. (Before the two-pass rebuild the ladder spanned 0.139
+#: and this weight was 0.15.)
 CALIBRATED_STALL_PENALTY = 0.10
 QOE_PRESETS["perceptual-calibrated"] = QoE(
     "perceptual-calibrated", "lpips", stall_penalty=CALIBRATED_STALL_PENALTY, switch_penalty=1.0
