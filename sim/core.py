@@ -13,7 +13,7 @@ Model, per session (read top to bottom in :meth:`BatchSimulator.step`):
 5. Buffer cap: when more than ``buffer_cap_s`` of downloaded video is unplayed, the
    downloader waits until it is not (in ``sleep_quantum_s`` steps, as Pensieve sleeps).
    With ``buffer_rule="before"`` (Sabre) it waits instead until the next chunk fits:
-   buffer + next chunk's duration <= cap.
+   buffer + next chunk's duration <= cap (a chunk as long as the cap waits for an empty buffer).
 6. QoE of the chunk from ``abr.qoe`` (stall_0 = startup delay). Chunk 0 has no switch term,
    unless ``first_prev_rung`` names the rung it is compared with (Pensieve: rung 1).
 
@@ -325,13 +325,14 @@ class BatchSimulator:
         wait = np.zeros(n)
         last = k + 1 >= self.n_chunks
         if player.buffer_rule == "before" and not last:
-            target = self.content_end_s[k] + self.chunk_s[k + 1] - player.buffer_cap_s
+            # a next chunk as long as the cap fits only into an empty buffer: at most all of it plays
+            target = min(self.content_end_s[k] + self.chunk_s[k + 1] - player.buffer_cap_s, self.content_end_s[k])
         elif not last or player.wait_after_last:
             target = self.content_end_s[k] - player.buffer_cap_s  # content that must have played
         else:
             target = 0.0
         if target > 0:
-            j = np.searchsorted(self.content_end_s, target, side="right")
+            j = min(int(np.searchsorted(self.content_end_s, target, side="right")), k)  # chunk k+1 is not scheduled
             before = self.content_end_s[j - 1] if j > 0 else 0.0
             when = self.play_start[:, j] + (target - before)
             wait = np.maximum(when - arrive, 0.0)

@@ -319,12 +319,14 @@ class ScalarSession:
         last = k + 1 >= n_chunks
         if self.before and not last:
             target = content_end[k] + chunk_s[k + 1] - self.cap_s
+            target = target if target < content_end[k] else content_end[k]  # as the core: at most all plays
         elif not last or self.wait_after_last:
             target = content_end[k] - self.cap_s  # content that must have played
         else:
             target = 0.0
         if target > 0:
             j = bisect_right(content_end, target)
+            j = j if j < k else k
             before = content_end[j - 1] if j > 0 else 0.0
             when = ps[j] + (target - before)
             wait = when - arrive

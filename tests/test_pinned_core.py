@@ -473,11 +473,6 @@ def test_sabre_buffer_rule_waits_until_the_next_chunk_fits():
     assert [i.buffer_s[0] for i in infos] == pytest.approx([1.0, 1.0, 0.5, 4.0 - d], abs=1e-9)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: when the next chunk alone fills the cap, the target is the end of "
-    "the downloaded content and the wait reads the unscheduled chunk's start (0): no wait",
-)
 def test_sabre_buffer_rule_empties_the_buffer_for_a_chunk_as_long_as_the_cap():
     # lengths 1, 3 s, cap 3 s: after k0 (plays d..1+d) chunk 1 fits only into an empty buffer: wait to 1+d
     d = 1e-6
