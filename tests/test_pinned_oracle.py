@@ -222,3 +222,56 @@ def test_cap_keeps_an_owner_at_exactly_the_cap_whole():
     ahead = np.array([0.0, 0.0, 0.0, 1.0, 2.0])
     kept = _cap(owner, np.arange(5), ahead, value, 2, np.array([0.0, 10.0]))
     assert sorted(kept.tolist()) == [0, 1, 2, 4]
+
+
+def _spy_prune(monkeypatch):
+    import sim.oracle as oracle
+
+    calls, real = [], oracle._prune
+
+    def spy(owner, cells, ahead, value, grid, weights):
+        calls.append((tuple(np.array(c) for c in cells), ahead.copy(), weights.copy()))
+        return real(owner, cells, ahead, value, grid, weights)
+
+    monkeypatch.setattr(oracle, "_prune", spy)
+    return calls
+
+
+def test_search_cells_time_ahead_and_weights(monkeypatch):
+    # 4 Mbit/s for 2 s: chunk 0 at 50 / 200 / 600 kB arrives after 0.1 / 0.4 / 1.2 s of trace
+    trace = Trace([2.0, 3.0, 2.0, 10.0], [4.0, 0.3, 4.0, 2.0])
+    ladder = make_ladder([[50_000, 200_000, 600_000]] * 4, lpips=[[0.3, 0.15, 0.05]] * 4)
+    qoe = get_qoe("perceptual")
+    calls = _spy_prune(monkeypatch)
+    grid = OracleGrid(position_s=0.5, seeds=False)
+    oracle_plans([trace], ladder, device(), qoe, config=EXACT, session_ids=np.array([0]), grid=grid)
+    assert len(calls) == 4
+    (pos, backlog, rung), ahead, weights = calls[0]
+    assert pos.tolist() == [0, 0, 2] and rung.tolist() == [0, 1, 2]  # 0.1 / 0.5, 0.4 / 0.5, 1.2 / 0.5
+    assert ahead.tolist() == [2.0, 2.0, 2.0]  # instant decoding: the first chunk plays on arrival
+    np.testing.assert_array_equal(weights, qoe.stall_penalty * WEIGHTS)
+    for cells, _, _ in calls[:-1]:
+        assert (cells[1] == 0).all()  # instant decoding: never a backlog
+    assert calls[-1][0] == () and (calls[-1][1] == 0).all()  # last chunk: no cells, nothing ahead
+    # 60 frames x 30 ms: each chunk takes 1.8 s to decode, from its arrival (the decoder is idle)
+    calls.clear()
+    grid = OracleGrid(backlog_s=0.5, seeds=False)
+    oracle_plans([trace], ladder, device(30.0), qoe, config=EXACT, session_ids=np.array([0]), grid=grid)
+    (pos, backlog, _), ahead, _ = calls[0]
+    assert pos.tolist() == [0, 0, 1] and backlog.tolist() == [3, 3, 3]  # floor(1.8 / 0.5)
+    np.testing.assert_allclose(ahead, [3.8, 3.8, 3.8])  # 1.8 s decoding, then 2 s of play
+
+
+def test_oracle_plans_are_rung_indices_and_take_whole_float_ids():
+    trace = Trace([2.0, 3.0, 2.0, 10.0], [4.0, 0.3, 4.0, 2.0])
+    traces = [trace, Trace([1.0, 1.0], [0.5, 6.0])]
+    ladder = make_ladder([[50_000, 200_000]] * 3, lpips=[[0.3, 0.1]] * 3)
+    qoe, grid = get_qoe("perceptual"), OracleGrid(max_states=20, seeds=False)
+    plan, value = oracle_plans(traces, ladder, device(), qoe, config=EXACT, session_ids=np.array([1, 0]), grid=grid)
+    assert plan.dtype == np.int64
+    fplan, fvalue = oracle_plans(traces, ladder, device(), qoe, config=EXACT, session_ids=np.array([1.0, 0.0]), grid=grid)
+    np.testing.assert_array_equal(fplan, plan)
+    np.testing.assert_array_equal(fvalue, value)
+    res = oracle_sessions(traces, ladder, device(), qoe, config=EXACT, session_ids=np.array([1.0, 0.0]), grid=grid)
+    assert res.trace_index.tolist() == [1, 0]
+    assert res.chunks["reward"].sum(axis=0) == pytest.approx(value)
