@@ -16,9 +16,19 @@ from conftest import device, make_ladder
 
 from abr.qoe import get_qoe
 from policies.fixed import Fixed
+from policies.registry import get_policy
 from sim.core import PlayerConfig, SimConfig
 from sim.network import NetworkConfig
-from sim.oracle import ORACLE_LABEL, OracleGrid, _cap, _prune, _segmented_running_max, oracle_plans, oracle_sessions
+from sim.oracle import (
+    ORACLE_LABEL,
+    OracleGrid,
+    _cap,
+    _prune,
+    _segmented_running_max,
+    oracle_plans,
+    oracle_sessions,
+    seed_policies,
+)
 from sim.session import run_sessions
 from traces.trace import Trace
 
@@ -269,9 +279,34 @@ def test_oracle_plans_are_rung_indices_and_take_whole_float_ids():
     qoe, grid = get_qoe("perceptual"), OracleGrid(max_states=20, seeds=False)
     plan, value = oracle_plans(traces, ladder, device(), qoe, config=EXACT, session_ids=np.array([1, 0]), grid=grid)
     assert plan.dtype == np.int64
-    fplan, fvalue = oracle_plans(traces, ladder, device(), qoe, config=EXACT, session_ids=np.array([1.0, 0.0]), grid=grid)
+    fplan, fvalue = oracle_plans(
+        traces, ladder, device(), qoe, config=EXACT, session_ids=np.array([1.0, 0.0]), grid=grid
+    )
     np.testing.assert_array_equal(fplan, plan)
     np.testing.assert_array_equal(fvalue, value)
     res = oracle_sessions(traces, ladder, device(), qoe, config=EXACT, session_ids=np.array([1.0, 0.0]), grid=grid)
     assert res.trace_index.tolist() == [1, 0]
     assert res.chunks["reward"].sum(axis=0) == pytest.approx(value)
+
+
+def test_seeds_keep_every_shipped_policys_path_through_a_one_state_search():
+    # one state kept per chunk: unseeded, the search settles on rung 0 throughout (2.7), while
+    # fixed:rung=1 scores 3.0; seeded, that path survives every cut and the oracle reaches it
+    trace = Trace([2.0, 3.0, 2.0, 10.0], [4.0, 0.3, 4.0, 2.0])
+    ladder = make_ladder([[50_000, 200_000, 600_000]] * 4, lpips=[[0.3, 0.15, 0.05]] * 4)
+    qoe = get_qoe("perceptual")
+    kw = dict(config=EXACT, session_ids=np.array([0]))
+    totals = {
+        spec: run_sessions(get_policy(spec), [trace], ladder, device(), qoe, config=EXACT, sessions=1)
+        .chunks["reward"].sum()
+        for spec in seed_policies(ladder)
+    }  # fmt: skip
+    best = max(totals.values())
+    assert best == pytest.approx(totals["fixed:rung=1"]) == pytest.approx(3.0)
+    tight = dict(position_s=1e9, ahead_s=1e9, backlog_s=1e9, max_states=1)
+    plan, value = oracle_plans([trace], ladder, device(), qoe, grid=OracleGrid(**tight, seeds=False), **kw)
+    assert value[0] == pytest.approx(totals["fixed:rung=0"]) and value[0] < best - 0.2
+    assert plan[:, 0].tolist() == [0, 0, 0, 0]
+    plan, value = oracle_plans([trace], ladder, device(), qoe, grid=OracleGrid(**tight), **kw)
+    assert value[0] == pytest.approx(best)
+    assert plan[:, 0].tolist() == [1, 1, 1, 1]
