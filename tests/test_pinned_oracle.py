@@ -310,3 +310,20 @@ def test_seeds_keep_every_shipped_policys_path_through_a_one_state_search():
     plan, value = oracle_plans([trace], ladder, device(), qoe, grid=OracleGrid(**tight), **kw)
     assert value[0] == pytest.approx(best)
     assert plan[:, 0].tolist() == [1, 1, 1, 1]
+
+
+def test_seeds_are_kept_up_to_the_second_last_chunk():
+    # 3 chunks: the one-state search drops the best seed's path at chunk 1 unless it is kept there
+    trace = Trace([2.0, 3.0, 2.0, 10.0], [4.0, 0.3, 4.0, 2.0])
+    ladder = make_ladder([[50_000, 200_000, 600_000]] * 3, lpips=[[0.3, 0.15, 0.05]] * 3)
+    qoe = get_qoe("perceptual")
+    best = max(
+        run_sessions(get_policy(spec), [trace], ladder, device(), qoe, config=EXACT, sessions=1).chunks["reward"].sum()
+        for spec in seed_policies(ladder)
+    )
+    tight = dict(position_s=1e9, ahead_s=1e9, backlog_s=1e9, max_states=1)
+    kw = dict(config=EXACT, session_ids=np.array([0]))
+    _, value = oracle_plans([trace], ladder, device(), qoe, grid=OracleGrid(**tight), **kw)
+    assert value[0] == pytest.approx(best)
+    _, unseeded = oracle_plans([trace], ladder, device(), qoe, grid=OracleGrid(**tight, seeds=False), **kw)
+    assert unseeded[0] < best - 0.1  # the seeds are what reaches it
