@@ -327,3 +327,21 @@ def test_seeds_are_kept_up_to_the_second_last_chunk():
     assert value[0] == pytest.approx(best)
     _, unseeded = oracle_plans([trace], ladder, device(), qoe, grid=OracleGrid(**tight, seeds=False), **kw)
     assert unseeded[0] < best - 0.1  # the seeds are what reaches it
+
+
+def test_seed_policies_play_the_same_sessions(monkeypatch):
+    import sim.oracle as oracle
+
+    seen, real = [], oracle.run_sessions
+
+    def spy(*args, **kw):
+        seen.append((kw["config"], kw["seed"], kw["session_ids"].tolist()))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(oracle, "run_sessions", spy)
+    trace = Trace([2.0, 3.0, 2.0, 10.0], [4.0, 0.3, 4.0, 2.0])
+    ladder = make_ladder([[50_000, 200_000]] * 2, lpips=[[0.3, 0.1]] * 2)
+    grid = OracleGrid(max_states=4)
+    oracle_plans([trace], ladder, device(), get_qoe("perceptual"), config=EXACT, seed=5, session_ids=[2, 0], grid=grid)
+    assert len(seen) == len(seed_policies(ladder))
+    assert all(s == (EXACT, 5, [2, 0]) for s in seen)
