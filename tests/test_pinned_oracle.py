@@ -345,3 +345,11 @@ def test_seed_policies_play_the_same_sessions(monkeypatch):
     oracle_plans([trace], ladder, device(), get_qoe("perceptual"), config=EXACT, seed=5, session_ids=[2, 0], grid=grid)
     assert len(seen) == len(seed_policies(ladder))
     assert all(s == (EXACT, 5, [2, 0]) for s in seen)
+
+
+def test_prune_compares_ahead_cells_within_a_session_only():
+    # session 0: one state in ahead cell 2; session 1: cells 3 (value 1) and 2 (value 5). Session
+    # 1's cell-2 state beats the only state with more time ahead, so all three stay
+    owner = np.array([0, 1, 1])
+    kept = _prune(owner, (), np.array([2.5, 3.5, 2.5]), np.array([0.0, 1.0, 5.0]), OracleGrid(), WEIGHTS)
+    assert sorted(kept.tolist()) == [0, 1, 2]
