@@ -16,9 +16,19 @@ from conftest import device, make_ladder
 
 from abr.qoe import get_qoe
 from policies.fixed import Fixed
+from policies.registry import get_policy
 from sim.core import PlayerConfig, SimConfig
 from sim.network import NetworkConfig
-from sim.oracle import ORACLE_LABEL, OracleGrid, _cap, _prune, _segmented_running_max, oracle_plans, oracle_sessions
+from sim.oracle import (
+    ORACLE_LABEL,
+    OracleGrid,
+    _cap,
+    _prune,
+    _segmented_running_max,
+    oracle_plans,
+    oracle_sessions,
+    seed_policies,
+)
 from sim.session import run_sessions
 from traces.trace import Trace
 
@@ -222,3 +232,124 @@ def test_cap_keeps_an_owner_at_exactly_the_cap_whole():
     ahead = np.array([0.0, 0.0, 0.0, 1.0, 2.0])
     kept = _cap(owner, np.arange(5), ahead, value, 2, np.array([0.0, 10.0]))
     assert sorted(kept.tolist()) == [0, 1, 2, 4]
+
+
+def _spy_prune(monkeypatch):
+    import sim.oracle as oracle
+
+    calls, real = [], oracle._prune
+
+    def spy(owner, cells, ahead, value, grid, weights):
+        calls.append((tuple(np.array(c) for c in cells), ahead.copy(), weights.copy()))
+        return real(owner, cells, ahead, value, grid, weights)
+
+    monkeypatch.setattr(oracle, "_prune", spy)
+    return calls
+
+
+def test_search_cells_time_ahead_and_weights(monkeypatch):
+    # 4 Mbit/s for 2 s: chunk 0 at 50 / 200 / 600 kB arrives after 0.1 / 0.4 / 1.2 s of trace
+    trace = Trace([2.0, 3.0, 2.0, 10.0], [4.0, 0.3, 4.0, 2.0])
+    ladder = make_ladder([[50_000, 200_000, 600_000]] * 4, lpips=[[0.3, 0.15, 0.05]] * 4)
+    qoe = get_qoe("perceptual")
+    calls = _spy_prune(monkeypatch)
+    grid = OracleGrid(position_s=0.5, seeds=False)
+    oracle_plans([trace], ladder, device(), qoe, config=EXACT, session_ids=np.array([0]), grid=grid)
+    assert len(calls) == 4
+    (pos, backlog, rung), ahead, weights = calls[0]
+    assert pos.tolist() == [0, 0, 2] and rung.tolist() == [0, 1, 2]  # 0.1 / 0.5, 0.4 / 0.5, 1.2 / 0.5
+    assert ahead.tolist() == [2.0, 2.0, 2.0]  # instant decoding: the first chunk plays on arrival
+    np.testing.assert_array_equal(weights, qoe.stall_penalty * WEIGHTS)
+    for cells, _, _ in calls[:-1]:
+        assert (cells[1] == 0).all()  # instant decoding: never a backlog
+    assert calls[-1][0] == () and (calls[-1][1] == 0).all()  # last chunk: no cells, nothing ahead
+    # 60 frames x 30 ms: each chunk takes 1.8 s to decode, from its arrival (the decoder is idle)
+    calls.clear()
+    grid = OracleGrid(backlog_s=0.5, seeds=False)
+    oracle_plans([trace], ladder, device(30.0), qoe, config=EXACT, session_ids=np.array([0]), grid=grid)
+    (pos, backlog, _), ahead, _ = calls[0]
+    assert pos.tolist() == [0, 0, 1] and backlog.tolist() == [3, 3, 3]  # floor(1.8 / 0.5)
+    np.testing.assert_allclose(ahead, [3.8, 3.8, 3.8])  # 1.8 s decoding, then 2 s of play
+
+
+def test_oracle_plans_are_rung_indices_and_take_whole_float_ids():
+    trace = Trace([2.0, 3.0, 2.0, 10.0], [4.0, 0.3, 4.0, 2.0])
+    traces = [trace, Trace([1.0, 1.0], [0.5, 6.0])]
+    ladder = make_ladder([[50_000, 200_000]] * 3, lpips=[[0.3, 0.1]] * 3)
+    qoe, grid = get_qoe("perceptual"), OracleGrid(max_states=20, seeds=False)
+    plan, value = oracle_plans(traces, ladder, device(), qoe, config=EXACT, session_ids=np.array([1, 0]), grid=grid)
+    assert plan.dtype == np.int64
+    fplan, fvalue = oracle_plans(
+        traces, ladder, device(), qoe, config=EXACT, session_ids=np.array([1.0, 0.0]), grid=grid
+    )
+    np.testing.assert_array_equal(fplan, plan)
+    np.testing.assert_array_equal(fvalue, value)
+    res = oracle_sessions(traces, ladder, device(), qoe, config=EXACT, session_ids=np.array([1.0, 0.0]), grid=grid)
+    assert res.trace_index.tolist() == [1, 0]
+    assert res.chunks["reward"].sum(axis=0) == pytest.approx(value)
+
+
+def test_seeds_keep_every_shipped_policys_path_through_a_one_state_search():
+    # one state kept per chunk: unseeded, the search settles on rung 0 throughout (2.7), while
+    # fixed:rung=1 scores 3.0; seeded, that path survives every cut and the oracle reaches it
+    trace = Trace([2.0, 3.0, 2.0, 10.0], [4.0, 0.3, 4.0, 2.0])
+    ladder = make_ladder([[50_000, 200_000, 600_000]] * 4, lpips=[[0.3, 0.15, 0.05]] * 4)
+    qoe = get_qoe("perceptual")
+    kw = dict(config=EXACT, session_ids=np.array([0]))
+    totals = {
+        spec: run_sessions(get_policy(spec), [trace], ladder, device(), qoe, config=EXACT, sessions=1)
+        .chunks["reward"].sum()
+        for spec in seed_policies(ladder)
+    }  # fmt: skip
+    best = max(totals.values())
+    assert best == pytest.approx(totals["fixed:rung=1"]) == pytest.approx(3.0)
+    tight = dict(position_s=1e9, ahead_s=1e9, backlog_s=1e9, max_states=1)
+    plan, value = oracle_plans([trace], ladder, device(), qoe, grid=OracleGrid(**tight, seeds=False), **kw)
+    assert value[0] == pytest.approx(totals["fixed:rung=0"]) and value[0] < best - 0.2
+    assert plan[:, 0].tolist() == [0, 0, 0, 0]
+    plan, value = oracle_plans([trace], ladder, device(), qoe, grid=OracleGrid(**tight), **kw)
+    assert value[0] == pytest.approx(best)
+    assert plan[:, 0].tolist() == [1, 1, 1, 1]
+
+
+def test_seeds_are_kept_up_to_the_second_last_chunk():
+    # 3 chunks: the one-state search drops the best seed's path at chunk 1 unless it is kept there
+    trace = Trace([2.0, 3.0, 2.0, 10.0], [4.0, 0.3, 4.0, 2.0])
+    ladder = make_ladder([[50_000, 200_000, 600_000]] * 3, lpips=[[0.3, 0.15, 0.05]] * 3)
+    qoe = get_qoe("perceptual")
+    best = max(
+        run_sessions(get_policy(spec), [trace], ladder, device(), qoe, config=EXACT, sessions=1).chunks["reward"].sum()
+        for spec in seed_policies(ladder)
+    )
+    tight = dict(position_s=1e9, ahead_s=1e9, backlog_s=1e9, max_states=1)
+    kw = dict(config=EXACT, session_ids=np.array([0]))
+    _, value = oracle_plans([trace], ladder, device(), qoe, grid=OracleGrid(**tight), **kw)
+    assert value[0] == pytest.approx(best)
+    _, unseeded = oracle_plans([trace], ladder, device(), qoe, grid=OracleGrid(**tight, seeds=False), **kw)
+    assert unseeded[0] < best - 0.1  # the seeds are what reaches it
+
+
+def test_seed_policies_play_the_same_sessions(monkeypatch):
+    import sim.oracle as oracle
+
+    seen, real = [], oracle.run_sessions
+
+    def spy(*args, **kw):
+        seen.append((kw["config"], kw["seed"], kw["session_ids"].tolist()))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(oracle, "run_sessions", spy)
+    trace = Trace([2.0, 3.0, 2.0, 10.0], [4.0, 0.3, 4.0, 2.0])
+    ladder = make_ladder([[50_000, 200_000]] * 2, lpips=[[0.3, 0.1]] * 2)
+    grid = OracleGrid(max_states=4)
+    oracle_plans([trace], ladder, device(), get_qoe("perceptual"), config=EXACT, seed=5, session_ids=[2, 0], grid=grid)
+    assert len(seen) == len(seed_policies(ladder))
+    assert all(s == (EXACT, 5, [2, 0]) for s in seen)
+
+
+def test_prune_compares_ahead_cells_within_a_session_only():
+    # session 0: one state in ahead cell 2; session 1: cells 3 (value 1) and 2 (value 5). Session
+    # 1's cell-2 state beats the only state with more time ahead, so all three stay
+    owner = np.array([0, 1, 1])
+    kept = _prune(owner, (), np.array([2.5, 3.5, 2.5]), np.array([0.0, 1.0, 5.0]), OracleGrid(), WEIGHTS)
+    assert sorted(kept.tolist()) == [0, 1, 2]
