@@ -108,49 +108,52 @@ def _build(cfg: TrainConfig) -> PromptusGenerator:
     return PromptusGenerator(unet, vae, gcfg)
 
 
-class _RankedPromptEncoder(torch.nn.Module):
-    """Frame -> rank-R prompt ``A B / sqrt(R)`` (training only): per 4x4 patch token R coefficients (a linear map
-    of its pixels plus a learned position), the other tokens learned coefficients; ``B`` a learned R x D basis.
-    ``forward(x, r)`` zeroes coefficients r+1..R (nested dropout): the prompt has rank <= r."""
+class _PatchTokens(torch.nn.Module):
+    """Frame -> ``(B, L, width)`` tokens: one per 4x4 patch (a linear map of its pixels plus a learned position),
+    the remaining ``L - n`` tokens learned constants. The base of both training-only prompt encoders."""
 
-    def __init__(self, side: int, L: int, D: int, R: int, patch: int = 4):
-        super().__init__()
-        self.patch, self.R = patch, R
-        n = (side // patch) ** 2
-        if n > L:
-            raise ValueError(f"{n} patches do not fit in {L} prompt tokens")
-        self.embed = torch.nn.Linear(3 * patch * patch, R)
-        self.pos = torch.nn.Parameter(torch.randn(n, R) * 0.1)
-        self.rest = torch.nn.Parameter(torch.randn(L - n, R) * 0.1)
-        self.basis = torch.nn.Parameter(torch.randn(R, D))
-
-    def forward(self, x: torch.Tensor, r: int | None = None) -> torch.Tensor:
-        p = torch.nn.functional.unfold(x, self.patch, stride=self.patch).transpose(1, 2)
-        a = torch.cat([self.embed(p) + self.pos, self.rest.expand(x.shape[0], -1, -1)], dim=1)  # (B, L, R)
-        if r is not None and r < self.R:
-            a = torch.cat([a[..., :r], torch.zeros_like(a[..., r:])], dim=-1)
-        return a @ self.basis / self.R**0.5
-
-
-class _PromptEncoder(torch.nn.Module):
-    """Frame -> prompt (training only): one token per 4x4 patch (a linear map of its pixels plus a learned
-    position), the remaining tokens learned constants. The generator thus learns to route token content to
-    image regions, and a rank-r prompt is a rank-r description of the patches: rank buys detail."""
-
-    def __init__(self, side: int, L: int, D: int, patch: int = 4):
+    def __init__(self, side: int, L: int, width: int, patch: int = 4):
         super().__init__()
         self.patch = patch
         n = (side // patch) ** 2
         if n > L:
             raise ValueError(f"{n} patches do not fit in {L} prompt tokens")
-        self.embed = torch.nn.Linear(3 * patch * patch, D)
-        self.pos = torch.nn.Parameter(torch.randn(n, D) * 0.1)
-        self.rest = torch.nn.Parameter(torch.randn(L - n, D) * 0.1)
+        self.embed = torch.nn.Linear(3 * patch * patch, width)
+        self.pos = torch.nn.Parameter(torch.randn(n, width) * 0.1)
+        self.rest = torch.nn.Parameter(torch.randn(L - n, width) * 0.1)
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        p = torch.nn.functional.unfold(x, self.patch, stride=self.patch).transpose(1, 2)  # (B, n, 3 p^2)
+        return torch.cat([self.embed(p) + self.pos, self.rest.expand(x.shape[0], -1, -1)], dim=1)
+
+
+class _RankedPromptEncoder(_PatchTokens):
+    """Frame -> rank-R prompt ``A B / sqrt(R)`` (training only): per 4x4 patch token R coefficients (a linear map
+    of its pixels plus a learned position), the other tokens learned coefficients; ``B`` a learned R x D basis.
+    ``forward(x, r)`` zeroes coefficients r+1..R (nested dropout): the prompt has rank <= r."""
+
+    def __init__(self, side: int, L: int, D: int, R: int, patch: int = 4):
+        super().__init__(side, L, R, patch)
+        self.R = R
+        self.basis = torch.nn.Parameter(torch.randn(R, D))
+
+    def forward(self, x: torch.Tensor, r: int | None = None) -> torch.Tensor:
+        a = self.tokens(x)  # (B, L, R)
+        if r is not None and r < self.R:
+            a = torch.cat([a[..., :r], torch.zeros_like(a[..., r:])], dim=-1)
+        return a @ self.basis / self.R**0.5
+
+
+class _PromptEncoder(_PatchTokens):
+    """Frame -> prompt (training only): one token per 4x4 patch (a linear map of its pixels plus a learned
+    position), the remaining tokens learned constants. The generator thus learns to route token content to
+    image regions, and a rank-r prompt is a rank-r description of the patches: rank buys detail."""
+
+    def __init__(self, side: int, L: int, D: int, patch: int = 4):
+        super().__init__(side, L, D, patch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = torch.nn.functional.unfold(x, self.patch, stride=self.patch).transpose(1, 2)  # (B, n, 3 p^2)
-        tokens = self.embed(p) + self.pos
-        return torch.cat([tokens, self.rest.expand(x.shape[0], -1, -1)], dim=1)
+        return self.tokens(x)
 
 
 def train(cfg: TrainConfig, out: Path, *, progress: bool = True) -> dict:
