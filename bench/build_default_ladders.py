@@ -26,7 +26,6 @@ than a few frames. ``openpose_video.avi`` is left out (non-commercial licence), 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -38,9 +37,10 @@ sys.path.insert(0, str(ROOT))
 
 from abr import concat_ladders  # noqa: E402
 from abr.errors import cli_main  # noqa: E402
+from abr.io import read_json  # noqa: E402
 from abr.ladder import load_ladder, save_ladder  # noqa: E402
 from abr.promptus_model import MODEL_LADDERS, promptus_paper_model  # noqa: E402
-from codec.ladder import LadderBuildConfig, build_ladder  # noqa: E402
+from codec.ladder import ChunkResult, LadderBuildConfig, build_ladder  # noqa: E402
 
 CLIPS = (
     ("carphone_pristine.mp4", "talking head in a car (176x144 source, upscaled)"),
@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _key_frame_lpips(work: Path, codec: str) -> np.ndarray:
     """Mean LPIPS of every chunk's first (key) frame per rung, from the per-chunk records of a build."""
-    rows = [json.loads(f.read_text())["lpips"] for f in sorted((work / codec).glob("*/chunks/chunk-*.json"))]
+    files = sorted((work / codec).glob("*/chunks/chunk-*.json"))
+    rows = [ChunkResult.from_dict(read_json(f, "chunk result")).lpips for f in files]
     return np.mean([[rung[0] for rung in row] for row in rows], axis=0)
 
 

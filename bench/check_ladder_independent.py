@@ -26,7 +26,6 @@ resumes). Needs ``ffmpeg`` on the PATH (``apt-get install ffmpeg``) and ``../sha
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -39,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from abr.errors import InputError, cli_main  # noqa: E402
-from abr.io import write_json_atomic, write_text_atomic  # noqa: E402
+from abr.io import read_json, write_json_atomic, write_text_atomic  # noqa: E402
 from abr.ladder import load_ladder  # noqa: E402
 
 SIDE = 512
@@ -100,7 +99,7 @@ def measure_clip(path: Path, kbps: tuple[float, ...], n_chunks: int, work: Path,
     for c in range(n_chunks):
         rec = work / path.stem / f"chunk-{c:05d}.json"
         if rec.is_file():
-            rows.append(json.loads(rec.read_text()))
+            rows.append(read_json(rec, "chunk result"))
             continue
         sl = slice(c * cf, min((c + 1) * cf, len(rgb)))
         ref, frames = rgb[sl], yuv[sl]
